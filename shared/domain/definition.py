@@ -1,0 +1,80 @@
+"""The rules createTask applies to a request before a Task exists: queue
+identity, defaults, time checks and normalisation (behaviour spec §2.1, §7.13)."""
+
+from . import priority
+from .errors import InputError
+from .time import add_one_year, format_ms, parse_ms
+
+MAX_DEADLINE_MS = 5 * 24 * 3600 * 1000
+DRIFT_MS = 15 * 60 * 1000
+
+FIELDS = ("taskQueueId", "schedulerId", "projectId", "taskGroupId", "dependencies", "requires", "routes",
+          "priority", "retries", "created", "deadline", "expires", "scopes", "payload", "metadata", "tags", "extra")
+
+
+def resolve_queue(body: dict) -> str:
+    """taskQueueId from the request, checked against provisionerId/workerType."""
+    provisioner, worker_type, queue = body.get("provisionerId"), body.get("workerType"), body.get("taskQueueId")
+    if provisioner is not None and worker_type is not None:
+        derived = f"{provisioner}/{worker_type}"
+        if queue is not None and queue != derived:
+            raise InputError('taskQueueId must match "provisionerId/workerType"')
+        return derived
+    if queue is None:
+        raise InputError("at least a provisionerId and a workerType or a taskQueueId must be provided")
+    return queue
+
+
+def split_queue(task_queue_id: str) -> tuple[str, str]:
+    provisioner, _, worker_type = task_queue_id.partition("/")
+    return provisioner, worker_type
+
+
+def normalize(task_id: str, body: dict, now: int) -> dict:
+    """The stored definition: defaults applied, times checked and re-serialised.
+    `body` has passed schema validation (so defaults of the schema are set)."""
+    created, deadline = parse_ms(body["created"]), parse_ms(body["deadline"])
+    expires = parse_ms(body["expires"]) if "expires" in body else add_one_year(deadline)
+    _check_times(created, deadline, expires, now)
+    if any(scope.endswith("**") for scope in body.get("scopes", ())):
+        raise InputError("scopes must not end with `**`")
+    return {
+        "taskQueueId": resolve_queue(body),
+        "schedulerId": body.get("schedulerId", "-"),
+        "projectId": body.get("projectId", "none"),
+        "taskGroupId": body.get("taskGroupId", task_id),
+        "dependencies": list(body.get("dependencies", [])),
+        "requires": body.get("requires", "all-completed"),
+        "routes": list(body.get("routes", [])),
+        "priority": priority.normalize(body.get("priority", "lowest")),
+        "retries": body.get("retries", 5),
+        "created": format_ms(created),
+        "deadline": format_ms(deadline),
+        "expires": format_ms(expires),
+        "scopes": list(body.get("scopes", [])),
+        "payload": body["payload"],
+        "metadata": body["metadata"],
+        "tags": body.get("tags", {}),
+        "extra": body.get("extra", {}),
+    }
+
+
+def _check_times(created: int, deadline: int, expires: int, now: int) -> None:
+    if created < now - DRIFT_MS:
+        raise InputError("`created` cannot be in the past (max 15min drift)")
+    if created > now + DRIFT_MS:
+        raise InputError("`created` cannot be in the future (max 15min drift)")
+    if created > deadline:
+        raise InputError("`deadline` cannot be before `created`")
+    if deadline < now:
+        raise InputError("`deadline` cannot be in the past")
+    if deadline > now + MAX_DEADLINE_MS + DRIFT_MS:
+        raise InputError("`deadline` cannot be more than 5 days into the future")
+    if expires < deadline:
+        raise InputError("`expires` cannot be before `deadline`")
+
+
+def public_view(definition: dict) -> dict:
+    """The task definition as the API returns it (provisionerId/workerType derived)."""
+    provisioner, worker_type = split_queue(definition["taskQueueId"])
+    return {"provisionerId": provisioner, "workerType": worker_type, **definition}

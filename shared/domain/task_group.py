@@ -1,0 +1,54 @@
+"""The TaskGroup aggregate: which scheduler owns a group, until when it is
+kept, and whether it still accepts tasks (behaviour spec §6)."""
+
+from eventsourcing.domain import Aggregate, event
+
+from .errors import RequestConflict
+from .ids import group_uuid
+from .time import format_ms
+
+GROUP_EXTENSION_MS = 3600 * 1000
+
+
+class TaskGroup(Aggregate):
+    @staticmethod
+    def create_id(task_group_id: str):
+        return group_uuid(task_group_id)
+
+    @event("Defined")
+    def __init__(self, task_group_id: str, scheduler_id: str, expires: int):
+        self.task_group_id = task_group_id
+        self.scheduler_id = scheduler_id
+        self.expires = expires
+        self.sealed: int | None = None
+
+    def view(self) -> dict:
+        body = {"taskGroupId": self.task_group_id, "schedulerId": self.scheduler_id,
+                "expires": format_ms(self.expires)}
+        if self.sealed is not None:
+            body["sealed"] = format_ms(self.sealed)
+        return body
+
+    def admit(self, scheduler_id: str, task_expires: int) -> None:
+        """A task joins the group: same scheduler, group unsealed, group kept
+        at least an hour past the task."""
+        if scheduler_id != self.scheduler_id:
+            raise RequestConflict(
+                f"Task group `{self.task_group_id}` contains tasks with a schedulerId other than "
+                f"`{scheduler_id}`. All tasks in the same task-group must have the same schedulerId.")
+        if self.sealed is not None:
+            raise RequestConflict(f"Task group `{self.task_group_id}` is sealed and does not accept new tasks.")
+        if task_expires > self.expires:
+            self._extended(task_expires + GROUP_EXTENSION_MS)
+
+    def seal(self, now: int) -> None:
+        if self.sealed is None:
+            self._sealed(now)
+
+    @event("Extended")
+    def _extended(self, expires: int) -> None:
+        self.expires = expires
+
+    @event("Sealed")
+    def _sealed(self, at: int) -> None:
+        self.sealed = at

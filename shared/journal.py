@@ -1,0 +1,241 @@
+"""The Journal: the event-sourced application every service shares. Each
+command loads aggregates, lets them decide, and appends their events with
+optimistic concurrency, retrying on conflict; the inline projection is saved
+in the same transaction (ADR 0002, 0003)."""
+
+import os
+from urllib.parse import unquote, urlsplit
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import RecordConflictError
+
+from shared.domain.errors import InputError, RequestConflict, ResourceNotFound
+from shared.domain.ids import group_uuid, task_uuid
+from shared.domain.task import Task
+from shared.domain.task_group import GROUP_EXTENSION_MS, TaskGroup
+from shared.domain.time import parse_ms
+from shared.store.projection import changes_for
+from shared.store.views import ReadModel
+
+MAX_ATTEMPTS = 20
+SATISFYING = {"all-completed": ("completed",), "all-resolved": ("completed", "failed", "exception")}
+
+
+def store_env(database_url: str | None, sqlite_path: str, pool_size: int = 16) -> dict:
+    """eventsourcing settings for PostgreSQL (when a URL is given) or SQLite."""
+    common = {"AGGREGATE_CACHE_MAXSIZE": "20000", "AGGREGATE_CACHE_FASTFORWARD": "y", "CREATE_TABLE": "y"}
+    if not database_url:
+        return {**common, "PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": sqlite_path,
+                "SQLITE_LOCK_TIMEOUT": "30",
+                "APPLICATION_RECORDER_TOPIC": "shared.store.recorders:SQLiteProjectingRecorder"}
+    url = urlsplit(database_url)
+    return {**common, "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_DBNAME": url.path.lstrip("/") or "postgres", "POSTGRES_HOST": url.hostname or "localhost",
+            "POSTGRES_PORT": str(url.port or 5432), "POSTGRES_USER": unquote(url.username or "postgres"),
+            "POSTGRES_PASSWORD": unquote(url.password or ""), "POSTGRES_POOL_SIZE": str(pool_size),
+            "POSTGRES_MAX_OVERFLOW": str(pool_size), "POSTGRES_LOCK_TIMEOUT": "10",
+            "APPLICATION_RECORDER_TOPIC": "shared.store.recorders:PostgresProjectingRecorder"}
+
+
+class Journal(Application):
+    name = "taskjournal"
+    is_snapshotting_enabled = False
+
+    def __init__(self, env: dict):
+        super().__init__(env)
+        dialect = "postgres" if env["PERSISTENCE_MODULE"].endswith("postgres") else "sqlite"
+        self.views = ReadModel(self.recorder.datastore, dialect)
+        self.on_pending = lambda queues: None  # set by the gateway to wake long-polling claimWork calls
+
+    # ------------------------------------------------------------ persistence
+    def save(self, *aggregates, **kwargs):
+        new = {a.id for a in aggregates if any(e.originator_version == 1 for e in a.pending_events)}
+        changes = changes_for(aggregates, new)
+        recordings = super().save(*aggregates, projection=changes, **kwargs)
+        if changes.pending_queues:
+            self.on_pending(changes.pending_queues)
+        return recordings
+
+    def _get(self, aggregate_id: UUID):
+        try:
+            return self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            return None
+
+    def task(self, task_id: str) -> Task | None:
+        return self._get(task_uuid(task_id))
+
+    def task_group(self, task_group_id: str) -> TaskGroup | None:
+        return self._get(group_uuid(task_group_id))
+
+    def _retrying(self, attempt):
+        """Run load-decide-save until it commits without a concurrent change."""
+        for _ in range(MAX_ATTEMPTS):
+            try:
+                return attempt()
+            except RecordConflictError:
+                continue
+        raise RequestConflict("Too many concurrent changes; try again.")
+
+    def _change_task(self, task_id: str, decide, missing: str):
+        def attempt():
+            task = self.task(task_id)
+            if task is None:
+                raise ResourceNotFound(missing.format(task_id=task_id))
+            decide(task)
+            if task.pending_events:
+                self.save(task)
+            return task
+        return self._retrying(attempt)
+
+    # ------------------------------------------------------------ commands
+    def create_task(self, task_id: str, definition: dict, now: int) -> Task:
+        return self._retrying(lambda: self._create_task(task_id, definition, now))
+
+    def _create_task(self, task_id: str, definition: dict, now: int) -> Task:
+        group = self._admit_to_group(definition)
+        existing = self.task(task_id)
+        if existing is not None:
+            if group.pending_events:
+                self.save(group)  # the group's longer expiry holds even if this call fails
+            if existing.definition != definition:
+                raise RequestConflict(f"taskId `{task_id}` already used by another task. "
+                                      "This could be the result of faulty idempotency!")
+            return existing
+        task = Task(task_id=task_id, definition=definition)
+        if self._dependencies_allow_scheduling(task_id, definition):
+            task.schedule(now)
+        self.save(group, task) if group.pending_events else self.save(task)
+        return task
+
+    def _admit_to_group(self, definition: dict) -> TaskGroup:
+        group_id, expires = definition["taskGroupId"], parse_ms(definition["expires"])
+        group = self.task_group(group_id)
+        if group is None:
+            return TaskGroup(task_group_id=group_id, scheduler_id=definition["schedulerId"],
+                             expires=expires + GROUP_EXTENSION_MS)
+        group.admit(definition["schedulerId"], expires)
+        return group
+
+    def _dependencies_allow_scheduling(self, task_id: str, definition: dict) -> bool:
+        """Check that dependencies exist and outlive the task; True when none
+        is left unsatisfied (behaviour spec §5)."""
+        others = [d for d in definition["dependencies"] if d != task_id]
+        if not definition["dependencies"]:
+            return True
+        found = {row["task_id"]: row for row in self.views.tasks_by_id(others, "state, expires")}
+        missing = [d for d in others if d not in found]
+        deadline = parse_ms(definition["deadline"])
+        expiring = [d for d in others if d in found and found[d]["expires"] < deadline]
+        if missing or expiring:
+            lines = [f"`{d}` does not exist" for d in missing] + [f"`{d}` expires before the deadline" for d in expiring]
+            raise InputError("Task dependencies are not satisfiable:\n" + "\n".join(lines))
+        if task_id in definition["dependencies"]:
+            return False
+        satisfying = SATISFYING[definition["requires"]]
+        return all(found[d]["state"] in satisfying for d in others)
+
+    def schedule_task(self, task_id: str, now: int) -> Task:
+        return self._change_task(task_id, lambda t: t.schedule(now), "taskId `{task_id}` not found. Are you sure it exists?")
+
+    def rerun_task(self, task_id: str, now: int) -> Task:
+        return self._change_task(task_id, lambda t: t.rerun(now), "Task `{task_id}` not found. Are you sure it was created?")
+
+    def cancel_task(self, task_id: str, now: int) -> Task:
+        return self._change_task(task_id, lambda t: t.cancel(now), "Task `{task_id}` not found. Are you sure it was created?")
+
+    def claim_task(self, task_id: str, run_id: int, worker_group: str, worker_id: str, now: int, taken_until: int) -> Task:
+        return self._change_task(task_id, lambda t: t.claim_run(run_id, worker_group, worker_id, now, taken_until),
+                                 "Task `{task_id}` not found. Are you sure it was created?")
+
+    def reclaim_task(self, task_id: str, run_id: int, now: int, taken_until: int) -> Task:
+        return self._change_task(task_id, lambda t: t.reclaim(run_id, now, taken_until),
+                                 "Task `{task_id}` not found. Are you sure it was created?")
+
+    def report(self, task_id: str, run_id: int, outcome: str, now: int) -> Task:
+        return self._change_task(task_id, lambda t: t.report(run_id, outcome, now),
+                                 "Task `{task_id}` not found. Are you sure it was created?")
+
+    def report_exception(self, task_id: str, run_id: int, reason: str, now: int) -> Task:
+        return self._change_task(task_id, lambda t: t.report_exception(run_id, reason, now),
+                                 "Task `{task_id}` not found. Are you sure it was created?")
+
+    def seal_task_group(self, task_group_id: str, now: int) -> TaskGroup:
+        def attempt():
+            group = self.task_group(task_group_id)
+            group.seal(now)
+            if group.pending_events:
+                self.save(group)
+            return group
+        return self._retrying(attempt)
+
+    def cancel_task_group(self, task_group_id: str, now: int) -> list[str]:
+        """Cancel every unresolved task of a sealed group; the ids cancelled now."""
+        cancelled = []
+        for task_id in self.views.group_member_ids(task_group_id):
+            def attempt(task_id=task_id):
+                task = self.task(task_id)
+                if task is None or task.deadline_ms <= now or task.is_resolved:
+                    return False
+                task.cancel(now)
+                self.save(task)
+                return True
+            if self._retrying(attempt):
+                cancelled.append(task_id)
+        return cancelled
+
+    def claim_work(self, task_queue_id: str, worker_group: str, worker_id: str, count: int, now: int,
+                   taken_until: int) -> list[Task]:
+        """Claim up to `count` pending runs of a queue for one worker, in one commit."""
+        leased = self.views.lease_pending(task_queue_id, count, now)
+        claimed = []
+        for task_id, run_id in leased:
+            task = self.task(task_id)
+            if task is not None and task.claim(run_id, worker_group, worker_id, now, taken_until):
+                claimed.append(task)
+        if not claimed:
+            return []
+        try:
+            self.save(*claimed)
+            return claimed
+        except RecordConflictError:
+            return self._claim_one_by_one(claimed, worker_group, worker_id, now, taken_until)
+
+    def _claim_one_by_one(self, tasks, worker_group, worker_id, now, taken_until) -> list[Task]:
+        """A batch lost a race (e.g. a concurrent cancel): claim what still can be."""
+        claimed = []
+        for stale in tasks:
+            run_id = stale.last_run["runId"]
+            task = self.task(stale.task_id)
+            if task.claim(run_id, worker_group, worker_id, now, taken_until):
+                try:
+                    self.save(task)
+                    claimed.append(task)
+                except RecordConflictError:
+                    self.views.release_lease(task.task_id, run_id)
+        return claimed
+
+    # ------------------------------------------------------------ resolvers (called by background services)
+    def expire_claim(self, task_id: str, run_id: int, taken_until: int, now: int) -> bool:
+        def attempt():
+            task = self.task(task_id)
+            if task is None or not task.expire_claim(run_id, taken_until, now):
+                return False
+            self.save(task)
+            return True
+        return self._retrying(attempt)
+
+    def exceed_deadline(self, task_id: str, now: int) -> bool:
+        def attempt():
+            task = self.task(task_id)
+            if task is None or not task.exceed_deadline(now):
+                return False
+            self.save(task)
+            return True
+        return self._retrying(attempt)
+
+
+def open_journal(database_url: str | None, data_dir: str, pool_size: int = 16) -> Journal:
+    os.makedirs(data_dir, exist_ok=True)
+    return Journal(store_env(database_url, os.path.join(data_dir, "taskjournal.sqlite"), pool_size))

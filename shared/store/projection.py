@@ -1,0 +1,63 @@
+"""The inline projection: the read-model rows that follow from an aggregate's
+state. Rows are a pure function of state, so the live projection (written in
+the same transaction as the events) and a replay from the log agree."""
+
+from dataclasses import dataclass, field
+
+import orjson
+
+from shared.domain.priority import RANK
+from shared.domain.task import Task
+from shared.domain.task_group import TaskGroup
+from shared.domain.time import parse_ms
+
+
+@dataclass
+class Changes:
+    """Statements to run with the events, and the task queues that gained work."""
+
+    statements: list[tuple[str, dict]] = field(default_factory=list)
+    pending_queues: set[str] = field(default_factory=set)
+
+    def add(self, name: str, **params) -> None:
+        self.statements.append((name, params))
+
+
+def changes_for(aggregates, new_ids: set) -> Changes:
+    changes = Changes()
+    for aggregate in aggregates:
+        if isinstance(aggregate, Task):
+            _task_rows(aggregate, aggregate.id in new_ids, changes)
+        elif isinstance(aggregate, TaskGroup):
+            _group_rows(aggregate, changes)
+    return changes
+
+
+def _task_rows(task: Task, is_new: bool, changes: Changes) -> None:
+    d = task.definition
+    key = {"task_id": task.task_id}
+    status = orjson.dumps(task.status()).decode()
+    if is_new:
+        changes.add("insert_task", **key, task_group_id=d["taskGroupId"], task_queue_id=d["taskQueueId"],
+                    state=task.state, deadline=task.deadline_ms, expires=parse_ms(d["expires"]),
+                    definition=orjson.dumps(task.view()).decode(), status=status, position=0)
+    else:
+        changes.add("update_task", **key, state=task.state, status=status)
+    run = task.last_run
+    if run is not None and run["state"] == "pending":
+        changes.add("upsert_pending", **key, run_id=run["runId"], task_queue_id=d["taskQueueId"],
+                    priority=RANK[d["priority"]], inserted=parse_ms(run["scheduled"]), deadline=task.deadline_ms)
+        changes.pending_queues.add(d["taskQueueId"])
+    else:
+        changes.add("delete_pending", **key)
+    if run is not None and run["state"] == "running":
+        changes.add("upsert_claim", **key, run_id=run["runId"], task_queue_id=d["taskQueueId"],
+                    worker_group=run["workerGroup"], worker_id=run["workerId"], claimed=task.claimed_at,
+                    taken_until=parse_ms(run["takenUntil"]))
+    else:
+        changes.add("delete_claim", **key)
+
+
+def _group_rows(group: TaskGroup, changes: Changes) -> None:
+    changes.add("upsert_task_group", task_group_id=group.task_group_id, scheduler_id=group.scheduler_id,
+                expires=group.expires, view=orjson.dumps(group.view()).decode())

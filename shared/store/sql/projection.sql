@@ -1,0 +1,37 @@
+-- Statements the inline projection runs inside the transaction that appends
+-- the events (shared/store/recorders.py). Parameters use :name.
+
+-- name: insert_task
+INSERT INTO tj_tasks (task_id, task_group_id, task_queue_id, created_position, state, deadline, expires, definition, status)
+VALUES (:task_id, :task_group_id, :task_queue_id, :position, :state, :deadline, :expires, :definition, :status)
+ON CONFLICT (task_id) DO UPDATE SET state = excluded.state, status = excluded.status;
+
+-- name: update_task
+UPDATE tj_tasks SET state = :state, status = :status WHERE task_id = :task_id;
+
+-- name: upsert_pending
+INSERT INTO tj_pending (task_id, run_id, task_queue_id, priority, inserted, deadline)
+VALUES (:task_id, :run_id, :task_queue_id, :priority, :inserted, :deadline)
+ON CONFLICT (task_id) DO UPDATE SET run_id = excluded.run_id, inserted = excluded.inserted, leased_until = 0
+WHERE tj_pending.run_id <> excluded.run_id;
+
+-- name: delete_pending
+DELETE FROM tj_pending WHERE task_id = :task_id;
+
+-- name: upsert_claim
+INSERT INTO tj_claims (task_id, run_id, task_queue_id, worker_group, worker_id, claimed, taken_until)
+VALUES (:task_id, :run_id, :task_queue_id, :worker_group, :worker_id, :claimed, :taken_until)
+ON CONFLICT (task_id) DO UPDATE SET run_id = excluded.run_id, worker_group = excluded.worker_group,
+    worker_id = excluded.worker_id, claimed = excluded.claimed, taken_until = excluded.taken_until;
+
+-- name: delete_claim
+DELETE FROM tj_claims WHERE task_id = :task_id;
+
+-- name: upsert_task_group
+INSERT INTO tj_task_groups (task_group_id, scheduler_id, expires, view)
+VALUES (:task_group_id, :scheduler_id, :expires, :view)
+ON CONFLICT (task_group_id) DO UPDATE SET expires = excluded.expires, view = excluded.view;
+
+-- name: advance_position
+INSERT INTO tj_position (name, position) VALUES ('inline', :position)
+ON CONFLICT (name) DO UPDATE SET position = excluded.position;

@@ -1,0 +1,62 @@
+-- Queries served from the read models. Parameters use :name.
+
+-- name: task_definition
+SELECT definition FROM tj_tasks WHERE task_id = :task_id;
+
+-- name: task_status
+SELECT status FROM tj_tasks WHERE task_id = :task_id;
+
+-- name: group_view
+SELECT view FROM tj_task_groups WHERE task_group_id = :task_group_id;
+
+-- name: group_members
+SELECT definition, status FROM tj_tasks WHERE task_group_id = :task_group_id
+ORDER BY created_position LIMIT :limit OFFSET :offset;
+
+-- name: group_member_ids
+SELECT task_id FROM tj_tasks WHERE task_group_id = :task_group_id ORDER BY created_position;
+
+-- name: group_size
+SELECT COUNT(*) AS n FROM tj_tasks WHERE task_group_id = :task_group_id;
+
+-- name: pending_count
+SELECT COUNT(*) AS n FROM tj_pending WHERE task_queue_id = :task_queue_id AND deadline > :now;
+
+-- name: pending_page
+SELECT p.task_id, p.run_id, p.inserted, t.definition FROM tj_pending p JOIN tj_tasks t ON t.task_id = p.task_id
+WHERE p.task_queue_id = :task_queue_id AND (p.inserted > :after_inserted OR (p.inserted = :after_inserted AND p.task_id > :after_task_id))
+ORDER BY p.inserted, p.task_id LIMIT :limit;
+
+-- name: claimed_page
+SELECT c.task_id, c.run_id, c.worker_group, c.worker_id, c.claimed, t.definition FROM tj_claims c JOIN tj_tasks t ON t.task_id = c.task_id
+WHERE c.task_queue_id = :task_queue_id AND (c.claimed > :after_claimed OR (c.claimed = :after_claimed AND c.task_id > :after_task_id))
+ORDER BY c.claimed, c.task_id LIMIT :limit;
+
+-- name: expired_claims
+SELECT task_id, run_id, taken_until FROM tj_claims WHERE taken_until <= :now ORDER BY taken_until LIMIT :limit;
+
+-- name: past_deadline
+SELECT task_id FROM tj_tasks WHERE deadline <= :now AND state IN ('unscheduled', 'pending', 'running') LIMIT :limit;
+
+-- name: next_due
+SELECT MIN(due) AS due FROM (
+    SELECT MIN(taken_until) AS due FROM tj_claims
+    UNION ALL SELECT MIN(deadline) FROM tj_tasks WHERE state IN ('unscheduled', 'pending', 'running')
+) AS d;
+
+-- name: position
+SELECT position FROM tj_position WHERE name = 'inline';
+
+-- name: lease_pending
+-- Take up to :limit claimable entries for a short lease, highest priority
+-- first, oldest first; the Task aggregate decides whether each claim holds.
+UPDATE tj_pending SET leased_until = :lease_until
+WHERE task_id IN (
+    SELECT task_id FROM tj_pending
+    WHERE task_queue_id = :task_queue_id AND leased_until < :now AND deadline > :now
+    ORDER BY priority DESC, inserted, task_id LIMIT :limit {skip_locked}
+)
+RETURNING task_id, run_id, priority, inserted;
+
+-- name: release_lease
+UPDATE tj_pending SET leased_until = 0 WHERE task_id = :task_id AND run_id = :run_id;

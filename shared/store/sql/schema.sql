@@ -1,0 +1,63 @@
+-- Read models derived from the event log (see docs/adr/0003). Every row can be
+-- dropped and rebuilt by `taskjournal replay`; times are epoch milliseconds.
+
+-- name: create_tasks
+CREATE TABLE IF NOT EXISTS tj_tasks (
+    task_id TEXT PRIMARY KEY,
+    task_group_id TEXT NOT NULL,
+    task_queue_id TEXT NOT NULL,
+    created_position BIGINT NOT NULL,
+    state TEXT NOT NULL,
+    deadline BIGINT NOT NULL,
+    expires BIGINT NOT NULL,
+    definition TEXT NOT NULL,
+    status TEXT NOT NULL
+);
+
+-- name: create_tasks_group_index
+CREATE INDEX IF NOT EXISTS tj_tasks_group ON tj_tasks (task_group_id, created_position);
+
+-- name: create_pending
+CREATE TABLE IF NOT EXISTS tj_pending (
+    task_id TEXT PRIMARY KEY,
+    run_id INTEGER NOT NULL,
+    task_queue_id TEXT NOT NULL,
+    priority INTEGER NOT NULL,
+    inserted BIGINT NOT NULL,
+    deadline BIGINT NOT NULL,
+    leased_until BIGINT NOT NULL DEFAULT 0
+);
+
+-- name: create_pending_index
+CREATE INDEX IF NOT EXISTS tj_pending_order ON tj_pending (task_queue_id, priority DESC, inserted, task_id);
+
+-- name: create_claims
+CREATE TABLE IF NOT EXISTS tj_claims (
+    task_id TEXT PRIMARY KEY,
+    run_id INTEGER NOT NULL,
+    task_queue_id TEXT NOT NULL,
+    worker_group TEXT NOT NULL,
+    worker_id TEXT NOT NULL,
+    claimed BIGINT NOT NULL,
+    taken_until BIGINT NOT NULL
+);
+
+-- name: create_claims_queue_index
+CREATE INDEX IF NOT EXISTS tj_claims_queue ON tj_claims (task_queue_id, claimed, task_id);
+
+-- name: create_claims_expiry_index
+CREATE INDEX IF NOT EXISTS tj_claims_expiry ON tj_claims (taken_until);
+
+-- name: create_task_groups
+CREATE TABLE IF NOT EXISTS tj_task_groups (
+    task_group_id TEXT PRIMARY KEY,
+    scheduler_id TEXT NOT NULL,
+    expires BIGINT NOT NULL,
+    view TEXT NOT NULL
+);
+
+-- name: create_position
+CREATE TABLE IF NOT EXISTS tj_position (
+    name TEXT PRIMARY KEY,
+    position BIGINT NOT NULL
+);

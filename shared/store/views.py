@@ -1,0 +1,89 @@
+"""Queries over the read models (the tables the inline projection keeps)."""
+
+from .sql import statements
+
+LEASE_MS = 30_000  # a leased pending entry the claimer never settles is retried after this
+
+
+class ReadModel:
+    def __init__(self, datastore, dialect: str):
+        self.datastore = datastore
+        self.dialect = dialect
+        self.sql = statements("queries.sql", dialect)
+
+    def _rows(self, name: str, commit: bool = False, **params) -> list[dict]:
+        with self.datastore.transaction(commit=commit) as curs:
+            curs.execute(self.sql[name], params)
+            return [dict(row) for row in curs.fetchall()]
+
+    def _execute(self, name: str, **params) -> None:
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(self.sql[name], params)
+
+    def _value(self, name: str, **params):
+        rows = self._rows(name, **params)
+        return next(iter(rows[0].values())) if rows else None
+
+    def task_definition(self, task_id: str) -> str | None:
+        return self._value("task_definition", task_id=task_id)
+
+    def task_status(self, task_id: str) -> str | None:
+        return self._value("task_status", task_id=task_id)
+
+    def tasks_by_id(self, task_ids: list[str], columns: str) -> list[dict]:
+        """Rows (task_id plus `columns`) for the ids that exist, in request order."""
+        unique = list(dict.fromkeys(task_ids))
+        if not unique:
+            return []
+        mark = "%s" if self.dialect == "postgres" else "?"
+        sql = f"SELECT task_id, {columns} FROM tj_tasks WHERE task_id IN ({','.join([mark] * len(unique))})"
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(sql, unique)
+            found = {row["task_id"]: dict(row) for row in curs.fetchall()}
+        return [found[task_id] for task_id in unique if task_id in found]
+
+    def group_view(self, task_group_id: str) -> str | None:
+        return self._value("group_view", task_group_id=task_group_id)
+
+    def group_members(self, task_group_id: str, offset: int, limit: int) -> list[dict]:
+        return self._rows("group_members", task_group_id=task_group_id, offset=offset, limit=limit)
+
+    def group_member_ids(self, task_group_id: str) -> list[str]:
+        return [row["task_id"] for row in self._rows("group_member_ids", task_group_id=task_group_id)]
+
+    def group_size(self, task_group_id: str) -> int:
+        return self._value("group_size", task_group_id=task_group_id) or 0
+
+    def pending_count(self, task_queue_id: str, now: int) -> int:
+        return self._value("pending_count", task_queue_id=task_queue_id, now=now) or 0
+
+    def pending_page(self, task_queue_id: str, after: tuple[int, str], limit: int) -> list[dict]:
+        return self._rows("pending_page", task_queue_id=task_queue_id, after_inserted=after[0],
+                          after_task_id=after[1], limit=limit)
+
+    def claimed_page(self, task_queue_id: str, after: tuple[int, str], limit: int) -> list[dict]:
+        return self._rows("claimed_page", task_queue_id=task_queue_id, after_claimed=after[0],
+                          after_task_id=after[1], limit=limit)
+
+    def expired_claims(self, now: int, limit: int = 100) -> list[dict]:
+        return self._rows("expired_claims", now=now, limit=limit)
+
+    def past_deadline(self, now: int, limit: int = 100) -> list[str]:
+        return [row["task_id"] for row in self._rows("past_deadline", now=now, limit=limit)]
+
+    def next_due(self) -> int | None:
+        return self._value("next_due")
+
+    def position(self) -> int:
+        return self._value("position") or 0
+
+    def lease_pending(self, task_queue_id: str, count: int, now: int) -> list[tuple[str, int]]:
+        """Lease up to `count` pending entries, best first. Replicas never lease
+        the same entry at once; the aggregate still decides each claim."""
+        rows = self._rows("lease_pending", commit=True, task_queue_id=task_queue_id, limit=count, now=now,
+                          lease_until=now + LEASE_MS)
+        rows.sort(key=lambda r: (-r["priority"], r["inserted"], r["task_id"]))
+        return [(row["task_id"], row["run_id"]) for row in rows]
+
+    def release_lease(self, task_id: str, run_id: int) -> None:
+        self._execute("release_lease", task_id=task_id, run_id=run_id)
