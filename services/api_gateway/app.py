@@ -1,0 +1,208 @@
+"""The api-gateway: an aiohttp application serving the Queue API.
+
+Every request goes through upstream's pipeline in upstream's order (behaviour
+spec §1.2): body parsing, authentication with the scope checks that need only
+URL parameters, URL and query validation, body schema, handler."""
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import orjson
+from aiohttp import web
+
+from shared.auth import scopes as scope_rules
+from shared.auth.clients import Client, ClientStore, load_config_file
+from shared.auth.hawk import AuthRequest, Authenticator, host_and_port
+from shared.config import Settings
+from shared.domain.errors import DomainError
+from shared.domain.time import now_ms
+from shared.journal import Journal
+from shared.metrics import REGISTRY
+from shared.schemas import SchemaError, validate
+
+from .claimwork import Claimer, PendingListener, PendingSignal
+from .context import Context, require
+from .endpoints import ENDPOINTS
+from .errors import ApiError, error_body, internal_error, invalid_arguments, malformed, pattern_message, schema_message
+from .responses import json_response
+from .routing import API_PREFIX, Router, invalid_params, invalid_query
+
+log = logging.getLogger("taskjournal.gateway")
+MAX_BODY = 10 * 1024 * 1024
+ISSUER_ID = "static/taskjournal/queue"
+VERSION = {"version": "64.2.5", "commit": "", "source": "https://github.com/taskcluster/taskcluster", "build": "taskjournal"}
+
+
+@dataclass
+class Services:
+    settings: Settings
+    journal: Journal
+    authenticator: Authenticator
+    issuer: Client
+    executor: ThreadPoolExecutor
+    claimer: Claimer = None
+    version: dict = None
+    clock = staticmethod(now_ms)
+
+    @property
+    def claim_timeout_ms(self) -> int:
+        return int(self.settings.claim_timeout * 1000)
+
+
+def build_auth(settings: Settings) -> tuple[Authenticator, Client]:
+    """Static clients (root, the queue's own issuer, a clients file) and roles."""
+    clients, roles = [], {"anonymous": list(settings.anonymous_scopes)}
+    if settings.clients_file:
+        file_clients, file_roles = load_config_file(settings.clients_file)
+        clients += file_clients
+        roles.update(file_roles)
+    issuer = None
+    if settings.root_client_id and settings.root_access_token:
+        clients.append(Client(settings.root_client_id, settings.root_access_token, ("*",)))
+        # The queue signs run credentials with a client of its own, derived from the root secret.
+        token = hmac.new(settings.root_access_token.encode(), b"taskjournal queue issuer", hashlib.sha256).hexdigest()
+        issuer = Client(ISSUER_ID, token, ("*",))
+        clients.append(issuer)
+    return Authenticator(ClientStore(clients), scope_rules.Roles(roles)), issuer
+
+
+class Gateway:
+    def __init__(self, services: Services):
+        self.services = services
+        self.router = Router(ENDPOINTS)
+
+    async def dispatch(self, request: web.Request) -> web.Response:
+        started = time.perf_counter()
+        path = request.raw_path.partition("?")[0][len(API_PREFIX):]
+        endpoint, params = self.router.match(request.method, path)
+        if endpoint is None:
+            if params:
+                return web.json_response({"error": "Method not allowed"}, status=405, headers={"Allow": ",".join(params)})
+            return web.json_response({"error": "Not found"}, status=404)
+        payload = {}
+        try:
+            raw_body, payload = await _read_body(request)
+            response = await self._handle(request, endpoint, params, raw_body, payload)
+        except (ApiError, DomainError, SchemaError) as err:
+            response = self._error(request, endpoint, params, payload, _as_api_error(err))
+        except Exception:
+            log.exception("unexpected error in %s", endpoint.name)
+            response = self._error(request, endpoint, params, payload, internal_error())
+        REGISTRY.inc("taskjournal_http_requests_total", endpoint=endpoint.name, status=response.status)
+        REGISTRY.observe("taskjournal_http_request_seconds", time.perf_counter() - started, endpoint=endpoint.name)
+        return response
+
+    async def _handle(self, request, endpoint, params, raw_body, payload):
+        ctx = Context(endpoint, params, dict(request.query), payload, self.services,
+                      lambda: self._authenticate(request, raw_body))
+        if endpoint.checked_early:
+            require(ctx.auth, scope_rules.render(endpoint.scopes, params))
+        bad = invalid_params(params)
+        if bad:
+            raise invalid_arguments("Invalid URL patterns:\n" + "\n".join(pattern_message(*b) for b in bad))
+        problems = invalid_query(endpoint, ctx.query)
+        if problems:
+            raise invalid_arguments("\n".join(problems))
+        if endpoint.input:
+            if request.content_type != "application/json":
+                raise malformed("Payload must be JSON with content-type: application/json "
+                                f"got content-type: {request.headers.get('Content-Type', 'null')}")
+            ctx.body = validate(endpoint.input, payload)
+        result = await endpoint.handler(ctx)
+        return json_response(result, trace_id=request.headers.get("x-taskcluster-trace-id"))
+
+    def _authenticate(self, request: web.Request, raw_body: bytes):
+        host, port = host_and_port(request.headers.get("Host"), request.secure, request.headers)
+        return self.services.authenticator.authenticate(AuthRequest(
+            method=request.method, resource=request.raw_path, host=host, port=port,
+            authorization=request.headers.get("Authorization"), content_type=request.headers.get("Content-Type"),
+            body=raw_body))
+
+    def _error(self, request, endpoint, params, payload, err: ApiError) -> web.Response:
+        body = error_body(err, endpoint.name, params, payload)
+        return json_response(body, err.status, err.headers, request.headers.get("x-taskcluster-trace-id"))
+
+
+def _as_api_error(err) -> ApiError:
+    if isinstance(err, SchemaError):
+        return ApiError("InputValidationError", 400, schema_message(err.schema_id, err.message))
+    if isinstance(err, DomainError):
+        return ApiError(err.code, err.status, err.message)
+    return err
+
+
+async def _read_body(request: web.Request) -> tuple[bytes, object]:
+    """(raw bytes, parsed JSON or {}); only application/json bodies are parsed."""
+    if request.content_length and request.content_length > MAX_BODY:
+        raise ApiError("InputTooLarge", 413, f"Request body is larger than {MAX_BODY} bytes.")
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise ApiError("InputTooLarge", 413, f"Request body is larger than {MAX_BODY} bytes.") from None
+    if not raw or request.content_type != "application/json":
+        return raw, {}
+    try:
+        parsed = orjson.loads(raw)
+    except orjson.JSONDecodeError as err:
+        raise malformed(f"Failed to parse JSON: {err}") from None
+    if not isinstance(parsed, (dict, list)):
+        raise malformed("Failed to parse JSON: Must be an object or array")
+    return raw, parsed
+
+
+async def _root_empty(request):
+    return web.json_response({})
+
+
+async def _robots(request):
+    return web.Response(text="User-Agent: *\nDisallow: /\n")
+
+
+def create_app(services: Services) -> web.Application:
+    gateway = Gateway(services)
+    signal = PendingSignal()
+    services.claimer = Claimer(services, signal)
+    services.version = services.version or VERSION
+    app = web.Application(client_max_size=MAX_BODY)
+    app["services"] = services
+
+    async def metrics(request):
+        return web.Response(text=REGISTRY.render(), content_type="text/plain")
+
+    async def ready(request):
+        await asyncio.get_running_loop().run_in_executor(services.executor, services.journal.views.position)
+        return web.json_response({"ready": True})
+
+    async def version(request):
+        return web.json_response(services.version)
+
+    async def start_wakeups(app):
+        loop = asyncio.get_running_loop()
+        services.journal.on_pending = lambda queues: loop.call_soon_threadsafe(signal.notify, queues)
+        if services.settings.database_url:
+            app["listener"] = asyncio.create_task(PendingListener(services.settings.database_url, signal).run())
+
+    async def stop_wakeups(app):
+        if "listener" in app:
+            app["listener"].cancel()
+
+    app.on_startup.append(start_wakeups)
+    app.on_cleanup.append(stop_wakeups)
+    app.router.add_get("/__heartbeat__", _root_empty)
+    app.router.add_get("/__lbheartbeat__", _root_empty)
+    app.router.add_get("/__version__", version)
+    app.router.add_get("/robots.txt", _robots)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/ready", ready)
+    app.router.add_route("*", API_PREFIX + "/{tail:.*}", gateway.dispatch)
+    app.router.add_route("*", "/{tail:.*}", _not_found)
+    return app
+
+
+async def _not_found(request):
+    return web.json_response({"error": "Not found"}, status=404)

@@ -1,0 +1,44 @@
+"""What a handler gets: decoded parameters, query, validated body, the
+caller's authority, and a way to run blocking store calls off the loop."""
+
+import asyncio
+from dataclasses import dataclass, field
+
+from shared.auth import scopes as scope_rules
+from shared.auth.hawk import AuthResult
+
+from .errors import ApiError
+
+
+@dataclass
+class Context:
+    endpoint: object
+    params: dict
+    query: dict
+    body: object
+    services: object  # services.api_gateway.app.Services
+    authenticate: object  # () -> AuthResult, computed at most once
+    _auth: AuthResult | None = field(default=None, init=False)
+
+    @property
+    def auth(self) -> AuthResult:
+        if self._auth is None:
+            self._auth = self.authenticate()
+        return self._auth
+
+    def authorize(self, **extra) -> None:
+        """Check the endpoint's scope expression rendered with URL params and `extra`."""
+        require(self.auth, scope_rules.render(self.endpoint.scopes, {**self.params, **extra}))
+
+    async def run(self, fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(self.services.executor, fn, *args)
+
+
+def require(auth: AuthResult, expression) -> None:
+    if auth.status == "auth-failed":
+        raise ApiError("AuthenticationFailed", 401, auth.message, {"WWW-Authenticate": "hawk"})
+    if scope_rules.satisfies(auth.scopes, expression):
+        return
+    missing = scope_rules.unsatisfied(auth.scopes, expression)
+    client = auth.client_id if auth.status == "auth-success" else None
+    raise ApiError("InsufficientScopes", 403, scope_rules.insufficient_scopes_message(client, expression, missing))

@@ -1,0 +1,64 @@
+"""The Queue API endpoints this gateway serves: name, method, route, scope
+expression and inputs as in the v1 API reference, and the handler."""
+
+from . import handlers as h
+from .routing import Endpoint
+
+PAGED = ("continuationToken", "limit")
+
+
+def _scheduler_scopes(verb: str) -> dict:
+    return {"AnyOf": [f"queue:{verb}:<schedulerId>/<taskGroupId>/<taskId>", f"queue:{verb}-in-project:<projectId>",
+                      {"AllOf": [f"queue:{verb}", "assume:scheduler-id:<schedulerId>/<taskGroupId>"]}]}
+
+
+CREATE_TASK_SCOPES = {"AllOf": [
+    {"for": "scope", "in": "scopes", "each": "<scope>"},
+    {"for": "route", "in": "routes", "each": "queue:route:<route>"},
+    "queue:create-task:project:<projectId>",
+    "queue:scheduler-id:<schedulerId>",
+    {"AnyOf": [{"for": "priority", "in": "priorities", "each": "queue:create-task:<priority>:<provisionerId>/<workerType>"}]},
+]}
+
+ENDPOINTS = [
+    Endpoint("ping", "GET", "/ping", h.ping),
+    Endpoint("lbheartbeat", "GET", "/__lbheartbeat__", h.empty),
+    Endpoint("version", "GET", "/__version__", h.version),
+    Endpoint("heartbeat", "GET", "/__heartbeat__", h.empty),
+    Endpoint("task", "GET", "/task/<taskId>", h.task, "queue:get-task:<taskId>"),
+    Endpoint("tasks", "POST", "/tasks", h.tasks,
+             {"AllOf": [{"for": "taskId", "in": "taskIds", "each": "queue:get-task:<taskId>"}]}, PAGED, "tasks-request"),
+    Endpoint("statuses", "POST", "/tasks/status", h.statuses,
+             {"AllOf": [{"for": "taskId", "in": "taskIds", "each": "queue:status:<taskId>"}]}, PAGED, "tasks-request"),
+    Endpoint("status", "GET", "/task/<taskId>/status", h.status, "queue:status:<taskId>"),
+    Endpoint("listTaskGroup", "GET", "/task-group/<taskGroupId>/list", h.list_task_group,
+             "queue:list-task-group:<taskGroupId>", PAGED),
+    Endpoint("cancelTaskGroup", "POST", "/task-group/<taskGroupId>/cancel", h.cancel_task_group,
+             "queue:cancel-task-group:<schedulerId>/<taskGroupId>"),
+    Endpoint("getTaskGroup", "GET", "/task-group/<taskGroupId>", h.get_task_group, "queue:list-task-group:<taskGroupId>"),
+    Endpoint("sealTaskGroup", "POST", "/task-group/<taskGroupId>/seal", h.seal_task_group,
+             "queue:seal-task-group:<schedulerId>/<taskGroupId>"),
+    Endpoint("createTask", "PUT", "/task/<taskId>", h.create_task, CREATE_TASK_SCOPES, (), "create-task-request"),
+    Endpoint("scheduleTask", "POST", "/task/<taskId>/schedule", h.schedule_task, _scheduler_scopes("schedule-task")),
+    Endpoint("rerunTask", "POST", "/task/<taskId>/rerun", h.rerun_task, _scheduler_scopes("rerun-task")),
+    Endpoint("cancelTask", "POST", "/task/<taskId>/cancel", h.cancel_task, _scheduler_scopes("cancel-task")),
+    Endpoint("claimWork", "POST", "/claim-work/<taskQueueId>", h.claim_work,
+             {"AllOf": ["queue:claim-work:<taskQueueId>", "queue:worker-id:<workerGroup>/<workerId>"]}, (),
+             "claim-work-request"),
+    Endpoint("claimTask", "POST", "/task/<taskId>/runs/<runId>/claim", h.claim_task,
+             {"AllOf": ["queue:claim-task:<provisionerId>/<workerType>", "queue:worker-id:<workerGroup>/<workerId>"]},
+             (), "task-claim-request"),
+    Endpoint("reclaimTask", "POST", "/task/<taskId>/runs/<runId>/reclaim", h.reclaim_task,
+             "queue:reclaim-task:<taskId>/<runId>"),
+    Endpoint("reportCompleted", "POST", "/task/<taskId>/runs/<runId>/completed", h.report_completed,
+             "queue:resolve-task:<taskId>/<runId>"),
+    Endpoint("reportFailed", "POST", "/task/<taskId>/runs/<runId>/failed", h.report_failed,
+             "queue:resolve-task:<taskId>/<runId>"),
+    Endpoint("reportException", "POST", "/task/<taskId>/runs/<runId>/exception", h.report_exception,
+             "queue:resolve-task:<taskId>/<runId>", (), "task-exception-request"),
+    Endpoint("pendingTasks", "GET", "/pending/<taskQueueId>", h.pending_tasks, "queue:pending-count:<taskQueueId>"),
+    Endpoint("listPendingTasks", "GET", "/task-queues/<taskQueueId>/pending", h.list_pending_tasks,
+             "queue:pending-list:<taskQueueId>", PAGED),
+    Endpoint("listClaimedTasks", "GET", "/task-queues/<taskQueueId>/claimed", h.list_claimed_tasks,
+             "queue:claimed-list:<taskQueueId>", PAGED),
+]

@@ -1,0 +1,239 @@
+"""One coroutine per Queue API endpoint. Each authorizes when its scope
+expression needs more than URL parameters, runs the command or query on
+the Journal off the event loop, and returns the response body."""
+
+import time
+
+import orjson
+
+from shared.domain import definition as definitions
+from shared.domain import priority as priorities
+from shared.domain.errors import RequestConflict, ResourceNotFound
+from shared.domain.time import format_ms
+
+from . import paging
+from .claims import claim_body, reclaim_body
+from .context import Context
+from .responses import Raw
+
+STARTED = time.monotonic()
+
+
+# ---------------------------------------------------------------- monitoring
+async def ping(ctx: Context):
+    return {"alive": True, "uptime": time.monotonic() - STARTED}
+
+
+async def empty(ctx: Context):
+    return {}
+
+
+async def version(ctx: Context):
+    return ctx.services.version
+
+
+# ---------------------------------------------------------------- task reads
+async def task(ctx: Context):
+    found = await ctx.run(ctx.services.journal.views.task_definition, ctx.params["taskId"])
+    if found is None:
+        raise _no_task(ctx.params["taskId"])
+    return Raw(found)
+
+
+async def status(ctx: Context):
+    found = await ctx.run(ctx.services.journal.views.task_status, ctx.params["taskId"])
+    if found is None:
+        raise _no_task(ctx.params["taskId"])
+    return Raw('{"status":%s}' % found)
+
+
+def _no_task(task_id: str) -> ResourceNotFound:
+    return ResourceNotFound(f"`{task_id}` does not correspond to a task that exists.\n"
+                            "Are you sure this task has already been submitted?")
+
+
+async def tasks(ctx: Context):
+    return await _many(ctx, "definition", "tasks", "task")
+
+
+async def statuses(ctx: Context):
+    return await _many(ctx, "status", "statuses", "status")
+
+
+async def _many(ctx: Context, column: str, key: str, field: str):
+    task_ids = ctx.body["taskIds"]
+    ctx.authorize(taskIds=task_ids)
+    rows = await ctx.run(ctx.services.journal.views.tasks_by_id, task_ids, column)
+    offset, limit = paging.offset_of(ctx.query), paging.page_size(ctx.query)
+    page = rows[offset:offset + limit]
+    body = {key: [{"taskId": row["task_id"], field: orjson.loads(row[column])} for row in page]}
+    if offset + limit < len(rows):
+        body["continuationToken"] = paging.offset_token(offset + limit)
+    return body
+
+
+# ---------------------------------------------------------------- task commands
+async def create_task(ctx: Context):
+    body, task_id = ctx.body, ctx.params["taskId"]
+    queue = definitions.resolve_queue(body)
+    provisioner, worker_type = definitions.split_queue(queue)
+    ctx.authorize(scopes=body["scopes"], routes=body["routes"], projectId=body["projectId"],
+                  schedulerId=body["schedulerId"], priorities=priorities.at_least(body["priority"]),
+                  provisionerId=provisioner, workerType=worker_type)
+    now = ctx.services.clock()
+    stored = definitions.normalize(task_id, body, now)
+    created = await ctx.run(ctx.services.journal.create_task, task_id, stored, now)
+    return {"status": created.status()}
+
+
+async def schedule_task(ctx: Context):
+    return await _task_command(ctx, "schedule_task")
+
+
+async def rerun_task(ctx: Context):
+    return await _task_command(ctx, "rerun_task")
+
+
+async def cancel_task(ctx: Context):
+    return await _task_command(ctx, "cancel_task")
+
+
+async def _task_command(ctx: Context, command: str):
+    """scheduleTask / rerunTask / cancelTask: 404 first, then the scopes that
+    name the task's scheduler, group and project."""
+    journal, task_id = ctx.services.journal, ctx.params["taskId"]
+    current = await ctx.run(journal.task, task_id)
+    if current is not None:
+        d = current.definition
+        ctx.authorize(schedulerId=d["schedulerId"], taskGroupId=d["taskGroupId"], projectId=d["projectId"])
+    changed = await ctx.run(getattr(journal, command), task_id, ctx.services.clock())
+    return {"status": changed.status()}
+
+
+# ---------------------------------------------------------------- worker interactions
+async def claim_work(ctx: Context):
+    body = ctx.body
+    ctx.authorize(workerGroup=body["workerGroup"], workerId=body["workerId"])
+    claimed = await ctx.services.claimer.claim(ctx.params["taskQueueId"], body["workerGroup"], body["workerId"],
+                                               body["tasks"])
+    return {"tasks": [claim_body(ctx.services, t) for t in claimed]}
+
+
+async def claim_task(ctx: Context):
+    journal, task_id, run_id = ctx.services.journal, ctx.params["taskId"], int(ctx.params["runId"])
+    current = await ctx.run(journal.task, task_id)
+    if current is not None:
+        provisioner, worker_type = definitions.split_queue(current.definition["taskQueueId"])
+        ctx.authorize(provisionerId=provisioner, workerType=worker_type, **ctx.body)
+    now = ctx.services.clock()
+    claimed = await ctx.run(journal.claim_task, task_id, run_id, ctx.body["workerGroup"], ctx.body["workerId"],
+                            now, now + ctx.services.claim_timeout_ms)
+    return claim_body(ctx.services, claimed, run_id)
+
+
+async def reclaim_task(ctx: Context):
+    task_id, run_id, now = ctx.params["taskId"], int(ctx.params["runId"]), ctx.services.clock()
+    reclaimed = await ctx.run(ctx.services.journal.reclaim_task, task_id, run_id, now,
+                              now + ctx.services.claim_timeout_ms)
+    return reclaim_body(ctx.services, reclaimed, run_id)
+
+
+async def report_completed(ctx: Context):
+    # A legacy body {"success": false} makes reportCompleted a reportFailed.
+    failed = isinstance(ctx.body, dict) and ctx.body.get("success") is False
+    return await _report(ctx, "failed" if failed else "completed")
+
+
+async def report_failed(ctx: Context):
+    return await _report(ctx, "failed")
+
+
+async def _report(ctx: Context, outcome: str):
+    resolved = await ctx.run(ctx.services.journal.report, ctx.params["taskId"], int(ctx.params["runId"]),
+                             outcome, ctx.services.clock())
+    return {"status": resolved.status()}
+
+
+async def report_exception(ctx: Context):
+    resolved = await ctx.run(ctx.services.journal.report_exception, ctx.params["taskId"],
+                             int(ctx.params["runId"]), ctx.body["reason"], ctx.services.clock())
+    return {"status": resolved.status()}
+
+
+# ---------------------------------------------------------------- task groups
+async def get_task_group(ctx: Context):
+    return Raw(await _group_view(ctx))
+
+
+async def _group_view(ctx: Context) -> str:
+    group_id = ctx.params["taskGroupId"]
+    found = await ctx.run(ctx.services.journal.views.group_view, group_id)
+    if found is None:
+        raise ResourceNotFound(f"No task-group with taskGroupId: `{group_id}`")
+    return found
+
+
+async def list_task_group(ctx: Context):
+    group = orjson.loads(await _group_view(ctx))
+    offset, limit = paging.offset_of(ctx.query), paging.page_size(ctx.query)
+    rows = await ctx.run(ctx.services.journal.views.group_members, group["taskGroupId"], offset, limit + 1)
+    group["tasks"] = [{"status": orjson.loads(r["status"]), "task": orjson.loads(r["definition"])}
+                      for r in rows[:limit]]
+    if len(rows) > limit:
+        group["continuationToken"] = paging.offset_token(offset + limit)
+    return group
+
+
+async def seal_task_group(ctx: Context):
+    group = orjson.loads(await _group_view(ctx))
+    ctx.authorize(schedulerId=group["schedulerId"])
+    sealed = await ctx.run(ctx.services.journal.seal_task_group, group["taskGroupId"], ctx.services.clock())
+    return sealed.view()
+
+
+async def cancel_task_group(ctx: Context):
+    group = orjson.loads(await _group_view(ctx))
+    if "sealed" not in group:
+        raise RequestConflict(f"Cannot cancel unsealed task group: `{group['taskGroupId']}`")
+    ctx.authorize(schedulerId=group["schedulerId"])
+    journal, group_id = ctx.services.journal, group["taskGroupId"]
+    cancelled = await ctx.run(journal.cancel_task_group, group_id, ctx.services.clock())
+    size = await ctx.run(journal.views.group_size, group_id)
+    return {"taskGroupId": group_id, "taskGroupSize": size, "cancelledCount": len(cancelled), "taskIds": cancelled}
+
+
+# ---------------------------------------------------------------- task queues
+async def pending_tasks(ctx: Context):
+    queue = ctx.params["taskQueueId"]
+    count = await ctx.run(ctx.services.journal.views.pending_count, queue, ctx.services.clock())
+    provisioner, worker_type = definitions.split_queue(queue)
+    return {"provisionerId": provisioner, "workerType": worker_type, "taskQueueId": queue, "pendingTasks": count}
+
+
+async def list_pending_tasks(ctx: Context):
+    rows = await _keyset_page(ctx, ctx.services.journal.views.pending_page)
+    return _keyset_body(ctx, rows, "inserted", lambda r: {
+        "taskId": r["task_id"], "runId": r["run_id"], "inserted": format_ms(r["inserted"]),
+        "task": orjson.loads(r["definition"])})
+
+
+async def list_claimed_tasks(ctx: Context):
+    rows = await _keyset_page(ctx, ctx.services.journal.views.claimed_page)
+    return _keyset_body(ctx, rows, "claimed", lambda r: {
+        "taskId": r["task_id"], "runId": r["run_id"], "workerGroup": r["worker_group"],
+        "workerId": r["worker_id"], "claimed": format_ms(r["claimed"]), "task": orjson.loads(r["definition"])})
+
+
+async def _keyset_page(ctx: Context, query):
+    limit = paging.page_size(ctx.query)
+    return await ctx.run(query, ctx.params["taskQueueId"], paging.keyset_of(ctx.query), limit + 1)
+
+
+def _keyset_body(ctx: Context, rows: list, key: str, shape) -> dict:
+    limit = paging.page_size(ctx.query)
+    body = {"tasks": [shape(r) for r in rows[:limit]]}
+    if len(rows) > limit and limit > 0:
+        last = rows[limit - 1]
+        body["continuationToken"] = paging.keyset_token(last[key], last["task_id"])
+    return body
+

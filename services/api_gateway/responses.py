@@ -1,0 +1,28 @@
+"""JSON responses with the headers upstream sends on every API reply."""
+
+import uuid
+
+import orjson
+from aiohttp import web
+
+API_HEADERS = {
+    "Cache-Control": "no-store no-cache must-revalidate",
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Max-Age": "900",
+    "Access-Control-Allow-Methods": "OPTIONS,GET,HEAD,POST,PUT,DELETE,TRACE,CONNECT",
+    "Access-Control-Request-Method": "*",
+    "Access-Control-Allow-Headers": "X-Requested-With,Content-Type,Authorization,Accept,Origin,Cache-Control",
+    "X-Content-Type-Options": "nosniff",
+}
+
+
+class Raw(str):
+    """A body that is already JSON text (read models store it so)."""
+
+
+def json_response(body, status: int = 200, headers: dict | None = None, trace_id: str | None = None) -> web.Response:
+    data = body.encode() if isinstance(body, Raw) else orjson.dumps(body)
+    all_headers = {**API_HEADERS, "x-for-trace-id": trace_id or str(uuid.uuid4()),
+                   "x-for-request-id": str(uuid.uuid4()), **(headers or {})}
+    return web.Response(body=data, status=status, content_type="application/json", charset="utf-8",
+                        headers=all_headers)

@@ -1,0 +1,79 @@
+"""The endpoint table and how a raw request path finds its endpoint.
+
+Paths are matched still percent-encoded (ids may contain an encoded `/`);
+parameters are decoded afterwards with decodeURIComponent semantics."""
+
+import re
+from dataclasses import dataclass, field
+from typing import Awaitable, Callable
+from urllib.parse import unquote
+
+from shared.auth.scopes import template_params
+
+API_PREFIX = "/api/queue/v1"
+SLUGID = r"^[A-Za-z0-9_-]{8}[Q-T][A-Za-z0-9_-][CGKOSWaeimquy26-][A-Za-z0-9_-]{10}[AQgw]$"
+PARAM_PATTERNS = {
+    "taskId": SLUGID,
+    "taskGroupId": SLUGID,
+    "runId": r"^[1-9]*[0-9]+$",
+    "taskQueueId": r"^[a-zA-Z0-9-_]{1,38}/[a-z]([-a-z0-9]{0,36}[a-z0-9])?$",
+}
+QUERY_PATTERNS = {"continuationToken": r".", "limit": r"^[0-9]+$"}
+REST_PARAMS = {"taskQueueId"}  # may hold a raw `/` (upstream's `(*)` parameters)
+
+
+@dataclass
+class Endpoint:
+    name: str
+    method: str
+    route: str
+    handler: Callable[..., Awaitable]
+    scopes: object = None
+    query: tuple = ()
+    input: str | None = None
+    regex: re.Pattern = field(init=False)
+    url_params: tuple = field(init=False)
+    checked_early: bool = field(init=False)
+
+    def __post_init__(self):
+        self.url_params = tuple(re.findall(r"<(\w+)>", self.route))
+        pattern = re.escape(self.route)
+        for param in self.url_params:
+            piece = "(?P<%s>.+?)" if param in REST_PARAMS else "(?P<%s>[^/]+)"
+            pattern = pattern.replace(re.escape(f"<{param}>"), piece % param)
+        self.regex = re.compile(f"^{pattern}/?$")
+        # Scope checks that need only URL parameters run before anything else (upstream order).
+        self.checked_early = self.scopes is not None and template_params(self.scopes) <= set(self.url_params)
+
+
+class Router:
+    def __init__(self, endpoints: list[Endpoint]):
+        self.endpoints = endpoints
+
+    def match(self, method: str, raw_path: str):
+        """(endpoint, decoded params), or (None, allowed methods) when nothing matches."""
+        allowed = []
+        for endpoint in self.endpoints:
+            found = endpoint.regex.match(raw_path)
+            if found:
+                if endpoint.method == method or (method == "HEAD" and endpoint.method == "GET"):
+                    return endpoint, {k: unquote(v) for k, v in found.groupdict().items()}
+                allowed.append(endpoint.method)
+        return None, allowed
+
+
+def invalid_params(params: dict) -> list[tuple[str, str, str]]:
+    return [(name, value, PARAM_PATTERNS[name]) for name, value in params.items()
+            if name in PARAM_PATTERNS and not re.match(PARAM_PATTERNS[name], value)]
+
+
+def invalid_query(endpoint: Endpoint, query: dict) -> list[str]:
+    problems = []
+    for key, value in query.items():
+        if key == "bewit":
+            continue
+        if key not in endpoint.query:
+            problems.append(f"Query-string parameter: {key} is not supported!")
+        elif key in QUERY_PATTERNS and not re.search(QUERY_PATTERNS[key], value):
+            problems.append(f'Query-string parameter: {key}="{value}" does not match expression: /{QUERY_PATTERNS[key]}/')
+    return problems

@@ -1,0 +1,11 @@
+"""claim-resolver: runs whose takenUntil passed end as exception/claim-expired,
+and are retried while retries are left (behaviour spec §4.4)."""
+
+from services.resolver_loop import resolve_forever
+
+
+async def run(journal, executor, interval: float) -> None:
+    def act(claim, now):
+        return journal.expire_claim(claim["task_id"], claim["run_id"], claim["taken_until"], now)
+
+    await resolve_forever("claim-resolver", journal.views.expired_claims, act, executor, interval)

@@ -1,0 +1,11 @@
+"""scheduler, deadline part: unresolved tasks past their deadline end as
+exception/deadline-exceeded (behaviour spec §3.6)."""
+
+from services.resolver_loop import resolve_forever
+
+
+async def run(journal, executor, interval: float) -> None:
+    def act(task_id, now):
+        return journal.exceed_deadline(task_id, now)
+
+    await resolve_forever("deadline-resolver", journal.views.past_deadline, act, executor, interval)

@@ -1,0 +1,60 @@
+"""Shared fixtures: PostgreSQL databases for tests that need the real server.
+
+The URL comes from TASKJOURNAL_TEST_DATABASE_URL (default: the local server).
+When CI is set, a missing PostgreSQL fails the run instead of skipping."""
+
+import os
+import uuid
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+
+DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/taskjournal_test"
+
+
+def _admin_url(url: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path="/postgres"))
+
+
+def _postgres_base_url() -> str | None:
+    url = os.environ.get("TASKJOURNAL_TEST_DATABASE_URL", DEFAULT_URL)
+    try:
+        with psycopg.connect(_admin_url(url), connect_timeout=3):
+            return url
+    except psycopg.OperationalError as err:
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL tests must run in CI but {url} is unreachable: {err}", pytrace=False)
+        return _testcontainers_url()
+
+
+def _testcontainers_url() -> str | None:
+    """A developer machine with Docker but no PostgreSQL gets a container."""
+    try:
+        from testcontainers.postgres import PostgresContainer
+
+        container = PostgresContainer("postgres:15")
+        container.start()
+    except Exception:
+        return None
+    return container.get_connection_url().replace("+psycopg2", "")
+
+
+@pytest.fixture(scope="session")
+def postgres_base_url():
+    url = _postgres_base_url()
+    if url is None:
+        pytest.skip("no PostgreSQL: set TASKJOURNAL_TEST_DATABASE_URL or run a local server")
+    return url
+
+
+@pytest.fixture
+def postgres_url(postgres_base_url):
+    """A fresh, empty database for one test; dropped afterwards."""
+    name = f"tj_test_{uuid.uuid4().hex[:12]}"
+    admin = _admin_url(postgres_base_url)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield urlunsplit(urlsplit(postgres_base_url)._replace(path=f"/{name}"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
