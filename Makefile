@@ -17,7 +17,7 @@ run: $(STAMP)
 	$(VENV)/bin/taskjournal dev
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	TASKJOURNAL_TEST_DATABASE_URL=$${TASKJOURNAL_TEST_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/taskjournal_test} $(PY) -m pytest -q
 
 bench: $(STAMP)
 	$(PY) bench/run.py $(BENCH_ARGS)

@@ -20,7 +20,10 @@ def _admin_url(url: str) -> str:
 def _postgres_base_url() -> str | None:
     url = os.environ.get("TASKJOURNAL_TEST_DATABASE_URL", DEFAULT_URL)
     try:
-        with psycopg.connect(_admin_url(url), connect_timeout=3):
+        with psycopg.connect(_admin_url(url), connect_timeout=3, autocommit=True) as conn:
+            name = urlsplit(url).path.lstrip("/")
+            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+                conn.execute(f'CREATE DATABASE "{name}"')
             return url
     except psycopg.OperationalError as err:
         if os.environ.get("CI"):
@@ -40,17 +43,20 @@ def _testcontainers_url() -> str | None:
     return container.get_connection_url().replace("+psycopg2", "")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", autouse=True)
 def postgres_base_url():
+    """The base database URL (created if missing), or None without PostgreSQL."""
     url = _postgres_base_url()
-    if url is None:
-        pytest.skip("no PostgreSQL: set TASKJOURNAL_TEST_DATABASE_URL or run a local server")
+    if url is not None:
+        os.environ["TASKJOURNAL_TEST_DATABASE_URL"] = url
     return url
 
 
 @pytest.fixture
 def postgres_url(postgres_base_url):
     """A fresh, empty database for one test; dropped afterwards."""
+    if postgres_base_url is None:
+        pytest.skip("no PostgreSQL: set TASKJOURNAL_TEST_DATABASE_URL or run a local server")
     name = f"tj_test_{uuid.uuid4().hex[:12]}"
     admin = _admin_url(postgres_base_url)
     with psycopg.connect(admin, autocommit=True) as conn:
@@ -58,3 +64,14 @@ def postgres_url(postgres_base_url):
     yield urlunsplit(urlsplit(postgres_base_url)._replace(path=f"/{name}"))
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """In CI a test skipped for want of PostgreSQL or RabbitMQ is a failure."""
+    outcome = yield
+    report = outcome.get_result()
+    if os.environ.get("CI") and report.skipped:
+        reason = str(report.longrepr).lower()
+        if "postgres" in reason or "rabbitmq" in reason:
+            report.outcome = "failed"
