@@ -9,6 +9,7 @@ import os
 import secrets
 import signal
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
@@ -17,6 +18,7 @@ from aiohttp import web
 from shared import logs
 from shared.config import Settings
 from shared.journal import open_journal
+from shared.store.replay import PROJECTIONS, rebuild
 
 log = logging.getLogger("taskjournal")
 SERVICES = ("api-gateway", "claim-resolver", "scheduler")
@@ -28,13 +30,40 @@ def main(argv=None) -> int:
     sub.add_parser("dev", help="run every service in one process (SQLite unless TASKJOURNAL_DATABASE_URL is set)")
     run = sub.add_parser("run", help="run one service")
     run.add_argument("service", choices=SERVICES)
+    replay = sub.add_parser("replay", help="drop and rebuild read models from the event log")
+    replay.add_argument("projections", nargs="*", choices=[[], *PROJECTIONS], metavar="projection",
+                        help=f"one or more of: {', '.join(PROJECTIONS)}")
+    replay.add_argument("--all", action="store_true", help="rebuild every projection")
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     logs.configure(settings.log_format)
+    if args.command == "replay":
+        return run_replay(settings, list(PROJECTIONS) if args.all else args.projections)
     if args.command == "dev":
         settings = with_root_credentials(settings)
         return asyncio.run(serve(settings, SERVICES, announce=True))
     return asyncio.run(serve(settings, (args.service,), announce=False))
+
+
+def run_replay(settings: Settings, names: list[str]) -> int:
+    if not names:
+        print("name a projection or use --all", file=sys.stderr)
+        return 2
+    journal = open_journal(settings.database_url, str(settings.data_dir))
+    started = time.monotonic()
+
+    def progress(done: int, total: int) -> None:
+        width = 30
+        filled = width * done // total if total else width
+        print(f"\rreplay [{'#' * filled}{'.' * (width - filled)}] {done}/{total} events", end="", file=sys.stderr)
+
+    position = rebuild(journal, names, progress)
+    seconds = time.monotonic() - started
+    rate = position / seconds if seconds else 0
+    print(f"\nreplayed {position} events into {', '.join(names)} in {seconds:.1f}s ({rate:.0f} events/s)",
+          file=sys.stderr)
+    journal.close()
+    return 0
 
 
 def with_root_credentials(settings: Settings) -> Settings:

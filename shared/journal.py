@@ -217,6 +217,24 @@ class Journal(Application):
         return claimed
 
     # ------------------------------------------------------------ resolvers (called by background services)
+    def schedule_ready_dependents(self, task_id: str, now: int) -> list[str]:
+        """Schedule the dependents of `task_id` that nothing blocks any more."""
+        scheduled = []
+        for dependent in self.views.ready_dependents(task_id):
+            if self._change_task(dependent, lambda t: t.schedule_dependent(now), "{task_id} vanished").runs:
+                scheduled.append(dependent)
+        return scheduled
+
+    def resolve_group_if_done(self, task_group_id: str, trigger: str, now: int) -> bool:
+        """Record that the group is resolved when none of its tasks is unresolved."""
+        def attempt():
+            group = self.task_group(task_group_id)
+            if group is None or self.views.unresolved_in_group(task_group_id) or not group.resolve(trigger, now):
+                return False
+            self.save(group)
+            return True
+        return self._retrying(attempt)
+
     def expire_claim(self, task_id: str, run_id: int, taken_until: int, now: int) -> bool:
         def attempt():
             task = self.task(task_id)

@@ -38,6 +38,8 @@ ENDPOINTS = [
     Endpoint("getTaskGroup", "GET", "/task-group/<taskGroupId>", h.get_task_group, "queue:list-task-group:<taskGroupId>"),
     Endpoint("sealTaskGroup", "POST", "/task-group/<taskGroupId>/seal", h.seal_task_group,
              "queue:seal-task-group:<schedulerId>/<taskGroupId>"),
+    Endpoint("listDependentTasks", "GET", "/task/<taskId>/dependents", h.list_dependent_tasks,
+             "queue:list-dependent-tasks:<taskId>", PAGED),
     Endpoint("createTask", "PUT", "/task/<taskId>", h.create_task, CREATE_TASK_SCOPES, (), "create-task-request"),
     Endpoint("scheduleTask", "POST", "/task/<taskId>/schedule", h.schedule_task, _scheduler_scopes("schedule-task")),
     Endpoint("rerunTask", "POST", "/task/<taskId>/rerun", h.rerun_task, _scheduler_scopes("rerun-task")),

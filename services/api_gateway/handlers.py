@@ -72,6 +72,19 @@ async def _many(ctx: Context, column: str, key: str, field: str):
     return body
 
 
+async def list_dependent_tasks(ctx: Context):
+    journal, task_id = ctx.services.journal, ctx.params["taskId"]
+    if await ctx.run(journal.views.task_status, task_id) is None:
+        raise ResourceNotFound(f"Task with taskId: `{task_id}` was not found")
+    offset, limit = paging.offset_of(ctx.query), paging.page_size(ctx.query)
+    rows = await ctx.run(journal.views.dependents_page, task_id, offset, limit + 1)
+    body = {"taskId": task_id, "tasks": [{"status": orjson.loads(r["status"]), "task": orjson.loads(r["definition"])}
+                                         for r in rows[:limit]]}
+    if len(rows) > limit:
+        body["continuationToken"] = paging.offset_token(offset + limit)
+    return body
+
+
 # ---------------------------------------------------------------- task commands
 async def create_task(ctx: Context):
     body, task_id = ctx.body, ctx.params["taskId"]

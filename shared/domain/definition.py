@@ -33,13 +33,14 @@ def split_queue(task_queue_id: str) -> tuple[str, str]:
 def normalize(task_id: str, body: dict, now: int) -> dict:
     """The stored definition: defaults applied, times checked and re-serialised.
     `body` has passed schema validation (so defaults of the schema are set)."""
+    task_queue_id = resolve_queue(body)  # step 1 of createTask: its error wins over the time checks
     created, deadline = parse_ms(body["created"]), parse_ms(body["deadline"])
     expires = parse_ms(body["expires"]) if "expires" in body else add_one_year(deadline)
     _check_times(created, deadline, expires, now)
     if any(scope.endswith("**") for scope in body.get("scopes", ())):
         raise InputError("scopes must not end with `**`")
     return {
-        "taskQueueId": resolve_queue(body),
+        "taskQueueId": task_queue_id,
         "schedulerId": body.get("schedulerId", "-"),
         "projectId": body.get("projectId", "none"),
         "taskGroupId": body.get("taskGroupId", task_id),

@@ -44,6 +44,14 @@ class Task(Aggregate):
     def is_resolved(self) -> bool:
         return self.state in RESOLVED
 
+    @property
+    def ever_completed(self) -> bool:
+        return any(run["state"] == "completed" for run in self.runs)
+
+    @property
+    def ever_resolved(self) -> bool:
+        return any(run["state"] in RESOLVED for run in self.runs)
+
     def status(self) -> dict:
         d = self.definition
         provisioner, worker_type = definitions.split_queue(d["taskQueueId"])
@@ -67,6 +75,14 @@ class Task(Aggregate):
         self._refuse_past_deadline(now, "can't be scheduled past its deadline at")
         if not self.runs:
             self._run_added("scheduled", now, self.retries_left)
+
+    def schedule_dependent(self, now: int) -> bool:
+        """The dependency-resolver's job: dependencies allow it, so schedule,
+        unless the task already has runs or its deadline passed."""
+        if self.runs or self.deadline_ms <= now:
+            return False
+        self._run_added("scheduled", now, self.retries_left)
+        return True
 
     def rerun(self, now: int) -> None:
         self._refuse_past_deadline(now, "can't be rescheduled past its deadline of")
@@ -107,8 +123,8 @@ class Task(Aggregate):
             raise RequestConflict(f"Run {run_id} was already claimed by another worker.")
 
     def reclaim(self, run_id: int, now: int, taken_until: int) -> None:
+        run = self.run(run_id)  # §7.19: an unknown run is 404 before the deadline's 409
         self._refuse_past_deadline(now, "can't be reclaimed past its deadline of", inclusive=True)
-        run = self.run(run_id)
         if run is not self.last_run or run["state"] != "running":
             raise RequestConflict(f"Run {run_id} on task `{self.task_id}` is resolved or not running.")
         self._run_reclaimed(run_id, now, taken_until)

@@ -21,6 +21,7 @@ class TaskGroup(Aggregate):
         self.scheduler_id = scheduler_id
         self.expires = expires
         self.sealed: int | None = None
+        self.resolved_by: str | None = None
 
     def view(self) -> dict:
         body = {"taskGroupId": self.task_group_id, "schedulerId": self.scheduler_id,
@@ -45,6 +46,14 @@ class TaskGroup(Aggregate):
         if self.sealed is None:
             self._sealed(now)
 
+    def resolve(self, trigger: str, now: int) -> bool:
+        """Every task of the group is resolved (the dependency-resolver saw it
+        after the resolution `trigger`); a redelivered trigger changes nothing."""
+        if trigger == self.resolved_by:
+            return False
+        self._resolved(trigger, now)
+        return True
+
     @event("Extended")
     def _extended(self, expires: int) -> None:
         self.expires = expires
@@ -52,3 +61,7 @@ class TaskGroup(Aggregate):
     @event("Sealed")
     def _sealed(self, at: int) -> None:
         self.sealed = at
+
+    @event("Resolved")
+    def _resolved(self, trigger: str, at: int) -> None:
+        self.resolved_by = trigger

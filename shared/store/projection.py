@@ -37,12 +37,17 @@ def _task_rows(task: Task, is_new: bool, changes: Changes) -> None:
     d = task.definition
     key = {"task_id": task.task_id}
     status = orjson.dumps(task.status()).decode()
+    flags = {"ever_completed": int(task.ever_completed), "ever_resolved": int(task.ever_resolved)}
     if is_new:
-        changes.add("insert_task", **key, task_group_id=d["taskGroupId"], task_queue_id=d["taskQueueId"],
+        # position: the recorder puts the notification id of the task's first event here.
+        changes.add("insert_task", **key, **flags, task_group_id=d["taskGroupId"], task_queue_id=d["taskQueueId"],
                     state=task.state, deadline=task.deadline_ms, expires=parse_ms(d["expires"]),
-                    definition=orjson.dumps(task.view()).decode(), status=status, position=0)
+                    definition=orjson.dumps(task.view()).decode(), status=status, position=task.id)
+        for required in d["dependencies"]:
+            changes.add("insert_dependency", required_task_id=required, dependent_task_id=task.task_id,
+                        requires=d["requires"])
     else:
-        changes.add("update_task", **key, state=task.state, status=status)
+        changes.add("update_task", **key, **flags, state=task.state, status=status)
     run = task.last_run
     if run is not None and run["state"] == "pending":
         changes.add("upsert_pending", **key, run_id=run["runId"], task_queue_id=d["taskQueueId"],

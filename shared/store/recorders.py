@@ -10,8 +10,17 @@ from .sql import statements
 PENDING_CHANNEL = "taskjournal_pending"
 
 
-def _with_position(params: dict, position: int) -> dict:
-    return {**params, "position": position} if "position" in params else params
+def _apply(execute, sql: dict, changes, stored_events, ids) -> None:
+    """Run the projection's statements; a `position` parameter holding an
+    aggregate id becomes the notification id of that aggregate's first event."""
+    first_id = {}
+    for stored, notification_id in zip(stored_events, ids):
+        first_id.setdefault(stored.originator_id, notification_id)
+    for name, params in changes.statements:
+        if "position" in params:
+            params = {**params, "position": first_id[params["position"]]}
+        execute(sql[name], params)
+    execute(sql["advance_position"], {"position": max(ids)})
 
 
 class PostgresProjectingRecorder(PostgresApplicationRecorder):
@@ -26,10 +35,7 @@ class PostgresProjectingRecorder(PostgresApplicationRecorder):
         changes = kwargs.get("projection")
         if changes is not None and ids:
             sql = statements("projection.sql", "postgres")
-            position = max(ids)
-            for name, params in changes.statements:
-                curs.execute(sql[name], _with_position(params, position), prepare=True)
-            curs.execute(sql["advance_position"], {"position": position}, prepare=True)
+            _apply(lambda q, p: curs.execute(q, p, prepare=True), sql, changes, stored_events, ids)
             for queue in sorted(changes.pending_queues):
                 curs.execute("SELECT pg_notify(%s, %s)", (PENDING_CHANNEL, queue))
         return ids
@@ -46,9 +52,5 @@ class SQLiteProjectingRecorder(SQLiteApplicationRecorder):
         ids = super()._insert_events(c, stored_events, **kwargs)
         changes = kwargs.get("projection")
         if changes is not None and ids:
-            sql = statements("projection.sql", "sqlite")
-            position = max(ids)
-            for name, params in changes.statements:
-                c.execute(sql[name], _with_position(params, position))
-            c.execute(sql["advance_position"], {"position": position})
+            _apply(c.execute, statements("projection.sql", "sqlite"), changes, stored_events, ids)
         return ids

@@ -54,6 +54,15 @@ class ReadModel:
     def group_size(self, task_group_id: str) -> int:
         return self._value("group_size", task_group_id=task_group_id) or 0
 
+    def dependents_page(self, task_id: str, offset: int, limit: int) -> list[dict]:
+        return self._rows("dependents_page", task_id=task_id, offset=offset, limit=limit)
+
+    def ready_dependents(self, task_id: str) -> list[str]:
+        return [row["task_id"] for row in self._rows("ready_dependents", task_id=task_id)]
+
+    def unresolved_in_group(self, task_group_id: str) -> int:
+        return self._value("unresolved_in_group", task_group_id=task_group_id) or 0
+
     def pending_count(self, task_queue_id: str, now: int) -> int:
         return self._value("pending_count", task_queue_id=task_queue_id, now=now) or 0
 

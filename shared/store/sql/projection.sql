@@ -2,12 +2,20 @@
 -- the events (shared/store/recorders.py). Parameters use :name.
 
 -- name: insert_task
-INSERT INTO tj_tasks (task_id, task_group_id, task_queue_id, created_position, state, deadline, expires, definition, status)
-VALUES (:task_id, :task_group_id, :task_queue_id, :position, :state, :deadline, :expires, :definition, :status)
+INSERT INTO tj_tasks (task_id, task_group_id, task_queue_id, created_position, state, ever_completed, ever_resolved,
+                      deadline, expires, definition, status)
+VALUES (:task_id, :task_group_id, :task_queue_id, :position, :state, :ever_completed, :ever_resolved,
+        :deadline, :expires, :definition, :status)
 ON CONFLICT (task_id) DO UPDATE SET state = excluded.state, status = excluded.status;
 
 -- name: update_task
-UPDATE tj_tasks SET state = :state, status = :status WHERE task_id = :task_id;
+UPDATE tj_tasks SET state = :state, ever_completed = :ever_completed, ever_resolved = :ever_resolved, status = :status
+WHERE task_id = :task_id;
+
+-- name: insert_dependency
+INSERT INTO tj_dependencies (required_task_id, dependent_task_id, requires)
+VALUES (:required_task_id, :dependent_task_id, :requires)
+ON CONFLICT (required_task_id, dependent_task_id) DO NOTHING;
 
 -- name: upsert_pending
 INSERT INTO tj_pending (task_id, run_id, task_queue_id, priority, inserted, deadline)

@@ -60,3 +60,20 @@ RETURNING task_id, run_id, priority, inserted;
 
 -- name: release_lease
 UPDATE tj_pending SET leased_until = 0 WHERE task_id = :task_id AND run_id = :run_id;
+
+-- name: dependents_page
+SELECT t.definition, t.status FROM tj_dependencies d JOIN tj_tasks t ON t.task_id = d.dependent_task_id
+WHERE d.required_task_id = :task_id ORDER BY d.dependent_task_id LIMIT :limit OFFSET :offset;
+
+-- name: ready_dependents
+-- Unscheduled dependents of :task_id none of whose dependencies is unsatisfied.
+SELECT d.dependent_task_id AS task_id FROM tj_dependencies d JOIN tj_tasks t ON t.task_id = d.dependent_task_id
+WHERE d.required_task_id = :task_id AND t.state = 'unscheduled' AND NOT EXISTS (
+    SELECT 1 FROM tj_dependencies o LEFT JOIN tj_tasks r ON r.task_id = o.required_task_id
+    WHERE o.dependent_task_id = d.dependent_task_id
+      AND NOT (COALESCE(r.ever_completed, 0) = 1 OR (o.requires = 'all-resolved' AND COALESCE(r.ever_resolved, 0) = 1))
+)
+ORDER BY d.dependent_task_id;
+
+-- name: unresolved_in_group
+SELECT COUNT(*) AS n FROM tj_tasks WHERE task_group_id = :task_group_id AND state IN ('unscheduled', 'pending', 'running');

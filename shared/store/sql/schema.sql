@@ -8,6 +8,8 @@ CREATE TABLE IF NOT EXISTS tj_tasks (
     task_queue_id TEXT NOT NULL,
     created_position BIGINT NOT NULL,
     state TEXT NOT NULL,
+    ever_completed INTEGER NOT NULL DEFAULT 0,
+    ever_resolved INTEGER NOT NULL DEFAULT 0,
     deadline BIGINT NOT NULL,
     expires BIGINT NOT NULL,
     definition TEXT NOT NULL,
@@ -16,6 +18,22 @@ CREATE TABLE IF NOT EXISTS tj_tasks (
 
 -- name: create_tasks_group_index
 CREATE INDEX IF NOT EXISTS tj_tasks_group ON tj_tasks (task_group_id, created_position);
+
+-- name: create_tasks_deadline_index
+CREATE INDEX IF NOT EXISTS tj_tasks_deadline ON tj_tasks (deadline) WHERE state IN ('unscheduled', 'pending', 'running');
+
+-- name: create_dependencies
+-- One row per (task, dependency); whether it is satisfied follows from the
+-- required task's ever_completed / ever_resolved flags.
+CREATE TABLE IF NOT EXISTS tj_dependencies (
+    required_task_id TEXT NOT NULL,
+    dependent_task_id TEXT NOT NULL,
+    requires TEXT NOT NULL,
+    PRIMARY KEY (required_task_id, dependent_task_id)
+);
+
+-- name: create_dependencies_dependent_index
+CREATE INDEX IF NOT EXISTS tj_dependencies_dependent ON tj_dependencies (dependent_task_id);
 
 -- name: create_pending
 CREATE TABLE IF NOT EXISTS tj_pending (
