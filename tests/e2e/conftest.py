@@ -24,10 +24,10 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, data_dir: Path, database_url: str | None, **env):
+    def __init__(self, data_dir: Path, database_url: str | None, command=("dev",), token=None, **env):
         self.port = free_port()
         self.root_url = f"http://127.0.0.1:{self.port}"
-        self.token = secrets.token_urlsafe(24)
+        self.token = token or secrets.token_urlsafe(24)
         self.env = {**os.environ, "TASKJOURNAL_PORT": str(self.port), "TASKJOURNAL_HOST": "127.0.0.1",
                     "TASKJOURNAL_ROOT_URL": self.root_url, "TASKJOURNAL_DATA_DIR": str(data_dir),
                     "TASKJOURNAL_ROOT_CLIENT_ID": ROOT_CLIENT_ID, "TASKJOURNAL_ROOT_ACCESS_TOKEN": self.token,
@@ -37,7 +37,7 @@ class Server:
         if database_url:
             self.env["TASKJOURNAL_DATABASE_URL"] = database_url
         self.log = open(data_dir / "server.log", "w")
-        self.process = subprocess.Popen([sys.executable, "-m", "services.cli", "dev"], env=self.env,
+        self.process = subprocess.Popen([sys.executable, "-m", "services.cli", *command], env=self.env,
                                         stdout=self.log, stderr=subprocess.STDOUT)
         self._wait_ready()
 
