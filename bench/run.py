@@ -1,0 +1,443 @@
+#!/usr/bin/env python3
+"""Benchmark harness for taskjournal (`make bench`).
+
+Starts a fresh taskjournal server on a new PostgreSQL database, runs the
+shared Queue yardstick (queue_bench.py) against it, measures raw status reads
+with wrk, samples the CPU used by the server and PostgreSQL, then prints a
+table and writes bench/results/latest.json and latest.md.  Loopback only.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import psycopg
+import taskcluster
+import taskcluster.exceptions
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "bench" / "results"
+DB_NAME = "taskjournal_bench"
+CLIENT_ID = "bench-root"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description="Benchmark taskjournal with queue_bench.py and wrk.")
+    p.add_argument("--queue-bench", default=str(REPO.parent / "shared" / "bench" / "queue_bench.py"),
+                   help="path to queue_bench.py (default: ../shared/bench/queue_bench.py from the repo root)")
+    p.add_argument("--tasks", type=int, default=5000, help="tasks created and drained (default 5000)")
+    p.add_argument("--concurrency", type=int, default=16, help="concurrent create/status calls (default 16)")
+    p.add_argument("--workers", type=int, default=8, help="simulated workers (default 8)")
+    p.add_argument("--quick", action="store_true", help="short run: 500 tasks")
+    p.add_argument("--wrk-duration", default="10s", help="wrk run length (default 10s)")
+    p.add_argument("--no-wrk", action="store_true", help="skip the wrk measurement")
+    p.add_argument("--server", default=str(REPO / ".venv" / "bin" / "taskjournal"),
+                   help="taskjournal executable, started as '<server> dev'")
+    p.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432",
+                   help="PostgreSQL server (without database name)")
+    p.add_argument("--startup-timeout", type=float, default=60.0, help="seconds to wait for ping")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.tasks = 500
+    return args
+
+
+# ------------------------------------------------------------------ machine
+
+def cpu_model():
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or None
+
+
+def git_commit():
+    out = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+                         capture_output=True, text=True)
+    return out.stdout.strip() or None
+
+
+def machine_info(pg_version):
+    return {
+        "nproc": len(os.sched_getaffinity(0)),
+        "cpu_model": cpu_model(),
+        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        "postgresql": pg_version,
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+        "git_commit": git_commit(),
+        "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+# ------------------------------------------------------------------ database
+
+def reset_database(pg_url):
+    """Drop and recreate the bench database; return the server's version string."""
+    with psycopg.connect(f"{pg_url}/postgres", autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME}")
+        conn.execute(f"CREATE DATABASE {DB_NAME}")
+        return conn.execute("SHOW server_version").fetchone()[0]
+
+
+# ------------------------------------------------------------------ CPU sampling
+
+def read_proc_stats():
+    """Map pid -> (ppid, comm, cpu seconds) for every process we can read."""
+    stats = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            text = (entry / "stat").read_text()
+        except OSError:
+            continue
+        comm = text[text.index("(") + 1:text.rindex(")")]
+        fields = text[text.rindex(")") + 2:].split()
+        stats[int(entry.name)] = (int(fields[1]), comm, (int(fields[11]) + int(fields[12])) / CLK_TCK)
+    return stats
+
+
+def cpu_sample(server_pid):
+    """CPU seconds used so far by the server's process tree and by PostgreSQL."""
+    stats = read_proc_stats()
+    tree, todo = set(), [server_pid]
+    while todo:
+        pid = todo.pop()
+        tree.add(pid)
+        todo += [child for child, (ppid, _, _) in stats.items() if ppid == pid]
+    server = sum(stats[pid][2] for pid in tree if pid in stats)
+    postgres = sum(cpu for _, comm, cpu in stats.values() if comm == "postgres")
+    return {"t": time.monotonic(), "server": server, "postgres": postgres}
+
+
+def cpu_between(start, end):
+    """CPU used between two samples, as seconds and as cores kept busy."""
+    wall = end["t"] - start["t"]
+    result = {"wall_s": round(wall, 2)}
+    for name in ("server", "postgres"):
+        used = end[name] - start[name]
+        result[f"{name}_cpu_s"] = round(used, 2)
+        result[f"{name}_cores"] = round(used / wall, 2) if wall > 0 else None
+    return result
+
+
+# ------------------------------------------------------------------ server
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(args, port, token, data_dir, log_file):
+    env = dict(os.environ,
+               TASKJOURNAL_PORT=str(port),
+               TASKJOURNAL_DATABASE_URL=f"{args.pg_url}/{DB_NAME}",
+               TASKJOURNAL_DATA_DIR=data_dir,
+               TASKJOURNAL_ROOT_CLIENT_ID=CLIENT_ID,
+               TASKJOURNAL_ROOT_ACCESS_TOKEN=token)
+    # own session: a Ctrl-C in the terminal reaches us, and we stop the server in order
+    return subprocess.Popen([args.server, "dev"], env=env, stdin=subprocess.DEVNULL,
+                            stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def wait_ready(proc, root_url, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        try:
+            with urllib.request.urlopen(f"{root_url}/api/queue/v1/ping", timeout=2) as resp:
+                if resp.status == 200:
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.2)
+    return False
+
+
+def stop_server(proc):
+    """SIGINT, then SIGTERM, then SIGKILL, to the server's own process group."""
+    for sig, wait in ((signal.SIGINT, 15), (signal.SIGTERM, 5), (signal.SIGKILL, 5)):
+        if proc.poll() is not None:
+            return
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(wait)
+        except subprocess.TimeoutExpired:
+            print(f"server did not stop after {sig.name}", file=sys.stderr)
+
+
+def log_tail(path, lines=30):
+    return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
+
+
+# ------------------------------------------------------------------ queue_bench
+
+PHASE_END = re.compile(r"\] (create|claim\+complete|e2e|status): ")
+
+
+def run_queue_bench(args, env, server_pid):
+    """Run the yardstick; echo its progress; return (summary, exit code, server CPU per phase)."""
+    cmd = [sys.executable, args.queue_bench, "--tasks", str(args.tasks),
+           "--concurrency", str(args.concurrency), "--workers", str(args.workers), "--label", "taskjournal"]
+    print("$ " + " ".join(cmd), file=sys.stderr, flush=True)
+    cpu, last = {}, cpu_sample(server_pid)
+    with tempfile.TemporaryFile("w+") as out:
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.PIPE, text=True)
+        try:
+            for line in proc.stderr:
+                sys.stderr.write(line)
+                sys.stderr.flush()
+                if " run id " in line:  # the create phase starts now
+                    last = cpu_sample(server_pid)
+                match = PHASE_END.search(line)
+                if match:
+                    now = cpu_sample(server_pid)
+                    cpu[match.group(1).replace("+complete", "")] = cpu_between(last, now)
+                    last = now
+            code = proc.wait()
+        finally:
+            if proc.poll() is None:  # interrupted: do not leave the load running
+                proc.terminate()
+                proc.wait()
+        out.seek(0)
+        lines = out.read().strip().splitlines()
+    try:
+        summary = json.loads(lines[-1])
+    except (IndexError, ValueError):
+        summary = None
+    return summary, code, cpu
+
+
+# ------------------------------------------------------------------ wrk
+
+def ensure_wrk():
+    if shutil.which("wrk"):
+        return True
+    print("wrk not found; trying 'apt-get install -y wrk' once", file=sys.stderr)
+    try:
+        subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True,
+                       stdout=subprocess.DEVNULL, timeout=300)
+    except (OSError, subprocess.SubprocessError) as err:
+        print(f"could not install wrk ({err}); skipping the wrk measurement", file=sys.stderr)
+        return False
+    return shutil.which("wrk") is not None
+
+
+def one_task_status_url(root_url, token):
+    """Create one task and return a bewit-signed URL of its status."""
+    queue = taskcluster.Queue({"rootUrl": root_url,
+                               "credentials": {"clientId": CLIENT_ID, "accessToken": token}})
+    task_id = taskcluster.slugId()
+    queue.createTask(task_id, {
+        "taskQueueId": "qbench/wrk",
+        "schedulerId": "qbench",
+        "created": taskcluster.stringDate(taskcluster.fromNow("0 seconds")),
+        "deadline": taskcluster.stringDate(taskcluster.fromNow("2 hours")),
+        "expires": taskcluster.stringDate(taskcluster.fromNow("2 days")),
+        "payload": {},
+        "metadata": {"name": "wrk target", "description": "status read by wrk",
+                     "owner": "bench@example.com", "source": "http://127.0.0.1/bench"},
+    })
+    return queue.buildSignedUrl("status", task_id, expiration=3600)
+
+
+UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0, "h": 3600000.0}
+
+
+def to_ms(text):
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m|h)", text).groups()
+    return round(float(number) * UNITS[unit], 3)
+
+
+def parse_wrk(text):
+    def find(pattern):
+        match = re.search(pattern, text, re.MULTILINE)
+        return match.group(1) if match else None
+
+    socket_errors = find(r"Socket errors: (.*)$")
+    return {
+        "requests_per_s": float(find(r"^Requests/sec:\s+([\d.]+)")),
+        "requests": int(find(r"^\s+(\d+) requests in")),
+        "latency_mean_ms": to_ms(find(r"^\s+Latency\s+(\S+)")),
+        "latency_p50_ms": to_ms(find(r"^\s+50%\s+(\S+)")),
+        "latency_p99_ms": to_ms(find(r"^\s+99%\s+(\S+)")),
+        "non_2xx": int(find(r"Non-2xx or 3xx responses: (\d+)") or 0),
+        "socket_errors": socket_errors,
+    }
+
+
+def run_wrk(args, root_url, token, server_pid):
+    if not ensure_wrk():
+        return {"skipped": "wrk is not installed"}
+    try:
+        url = one_task_status_url(root_url, token)
+        with urllib.request.urlopen(url, timeout=10) as resp:  # check the signed URL is accepted
+            resp.read()
+    except (taskcluster.exceptions.TaskclusterFailure, OSError) as err:
+        return {"skipped": f"could not prepare a signed status URL: {type(err).__name__}: {str(err)[:200]}"}
+    cmd = ["wrk", "-t2", "-c32", f"-d{args.wrk_duration}", "--latency", url]
+    print("$ wrk -t2 -c32 -d%s --latency <signed status URL>" % args.wrk_duration, file=sys.stderr, flush=True)
+    before = cpu_sample(server_pid)
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    cpu = cpu_between(before, cpu_sample(server_pid))
+    if out.returncode != 0:
+        return {"skipped": f"wrk failed: {out.stderr.strip()[:300]}"}
+    result = parse_wrk(out.stdout)
+    result.update({"command": "wrk -t2 -c32 -d%s --latency <bewit-signed status URL>" % args.wrk_duration,
+                   "server_cpu": cpu, "raw": out.stdout})
+    return result
+
+
+# ------------------------------------------------------------------ report
+
+def dig(data, *keys):
+    for key in keys:
+        if not isinstance(data, dict) or key not in data:
+            return None
+        data = data[key]
+    return data
+
+
+def show(value, unit=""):
+    return "n/a" if value is None else f"{value}{unit}"
+
+
+def ms_triplet(latency, keys=("p50_ms", "p95_ms", "p99_ms")):
+    if not latency or not latency.get("count"):
+        return "n/a"
+    return " / ".join(show(latency.get(k)) for k in keys) + " ms"
+
+
+def cores(cpu):
+    if not cpu:
+        return "n/a"
+    return f"server {cpu['server_cores']}, postgres {cpu['postgres_cores']}"
+
+
+def figures(result):
+    """(label, value) rows: the figures that matter."""
+    phases = dig(result, "queue_bench", "phases") or {}
+    cpu = result.get("server_cpu_by_phase") or {}
+    wrk = result.get("wrk") or {}
+    rows = [
+        ("createTask throughput", show(dig(phases, "create", "throughput_per_s"), " tasks/s")),
+        ("createTask p50 / p95 / p99", ms_triplet(dig(phases, "create", "latency"))),
+        ("claim+complete throughput", show(dig(phases, "claim", "throughput_per_s"), " tasks/s")),
+        ("pickup latency create->claim p50 / p95 / p99",
+         ms_triplet(dig(phases, "e2e", "create_to_claim_latency"))),
+        ("status reads", show(dig(phases, "status", "throughput_per_s"), " /s")),
+        ("status p50 / p99", ms_triplet(dig(phases, "status", "latency"), ("p50_ms", "p99_ms"))),
+    ]
+    if "requests_per_s" in wrk:
+        rows += [("wrk status (signed URL) requests/s", f"{wrk['requests_per_s']}"),
+                 ("wrk latency mean / p50 / p99",
+                  f"{wrk['latency_mean_ms']} / {wrk['latency_p50_ms']} / {wrk['latency_p99_ms']} ms"),
+                 ("wrk non-2xx / socket errors", f"{wrk['non_2xx']} / {wrk['socket_errors'] or 0}")]
+    else:
+        rows.append(("wrk", wrk.get("skipped", "n/a")))
+    for phase in ("create", "claim", "e2e", "status"):
+        if phase in cpu:
+            rows.append((f"CPU cores busy during {phase}", cores(cpu[phase])))
+    if "server_cpu" in wrk:
+        rows.append(("CPU cores busy during wrk", cores(wrk["server_cpu"])))
+    rows.append(("queue_bench errors", show(dig(result, "queue_bench", "errors", "total"))))
+    return rows
+
+
+def config_line(result):
+    m, cfg = result["machine"], dig(result, "queue_bench", "config") or {}
+    return (f"{m['date_utc']}, commit {m['git_commit']}, {m['nproc']} x {m['cpu_model']}, "
+            f"PostgreSQL {m['postgresql']}; tasks={cfg.get('tasks')} concurrency={cfg.get('concurrency')} "
+            f"workers={cfg.get('workers')}")
+
+
+def print_table(result):
+    rows = figures(result)
+    width = max(len(label) for label, _ in rows)
+    print()
+    print(config_line(result))
+    for label, value in rows:
+        print(f"  {label.ljust(width)}  {value}")
+
+
+def markdown(result):
+    lines = [f"_{config_line(result)}_", "", "| figure | value |", "| --- | --- |"]
+    lines += [f"| {label} | {value} |" for label, value in figures(result)]
+    return "\n".join(lines) + "\n"
+
+
+def write_results(result):
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "latest.json").write_text(json.dumps(result, indent=2) + "\n")
+    (RESULTS / "latest.md").write_text(markdown(result))
+    print(f"\nwrote {RESULTS / 'latest.json'} and {RESULTS / 'latest.md'}")
+
+
+# ------------------------------------------------------------------ main
+
+def bench(args, root_url, token, server_pid, pg_version):
+    env = dict(os.environ, TASKCLUSTER_ROOT_URL=root_url,
+               TASKCLUSTER_CLIENT_ID=CLIENT_ID, TASKCLUSTER_ACCESS_TOKEN=token)
+    summary, code, cpu = run_queue_bench(args, env, server_pid)
+    if summary is None:
+        print(f"queue_bench exited {code} without a JSON summary", file=sys.stderr)
+        return 1
+    result = {"machine": machine_info(pg_version), "queue_bench": summary,
+              "server_cpu_by_phase": cpu, "queue_bench_exit_code": code}
+    result["wrk"] = {"skipped": "--no-wrk"} if args.no_wrk else run_wrk(args, root_url, token, server_pid)
+    print_table(result)
+    write_results(result)
+    return code
+
+
+def main(argv):
+    args = parse_args(argv)
+    if not Path(args.queue_bench).is_file():
+        sys.exit(f"queue_bench.py not found at {args.queue_bench} (use --queue-bench PATH)")
+    if not Path(args.server).is_file():
+        sys.exit(f"taskjournal executable not found at {args.server} (install the project, or use --server)")
+    pg_version = reset_database(args.pg_url)
+    port, token = free_port(), secrets.token_urlsafe(32)
+    root_url = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory(prefix="taskjournal-bench-") as data_dir:
+        log_path = Path(data_dir) / "server.log"
+        with open(log_path, "w") as log_file:
+            proc = start_server(args, port, token, data_dir, log_file)
+        try:
+            if not wait_ready(proc, root_url, args.startup_timeout):
+                print(f"server failed to start (exit code {proc.poll()}); last lines of its log:\n"
+                      f"{log_tail(log_path)}", file=sys.stderr)
+                return 2
+            print(f"server ready at {root_url} (pid {proc.pid})", file=sys.stderr)
+            return bench(args, root_url, token, proc.pid, pg_version)
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            return 130
+        finally:
+            stop_server(proc)
+            RESULTS.mkdir(parents=True, exist_ok=True)
+            shutil.copy(log_path, RESULTS / "server.log")
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
