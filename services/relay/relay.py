@@ -1,0 +1,230 @@
+"""The relay: follows the journal's notification log in order, publishes
+the Pulse messages and internal events of each batch with confirms, then
+records its position (ADR 0005). Publish-then-record makes delivery at
+least once: a relay that dies between the two publishes the batch again."""
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+
+from eventsourcing.postgres import PostgresApplicationRecorder
+
+from shared.bus import Publisher
+from shared.logs import fields
+from shared.messages import internal_event_for, messages_for
+from shared.metrics import REGISTRY
+
+log = logging.getLogger("taskjournal.relay")
+
+REGISTRY.describe("taskjournal_relay_events_total", "counter", "events relayed from the log")
+REGISTRY.describe("taskjournal_relay_messages_total", "counter", "Pulse messages published, by exchange")
+REGISTRY.describe("taskjournal_relay_publish_seconds", "summary", "time to publish a batch until confirmed")
+REGISTRY.describe("taskjournal_relay_errors_total", "counter", "failed relay batches (retried)")
+
+CREATE_TABLE = "CREATE TABLE IF NOT EXISTS tj_relay_position (name TEXT PRIMARY KEY, position BIGINT NOT NULL)"
+SELECT_POSITION = "SELECT position FROM tj_relay_position WHERE name = {0}"
+RECORD_POSITION = ("INSERT INTO tj_relay_position (name, position) VALUES ({0}, {0}) ON CONFLICT (name) "
+                   "DO UPDATE SET position = excluded.position WHERE tj_relay_position.position < excluded.position")
+
+
+class Relay:
+    """One relay per database. `after_publish(position)` is a test seam: it
+    runs once a batch is confirmed and before its position is recorded."""
+
+    def __init__(self, journal, publisher: Publisher, name: str = "default", batch_size: int = 500,
+                 cache_size: int = 10_000, poll_interval: float = 1.0, standby_interval: float = 2.0,
+                 executor=None, after_publish: Callable[[int], Awaitable[None]] | None = None):
+        self.journal = journal
+        self.publisher = publisher
+        self.name = name
+        self.batch_size = batch_size
+        self.cache_size = cache_size
+        self.poll_interval = poll_interval
+        self.standby_interval = standby_interval
+        self.executor = executor
+        self.after_publish = after_publish
+        self.postgres = isinstance(journal.recorder, PostgresApplicationRecorder)
+        mark = "%s" if self.postgres else "?"
+        self._select_sql, self._record_sql = SELECT_POSITION.format(mark), RECORD_POSITION.format(mark)
+        self.position: int | None = None  # last recorded; None until `load_position`
+        self._aggregates: OrderedDict = OrderedDict()  # LRU: aggregate id -> state after its last relayed event
+        self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # ------------------------------------------------------------ wake-ups
+    def wake(self) -> None:
+        """New events were committed: look now rather than at the next poll.
+        Safe from any thread (the journal calls it after a save)."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(self._wake.set)
+            except RuntimeError:  # loop closed meanwhile
+                pass
+
+    # ------------------------------------------------------------ the loop
+    async def run(self, stop: asyncio.Event) -> None:
+        self._loop = asyncio.get_running_loop()
+        if self.postgres:
+            await self._run_as_leader(stop)
+        else:
+            await self._relay(stop, lost=None)
+
+    async def _relay(self, stop: asyncio.Event, lost: asyncio.Future | None) -> None:
+        """Relay until stopped (or `lost`, the leadership, ends)."""
+        log.info("relay active", extra=fields(relay=self.name))
+        self.position = None  # another relay may have moved it while this one stood by
+        backoff = 0.5
+        while not stop.is_set() and not (lost and lost.done()):
+            self._wake.clear()  # before reading, so a wake during the batch is not lost
+            try:
+                count = await self.step()
+                backoff = 0.5
+            except Exception as error:
+                REGISTRY.inc("taskjournal_relay_errors_total")
+                log.warning("relay batch failed; retrying", exc_info=error,
+                            extra=fields(relay=self.name, position=self.position, retryIn=backoff))
+                await _first(stop.wait(), timeout=backoff, also=lost)
+                backoff = min(backoff * 2, 30.0)
+                continue
+            if count < self.batch_size:  # caught up: wait for news
+                await _first(stop.wait(), self._wake.wait(), timeout=self.poll_interval, also=lost)
+
+    async def step(self) -> int:
+        """Relay one batch; the number of events relayed."""
+        if self.position is None:
+            await self._blocking(self.load_position)
+        batch = await self._blocking(self._read_batch)
+        if batch is None:
+            return 0
+        last, count, messages, internal = batch
+        started = time.perf_counter()
+        await self.publisher.publish(messages, internal)
+        elapsed = time.perf_counter() - started
+        if self.after_publish is not None:
+            await self.after_publish(last)
+        await self._blocking(self._record, last)
+        self.position = last
+        REGISTRY.observe("taskjournal_relay_publish_seconds", elapsed)
+        REGISTRY.inc("taskjournal_relay_events_total", count)
+        for m in messages:
+            REGISTRY.inc("taskjournal_relay_messages_total", exchange=m.exchange.rsplit("/", 1)[1])
+        log.debug("relayed", extra=fields(relay=self.name, position=last, events=count, messages=len(messages),
+                                          seconds=round(elapsed, 4)))
+        return count
+
+    # ------------------------------------------------------------ the log and the position (blocking)
+    def load_position(self) -> int:
+        with self.journal.recorder.datastore.transaction(commit=True) as curs:
+            curs.execute(CREATE_TABLE)
+            curs.execute(self._select_sql, (self.name,))
+            row = curs.fetchone()
+        self.position = row["position"] if row else 0
+        return self.position
+
+    def _record(self, position: int) -> None:
+        with self.journal.recorder.datastore.transaction(commit=True) as curs:
+            curs.execute(self._record_sql, (self.name, position))
+
+    def _read_batch(self):
+        notifications = self.journal.recorder.select_notifications(start=self.position + 1, limit=self.batch_size)
+        if not notifications:
+            return None
+        messages, internal = [], []
+        for notification in notifications:
+            event = self.journal.mapper.to_domain_event(notification)
+            after = self._state_after(event)
+            messages += messages_for(event, after)
+            internal.append(internal_event_for(event, after, notification.id))
+        return notifications[-1].id, len(notifications), messages, internal
+
+    def _state_after(self, event):
+        key, version = event.originator_id, event.originator_version
+        aggregate = self._aggregates.pop(key, None)
+        if aggregate is None or aggregate.version != version - 1:  # not cached, or a retried batch
+            aggregate = None if version == 1 else self.journal.repository.get(key, version=version - 1)
+        aggregate = event.mutate(aggregate)
+        self._aggregates[key] = aggregate
+        if len(self._aggregates) > self.cache_size:
+            self._aggregates.popitem(last=False)
+        return aggregate
+
+    async def _blocking(self, function, *args):
+        return await asyncio.get_running_loop().run_in_executor(self.executor, function, *args)
+
+    # ------------------------------------------------------------ PostgreSQL: one active relay
+    async def _run_as_leader(self, stop: asyncio.Event) -> None:
+        """Hold a session advisory lock on a dedicated connection while
+        relaying (closing the connection releases it); stand by otherwise.
+        The same connection LISTENs for the event store's NOTIFY."""
+        import psycopg
+        from psycopg import sql
+
+        while not stop.is_set():
+            try:
+                async with await psycopg.AsyncConnection.connect(**self._conninfo(), autocommit=True) as conn:
+                    if not await self._acquire_lock(conn, stop):
+                        return  # stopped while standing by
+                    channel = self.journal.recorder.channel_name
+                    await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+                    listener = asyncio.ensure_future(self._listen(conn))
+                    try:
+                        await self._relay(stop, lost=listener)
+                    finally:
+                        listener.cancel()
+                        await asyncio.gather(listener, return_exceptions=True)
+                    if not listener.cancelled() and listener.exception():
+                        raise listener.exception()  # the connection, and so the lock, is gone
+            except Exception as error:
+                log.warning("relay lost its database connection; reconnecting", exc_info=error,
+                            extra=fields(relay=self.name))
+                await _first(stop.wait(), timeout=self.standby_interval)
+
+    async def _acquire_lock(self, conn, stop: asyncio.Event) -> bool:
+        key = advisory_key(self.name)
+        announced = False
+        while not stop.is_set():
+            cursor = await conn.execute("SELECT pg_try_advisory_lock(%s)", (key,))
+            if (await cursor.fetchone())[0]:
+                return True
+            if not announced:
+                log.info("relay standing by: another relay is active", extra=fields(relay=self.name))
+                announced = True
+            await _first(stop.wait(), timeout=self.standby_interval)
+        return False
+
+    async def _listen(self, conn) -> None:
+        async for _ in conn.notifies():
+            self._wake.set()
+
+    def _conninfo(self) -> dict:
+        kwargs = dict(self.journal.recorder.datastore.pool.kwargs)
+        kwargs.pop("row_factory", None)
+        return kwargs
+
+
+def advisory_key(name: str) -> int:
+    """A stable signed 64-bit lock key per relay name."""
+    return int.from_bytes(hashlib.sha256(f"taskjournal.relay:{name}".encode()).digest()[:8], "big", signed=True)
+
+
+async def _first(*waits, timeout: float, also: asyncio.Future | None = None) -> None:
+    """Wait until one of the coroutines (or `also`) finishes, or `timeout`."""
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    try:
+        await asyncio.wait(tasks + ([also] if also else []), timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+
+
+async def run_relay(journal, publisher: Publisher, stop_event: asyncio.Event, **options) -> None:
+    """The relay service: runs until `stop_event` is set. `options` go to
+    Relay. A journal with an `on_saved` hook gets it pointed at `wake`."""
+    relay = Relay(journal, publisher, **options)
+    if hasattr(journal, "on_saved"):
+        journal.on_saved = relay.wake
+    await relay.run(stop_event)

@@ -1,0 +1,19 @@
+"""The bus: how events leave the log (ADR 0005). `Publisher` is what the
+relay needs; `InProcessBus` serves `taskjournal dev` without a broker. The
+AMQP side lives in `shared.bus.rabbit` (RabbitPublisher) and
+`shared.bus.consumer` (internal_subscriber, FastStream), imported on demand
+so the embedded mode never loads aio-pika or FastStream."""
+
+from typing import Protocol
+
+from shared.messages import InternalEvent, PulseMessage
+
+from .inprocess import InProcessBus
+
+
+class Publisher(Protocol):
+    async def publish(self, messages: list[PulseMessage], internal: list[InternalEvent]) -> None:
+        """Return only once every message is confirmed; raise otherwise."""
+
+
+__all__ = ["Publisher", "InProcessBus", "PulseMessage", "InternalEvent"]

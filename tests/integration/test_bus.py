@@ -1,0 +1,209 @@
+"""The bus against the real RabbitMQ: exchanges, message properties, CC
+routes, order, unroutable internal events and the FastStream consumer
+helper's redelivery on errors; plus the in-process bus.
+
+Exchange names are fixed, so each test binds its own exclusive queues with
+keys made unique by a fresh id: parallel runs never see each other's
+messages."""
+
+import asyncio
+import os
+import time
+import uuid
+
+import aio_pika
+import orjson
+import pytest
+
+from shared.bus import InProcessBus
+from shared.messages import EXCHANGES, INTERNAL_EXCHANGE, InternalEvent, PulseMessage, exchange
+from shared.metrics import REGISTRY
+
+AMQP_URL = os.environ.get("TASKJOURNAL_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+
+
+@pytest.fixture
+async def amqp_url():
+    try:
+        connection = await aio_pika.connect(AMQP_URL, timeout=3)
+        await connection.close()
+    except Exception as error:
+        pytest.skip(f"RabbitMQ unreachable at {AMQP_URL}: {error!r}")
+    return AMQP_URL
+
+
+@pytest.fixture
+async def publisher(amqp_url):
+    from shared.bus.rabbit import RabbitPublisher
+
+    async with RabbitPublisher(amqp_url) as p:
+        yield p
+
+
+@pytest.fixture
+async def channel(amqp_url):
+    connection = await aio_pika.connect(amqp_url)
+    yield await connection.channel()
+    await connection.close()
+
+
+async def bound_queue(channel, bindings):
+    queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+    for exchange_name, key in bindings:
+        await queue.bind(exchange_name, key)
+    return queue
+
+
+async def receive(queue, count: int, timeout: float = 10.0, settle: float = 0.3) -> list:
+    """`count` messages, then a short wait proving no more arrive."""
+    got, deadline, settled = [], time.monotonic() + timeout, time.monotonic() + settle
+    while time.monotonic() < deadline:
+        message = await queue.get(no_ack=True, fail=False)
+        if message is None:
+            if len(got) >= count and time.monotonic() > settled:
+                break
+            await asyncio.sleep(0.02)
+            continue
+        got.append(message)
+        settled = time.monotonic() + settle
+    return got
+
+
+def unique() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+async def test_exchanges_are_declared_durable_topic(publisher, channel):
+    for name in [exchange(n) for n in EXCHANGES] + [INTERNAL_EXCHANGE]:
+        # re-declaring with other arguments would close the channel (PRECONDITION_FAILED)
+        await channel.declare_exchange(name, aio_pika.ExchangeType.TOPIC, durable=True, auto_delete=False)
+    assert len(publisher.exchanges) == 10
+
+
+async def test_pulse_message_properties_cc_and_primary_key(publisher, channel):
+    tag = unique()
+    completed = exchange("task-completed")
+    by_route = await bound_queue(channel, [(completed, f"route.index.{tag}")])
+    by_primary = await bound_queue(channel, [(completed, f"primary.{tag}.#")])
+    body = {"version": 1, "status": {"taskId": tag}, "runId": 0}
+    message = PulseMessage(completed, f"primary.{tag}.0.wg.wid.p.w.s.g._", body, [f"route.index.{tag}", "route.x"])
+    await publisher.publish([message], [])
+    for queue in (by_route, by_primary):
+        got, = await receive(queue, 1)
+        assert orjson.loads(got.body) == body
+        assert got.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
+        assert (got.content_type, got.content_encoding) == ("application/json", "utf-8")
+        assert got.headers["CC"] == [f"route.index.{tag}", "route.x"]
+        assert got.routing_key == message.routing_key
+
+
+async def test_batch_keeps_each_tasks_order_across_exchanges(publisher, channel):
+    tags = [unique() for _ in range(3)]
+    names = ["task-defined", "task-pending", "task-running", "task-exception", "task-pending", "task-running",
+             "task-completed"]
+    queue = await bound_queue(channel, [(exchange(n), f"route.{tag}") for n in set(names) for tag in tags])
+    batch = [PulseMessage(exchange(n), f"primary.{tag}.{i}._._.p.w.s.g._", {"i": i, "tag": tag}, [f"route.{tag}"])
+             for i, n in enumerate(names) for tag in tags]  # the tasks interleaved, as in the log
+    await publisher.publish(batch, [])
+    got = [orjson.loads(m.body) for m in await receive(queue, len(batch))]
+    assert len(got) == len(batch)
+    for tag in tags:
+        assert [b["i"] for b in got if b["tag"] == tag] == list(range(len(names)))
+
+
+async def test_unroutable_internal_event_is_counted_not_fatal(publisher):
+    key = f"Probe{unique()}.Happened"
+    before = REGISTRY.counters[("taskjournal_bus_unroutable_total", (("routing_key", key),))]
+    await publisher.publish([], [InternalEvent(key, {"id": "x", "version": 1, "type": key, "position": 1})])
+    assert REGISTRY.counters[("taskjournal_bus_unroutable_total", (("routing_key", key),))] == before + 1
+
+
+async def test_internal_event_reaches_a_bound_queue(publisher, channel):
+    key = f"Probe{unique()}.Happened"
+    queue = await bound_queue(channel, [(INTERNAL_EXCHANGE, key)])
+    event = InternalEvent(key, {"id": "x", "version": 3, "type": key, "position": 9, "reason": "r"})
+    await publisher.publish([], [event])
+    got, = await receive(queue, 1)
+    assert orjson.loads(got.body) == event.body and got.type == key
+    assert got.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
+
+
+async def test_internal_subscriber_redelivers_after_a_handler_error(publisher, channel, amqp_url):
+    from faststream.rabbit import RabbitBroker
+
+    from shared.bus.consumer import internal_subscriber
+
+    prefix = f"Probe{unique()}"
+    queue_name = f"tj-test-{prefix}"
+    calls, done = [], asyncio.Event()
+
+    async def handler(body: dict) -> None:
+        calls.append((body["type"], body["version"]))
+        if len(calls) == 1:
+            raise RuntimeError("a handler failing once must not lose the event")
+        if len(calls) == 3:
+            done.set()
+
+    broker = RabbitBroker(amqp_url, logger=None)
+    internal_subscriber(broker, queue_name, [f"{prefix}.A", f"{prefix}.B"], handler, retry_delay=0.05)
+    await broker.start()
+    try:
+        await publisher.publish([], [InternalEvent(f"{prefix}.A", {"id": "t", "version": 1, "type": f"{prefix}.A"}),
+                                     InternalEvent(f"{prefix}.B", {"id": "t", "version": 2, "type": f"{prefix}.B"})])
+        await asyncio.wait_for(done.wait(), 15)
+    finally:
+        await broker.stop()
+        await channel.queue_delete(queue_name)
+    assert calls[0] == (f"{prefix}.A", 1)
+    assert sorted(calls[1:]) == [(f"{prefix}.A", 1), (f"{prefix}.B", 2)]  # A came back, B came once
+
+
+async def test_internal_subscriber_queue_is_quorum(amqp_url, channel):
+    from faststream.rabbit import RabbitBroker
+
+    from shared.bus.consumer import internal_subscriber
+
+    queue_name = f"tj-test-{unique()}"
+
+    async def handler(body: dict) -> None:
+        pass
+
+    broker = RabbitBroker(amqp_url, logger=None)
+    internal_subscriber(broker, queue_name, ["Nothing.Here"], handler)
+    await broker.start()
+    await broker.stop()
+    try:
+        # a quorum queue re-declared as classic fails with PRECONDITION_FAILED
+        await channel.declare_queue(queue_name, durable=True, arguments={"x-queue-type": "quorum"})
+    finally:
+        await channel.queue_delete(queue_name)
+
+
+async def test_in_process_bus_routes_like_topic_bindings():
+    bus = InProcessBus()
+    pulses, events = [], []
+    bus.subscribe_pulse(pulses.append, exchange("task-completed"), "route.index.#")
+    bus.subscribe_internal(["Task.*"], events.append)
+
+    async def async_handler(body):
+        events.append(("async", body["type"]))
+    bus.subscribe_internal(["*.RunResolved"], async_handler)
+
+    hit = PulseMessage(exchange("task-completed"), "primary.t.0._._.p.w.s.g._", {"a": 1}, ["route.index.x.y"])
+    other_exchange = PulseMessage(exchange("task-failed"), "primary.t.0._._.p.w.s.g._", {}, ["route.index.x"])
+    no_route = PulseMessage(exchange("task-completed"), "primary.t.0._._.p.w.s.g._", {}, ["route.other"])
+    resolved = InternalEvent("Task.RunResolved", {"type": "Task.RunResolved"})
+    sealed = InternalEvent("TaskGroup.Sealed", {"type": "TaskGroup.Sealed"})
+    await bus.publish([hit, other_exchange, no_route], [resolved, sealed])
+    assert pulses == [hit]
+    assert events == [resolved.body, ("async", "Task.RunResolved")]
+
+
+async def test_in_process_handler_error_fails_the_publish():
+    bus = InProcessBus()
+
+    def broken(body):
+        raise RuntimeError("boom")
+    bus.subscribe_internal(["#"], broken)
+    with pytest.raises(RuntimeError):
+        await bus.publish([], [InternalEvent("Task.Defined", {})])

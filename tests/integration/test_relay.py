@@ -1,0 +1,379 @@
+"""The relay against the real PostgreSQL and RabbitMQ (and SQLite with the
+in-process bus): bodies, per-task order, at-least-once after a crash
+between publish and position write, and one active relay per database.
+
+Each test uses a fresh database, a task queue and route of its own, and
+exclusive queues bound by that route, so parallel runs don't interfere."""
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import aio_pika
+import orjson
+import pytest
+
+from services.relay import Relay
+from shared.bus import InProcessBus
+from shared.domain.definition import normalize
+from shared.domain.ids import task_id_of
+from shared.domain.time import format_ms, now_ms
+from shared.journal import open_journal
+from shared.messages import EXCHANGES, INTERNAL_EXCHANGE, exchange
+
+AMQP_URL = os.environ.get("TASKJOURNAL_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+REFERENCE = Path(os.environ.get("TASKJOURNAL_REFERENCE_DIR",
+                                Path(__file__).resolve().parents[3] / "shared/reference/taskcluster-v64.2.5"))
+TASK_EXCHANGES = [e for e in EXCHANGES if not e.startswith("task-group")]
+HOUR = 3600 * 1000
+LIFECYCLE = ["task-defined", "task-pending", "task-running", "task-completed"]
+
+
+# ------------------------------------------------------------ fixtures and helpers
+@pytest.fixture
+async def amqp_url():
+    try:
+        connection = await aio_pika.connect(AMQP_URL, timeout=3)
+        await connection.close()
+    except Exception as error:
+        pytest.skip(f"RabbitMQ unreachable at {AMQP_URL}: {error!r}")
+    return AMQP_URL
+
+
+@pytest.fixture
+async def publisher(amqp_url):
+    from shared.bus.rabbit import RabbitPublisher
+
+    async with RabbitPublisher(amqp_url) as p:
+        yield p
+
+
+@pytest.fixture
+async def channel(amqp_url):
+    connection = await aio_pika.connect(amqp_url)
+    yield await connection.channel()
+    await connection.close()
+
+
+@pytest.fixture
+def journal(postgres_url, tmp_path):
+    j = open_journal(postgres_url, str(tmp_path))
+    yield j
+    j.close()
+
+
+class Scenario:
+    """A task queue and a route no other test uses."""
+
+    def __init__(self):
+        self.tag = uuid.uuid4().hex[:12]
+        self.queue_id = f"tj-test/wt-{self.tag}"
+        self.route = f"index.relay-test.{self.tag}"
+
+    def create(self, journal, task_id=None):
+        task_id = task_id or task_id_of(uuid.uuid4())
+        now = now_ms()
+        body = {"taskQueueId": self.queue_id, "created": format_ms(now), "deadline": format_ms(now + HOUR),
+                "routes": [self.route], "tags": {"test": self.tag}, "payload": {},
+                "metadata": {"name": "t", "description": "d", "owner": "o@example.com",
+                             "source": "https://example.com"}}
+        journal.create_task(task_id, normalize(task_id, body, now), now)
+        return task_id
+
+    def claim(self, journal):
+        now = now_ms()
+        return [t.task_id for t in journal.claim_work(self.queue_id, "wg", "wid", 10, now, now + 20 * 60 * 1000)]
+
+    def run_lifecycle(self, journal) -> str:
+        task_id = self.create(journal)
+        assert self.claim(journal) == [task_id]
+        journal.report(task_id, 0, "completed", now_ms())
+        return task_id
+
+
+async def route_queue(channel, scenario, exchanges=TASK_EXCHANGES):
+    queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+    for name in exchanges:
+        await queue.bind(exchange(name), f"route.{scenario.route}")
+    return queue
+
+
+async def receive(queue, count: int, timeout: float = 15.0, settle: float = 0.5) -> list:
+    """`count` messages, then a short wait proving no more arrive."""
+    got, deadline, settled = [], time.monotonic() + timeout, time.monotonic() + settle
+    while time.monotonic() < deadline:
+        message = await queue.get(no_ack=True, fail=False)
+        if message is None:
+            if len(got) >= count and time.monotonic() > settled:
+                break
+            await asyncio.sleep(0.02)
+            continue
+        got.append(message)
+        settled = time.monotonic() + settle
+    return got
+
+
+def exchange_names(messages) -> list[str]:
+    return [m.exchange.rsplit("/", 1)[1] for m in messages]
+
+
+class Running:
+    """A relay running as a task until `stop()`."""
+
+    def __init__(self, relay: Relay):
+        self.relay, self.stop_event = relay, asyncio.Event()
+        self.task = asyncio.ensure_future(relay.run(self.stop_event))
+
+    async def stop(self):
+        self.stop_event.set()
+        await asyncio.wait_for(self.task, 10)
+
+
+async def until(predicate, timeout: float = 10.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.02)
+
+
+def recorded_position(journal, name="default") -> int:
+    with journal.recorder.datastore.transaction(commit=False) as curs:
+        curs.execute("SELECT position FROM tj_relay_position WHERE name = %s", (name,))
+        row = curs.fetchone()
+    return row["position"] if row else 0
+
+
+# ------------------------------------------------------------ PostgreSQL + RabbitMQ
+async def test_route_subscriber_gets_the_completed_message(journal, publisher, channel):
+    scenario = Scenario()
+    completed = await route_queue(channel, scenario, ["task-completed"])
+    running = Running(Relay(journal, publisher, poll_interval=30))  # NOTIFY must wake it
+    try:
+        task_id = await asyncio.to_thread(scenario.run_lifecycle, journal)
+        message, = await receive(completed, 1)
+    finally:
+        await running.stop()
+    body = orjson.loads(message.body)
+    status = journal.task(task_id).status()
+    assert body == {"version": 1, "status": status, "runId": 0, "task": {"tags": {"test": scenario.tag}},
+                    "workerGroup": "wg", "workerId": "wid"}
+    assert message.routing_key == f"primary.{task_id}.0.wg.wid.tj-test.wt-{scenario.tag}.-.{task_id}._"
+    assert message.headers["CC"] == [f"route.{scenario.route}"]
+    assert message.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
+    validate_against_schema("task-completed", body)
+
+
+def validate_against_schema(name: str, body: dict) -> None:
+    if not REFERENCE.exists():
+        pytest.skip(f"the Taskcluster reference (official schemas) is not at {REFERENCE}")
+    import jsonschema
+    from referencing import Registry, Resource
+    from referencing.jsonschema import DRAFT6
+
+    base, resources = "https://reference.invalid", []
+    for path in (REFERENCE / "schemas/queue/v1").glob("*.json"):
+        schema = json.loads(path.read_text())
+        schema = {**schema, "$id": base + schema["$id"]}
+        schema.pop("$schema", None)
+        resources.append((schema["$id"].rstrip("#"), Resource.from_contents(schema, DRAFT6)))
+    registry = Registry().with_resources(resources)
+    schema = registry.contents(f"{base}/schemas/queue/v1/{name}-message.json")
+    jsonschema.Draft6Validator(schema, registry=registry).validate(body)
+
+
+def interleaved_lifecycles(journal, scenario, count: int) -> list[str]:
+    """Tasks whose events alternate in the log: all created, all claimed in one commit, all completed."""
+    task_ids = [scenario.create(journal) for _ in range(count)]
+    assert sorted(scenario.claim(journal)) == sorted(task_ids)
+    for task_id in task_ids:
+        journal.report(task_id, 0, "completed", now_ms())
+    return task_ids
+
+
+async def test_messages_of_a_task_arrive_in_log_order(journal, publisher, channel):
+    scenario = Scenario()
+    queue = await route_queue(channel, scenario)
+    # cache_size=1: interleaved tasks always miss, so states come from the repository
+    running = Running(Relay(journal, publisher, cache_size=1, poll_interval=30))  # NOTIFY must wake it
+    try:
+        task_ids = await asyncio.to_thread(interleaved_lifecycles, journal, scenario, 3)
+        got = await receive(queue, 4 * len(task_ids))
+    finally:
+        await running.stop()
+    assert len(got) == 12
+    for task_id in task_ids:
+        mine = [m for m in got if orjson.loads(m.body)["status"]["taskId"] == task_id]
+        assert exchange_names(mine) == LIFECYCLE
+
+
+async def test_internal_events_carry_the_log_in_order(journal, publisher, channel):
+    scenario = Scenario()
+    queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+    await queue.bind(INTERNAL_EXCHANGE, "Task.*")
+    running = Running(Relay(journal, publisher))
+    try:
+        task_id = await asyncio.to_thread(scenario.run_lifecycle, journal)
+        await until(lambda: running.relay.position and running.relay.position >= 5)
+        got = [orjson.loads(m.body) for m in await receive(queue, 4)]
+    finally:
+        await running.stop()
+    mine = [b for b in got if b["id"] == task_id]  # other runs may publish Task.* events too
+    assert [(b["type"], b["version"]) for b in mine] == [
+        ("Task.Defined", 1), ("Task.RunAdded", 2), ("Task.RunClaimed", 3), ("Task.RunResolved", 4)]
+    assert [b["position"] for b in mine] == sorted(b["position"] for b in mine)
+    assert mine[3]["state"] == "completed" and mine[1]["reason_created"] == "scheduled"
+
+
+async def test_restart_after_a_crash_before_the_position_write(journal, publisher, channel):
+    """Batches of 2 events: [Group.Defined, Task.Defined] [RunAdded, RunClaimed] [RunResolved].
+    The first relay dies after publishing batch 2 but before recording it."""
+    scenario = Scenario()
+    queue = await route_queue(channel, scenario)
+    task_id = scenario.run_lifecycle(journal)
+
+    async def crash_on_second_batch(position):
+        if position > 2:
+            crashing.task.cancel()
+            await asyncio.sleep(10)  # cancelled here, before the position write
+
+    crashing = Running(Relay(journal, publisher, batch_size=2, after_publish=crash_on_second_batch))
+    with pytest.raises(asyncio.CancelledError):
+        await crashing.task
+    assert recorded_position(journal) == 2
+    first = await receive(queue, 3)
+    assert exchange_names(first) == ["task-defined", "task-pending", "task-running"]
+
+    resumed = Running(Relay(journal, publisher, batch_size=2))
+    try:
+        await until(lambda: resumed.relay.position == 5)
+        second = await receive(queue, 3)
+    finally:
+        await resumed.stop()
+    # batch 1 (recorded) is not sent again; batch 2 is, then the rest, in order
+    assert exchange_names(second) == ["task-pending", "task-running", "task-completed"]
+    assert {orjson.loads(m.body)["status"]["taskId"] for m in first + second} == {task_id}
+    assert recorded_position(journal) == 5
+
+
+KILLED_RELAY = """
+import asyncio, os, signal, sys
+from services.relay import Relay
+from shared.bus.rabbit import RabbitPublisher
+from shared.journal import open_journal
+
+async def main(database_url, data_dir, amqp_url):
+    async def die(position):
+        if position > 2:
+            os.kill(os.getpid(), signal.SIGKILL)  # confirmed, not yet recorded
+    async with RabbitPublisher(amqp_url) as publisher:
+        relay = Relay(open_journal(database_url, data_dir), publisher, batch_size=2, after_publish=die)
+        await relay.run(asyncio.Event())
+
+asyncio.run(main(*sys.argv[1:]))
+"""
+
+
+async def test_relay_killed_with_sigkill_resumes_from_its_position(journal, publisher, channel, postgres_url,
+                                                                  amqp_url, tmp_path):
+    scenario = Scenario()
+    queue = await route_queue(channel, scenario)
+    scenario.run_lifecycle(journal)
+    root = Path(__file__).resolve().parents[2]
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", KILLED_RELAY, postgres_url, str(tmp_path / "killed"), amqp_url, cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)})
+    assert await asyncio.wait_for(process.wait(), 60) == -signal.SIGKILL
+    assert recorded_position(journal) == 2
+    assert exchange_names(await receive(queue, 3)) == ["task-defined", "task-pending", "task-running"]
+
+    resumed = Running(Relay(journal, publisher, batch_size=2))  # the dead one's lock went with its connection
+    try:
+        await until(lambda: resumed.relay.position == 5)
+        assert exchange_names(await receive(queue, 3)) == ["task-pending", "task-running", "task-completed"]
+    finally:
+        await resumed.stop()
+
+
+async def test_only_one_relay_is_active_per_database(journal, publisher, channel):
+    scenario = Scenario()
+    queue = await route_queue(channel, scenario)
+    first = Running(Relay(journal, publisher))
+    await until(lambda: first.relay.position is not None)
+    second = Running(Relay(journal, publisher, standby_interval=0.1))
+    try:
+        await asyncio.to_thread(scenario.run_lifecycle, journal)
+        assert exchange_names(await receive(queue, 4)) == LIFECYCLE
+        assert second.relay.position is None  # stood by: never read the log
+        await first.stop()  # releases the lock: the other takes over from the recorded position
+        await asyncio.to_thread(scenario.run_lifecycle, journal)
+        assert exchange_names(await receive(queue, 4)) == LIFECYCLE
+        assert second.relay.position == recorded_position(journal) == 10
+    finally:
+        await second.stop()
+        if not first.task.done():
+            await first.stop()
+
+
+# ------------------------------------------------------------ SQLite + in-process bus (taskjournal dev)
+async def test_sqlite_relay_with_the_in_process_bus(tmp_path):
+    journal = open_journal(None, str(tmp_path))
+    bus = InProcessBus()
+    pulses, events, groups = [], [], []
+    bus.subscribe_pulse(pulses.append, routing_key="route.#")
+    bus.subscribe_pulse(groups.append, exchange("task-group-sealed"))
+    bus.subscribe_internal(["#"], events.append)
+    relay = Relay(journal, bus, poll_interval=30)  # only a wake-up can make it look in time
+    running = Running(relay)
+    try:
+        await until(lambda: relay.position == 0)
+        scenario = Scenario()
+        task_id = scenario.run_lifecycle(journal)
+        journal.seal_task_group(task_id, now_ms())  # the group is named after its first task
+        threading.Thread(target=relay.wake).start()  # as the journal's save hook would, from its thread
+        await until(lambda: len(events) == 6, timeout=5)
+    finally:
+        await running.stop()
+        journal.close()
+    assert exchange_names(pulses) == LIFECYCLE
+    assert [e["type"] for e in events] == ["TaskGroup.Defined", "Task.Defined", "Task.RunAdded",
+                                           "Task.RunClaimed", "Task.RunResolved", "TaskGroup.Sealed"]
+    assert all(e["id"] == task_id for e in events)
+    sealed, = groups
+    assert sealed.routing_key == f"primary.{task_id}.-._" and sealed.body["sealed"]
+    reopened = open_journal(None, str(tmp_path))
+    try:
+        assert Relay(reopened, bus).load_position() == 6
+    finally:
+        reopened.close()
+
+
+class FlakyPublisher:
+    """Fails its first publish, as a broker connection lost mid-batch would."""
+
+    def __init__(self):
+        self.calls, self.delivered = 0, []
+
+    async def publish(self, messages, internal):
+        self.calls += 1
+        if self.calls == 1:
+            raise ConnectionError("broker went away")
+        self.delivered += messages
+
+
+async def test_a_failed_publish_is_retried_not_skipped(tmp_path):
+    journal = open_journal(None, str(tmp_path))
+    publisher = FlakyPublisher()
+    Scenario().run_lifecycle(journal)
+    running = Running(Relay(journal, publisher))
+    try:
+        await until(lambda: running.relay.position == 5)
+    finally:
+        await running.stop()
+        journal.close()
+    assert publisher.calls == 2 and exchange_names(publisher.delivered) == LIFECYCLE
