@@ -3,17 +3,23 @@ every body is checked against the official v64.2.5 message schema."""
 
 import json
 import os
+import uuid
 from pathlib import Path
 
 import orjson
 import pytest
 
+from shared.domain.definition import normalize
+from shared.domain.ids import task_id_of
 from shared.domain.task import Task
 from shared.domain.task_group import TaskGroup
 from shared.domain.time import format_ms
 from shared.messages import (EXCHANGES, InternalEvent, PulseMessage, internal_event_for, messages_for,
                              topic_matches)
-from tests.unit.domain.support import CLAIM_TIMEOUT, HOUR, NOW, make_task
+
+NOW = 1_700_000_000_000  # 2023-11-14T22:13:20.000Z
+HOUR = 3600 * 1000
+CLAIM_TIMEOUT = 20 * 60 * 1000
 
 REFERENCE = Path(os.environ.get("TASKJOURNAL_REFERENCE_DIR",
                                 Path(__file__).resolve().parents[3] / "shared/reference/taskcluster-v64.2.5"))
@@ -67,6 +73,14 @@ def sent(aggregate, mark: int = 0) -> list[PulseMessage]:
 
 def names(messages):
     return [m.exchange.rsplit("/", 1)[1] for m in messages]
+
+
+def make_task(**fields) -> Task:
+    task_id = task_id_of(uuid.uuid4())
+    body = {"provisionerId": "prov", "workerType": "wt", "created": format_ms(NOW), "deadline": format_ms(NOW + HOUR),
+            "payload": {}, "metadata": {"name": "t", "description": "d", "owner": "o@example.com",
+                                        "source": "https://example.com"}, **fields}
+    return Task(task_id=task_id, definition=normalize(task_id, body, NOW))
 
 
 def tagged_task(**fields):
