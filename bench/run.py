@@ -113,24 +113,25 @@ def read_proc_stats():
 
 
 def cpu_sample(server_pid):
-    """CPU seconds used so far by the server's process tree and by PostgreSQL."""
+    """CPU seconds used so far by each process of the server's tree and of PostgreSQL."""
     stats = read_proc_stats()
     tree, todo = set(), [server_pid]
     while todo:
         pid = todo.pop()
         tree.add(pid)
         todo += [child for child, (ppid, _, _) in stats.items() if ppid == pid]
-    server = sum(stats[pid][2] for pid in tree if pid in stats)
-    postgres = sum(cpu for _, comm, cpu in stats.values() if comm == "postgres")
-    return {"t": time.monotonic(), "server": server, "postgres": postgres}
+    return {"t": time.monotonic(),
+            "server": {pid: stats[pid][2] for pid in tree if pid in stats},
+            "postgres": {pid: cpu for pid, (_, comm, cpu) in stats.items() if comm == "postgres"}}
 
 
 def cpu_between(start, end):
-    """CPU used between two samples, as seconds and as cores kept busy."""
+    """CPU used between two samples, as seconds and as cores kept busy.
+    Counted per process: one that exited in between is left out."""
     wall = end["t"] - start["t"]
     result = {"wall_s": round(wall, 2)}
     for name in ("server", "postgres"):
-        used = end[name] - start[name]
+        used = sum(cpu - start[name].get(pid, 0.0) for pid, cpu in end[name].items())
         result[f"{name}_cpu_s"] = round(used, 2)
         result[f"{name}_cores"] = round(used / wall, 2) if wall > 0 else None
     return result
@@ -328,10 +329,14 @@ def ms_triplet(latency, keys=("p50_ms", "p95_ms", "p99_ms")):
     return " / ".join(show(latency.get(k)) for k in keys) + " ms"
 
 
-def cores(cpu):
+def cores(cpu, phase=None):
+    """Cores kept busy by the server, PostgreSQL and (for queue_bench phases) the load client."""
     if not cpu:
         return "n/a"
-    return f"server {cpu['server_cores']}, postgres {cpu['postgres_cores']}"
+    text = f"server {cpu['server_cores']}, postgres {cpu['postgres_cores']}"
+    if phase and phase.get("client_cpu_s") is not None and cpu["wall_s"] > 0:
+        text += f", client {round(phase['client_cpu_s'] / cpu['wall_s'], 2)}"
+    return text
 
 
 def figures(result):
@@ -357,7 +362,7 @@ def figures(result):
         rows.append(("wrk", wrk.get("skipped", "n/a")))
     for phase in ("create", "claim", "e2e", "status"):
         if phase in cpu:
-            rows.append((f"CPU cores busy during {phase}", cores(cpu[phase])))
+            rows.append((f"CPU cores busy during {phase}", cores(cpu[phase], phases.get(phase))))
     if "server_cpu" in wrk:
         rows.append(("CPU cores busy during wrk", cores(wrk["server_cpu"])))
     rows.append(("queue_bench errors", show(dig(result, "queue_bench", "errors", "total"))))
@@ -398,11 +403,12 @@ def write_results(result):
 def bench(args, root_url, token, server_pid, pg_version):
     env = dict(os.environ, TASKCLUSTER_ROOT_URL=root_url,
                TASKCLUSTER_CLIENT_ID=CLIENT_ID, TASKCLUSTER_ACCESS_TOKEN=token)
+    machine = machine_info(pg_version)
     summary, code, cpu = run_queue_bench(args, env, server_pid)
     if summary is None:
         print(f"queue_bench exited {code} without a JSON summary", file=sys.stderr)
         return 1
-    result = {"machine": machine_info(pg_version), "queue_bench": summary,
+    result = {"machine": machine, "queue_bench": summary,
               "server_cpu_by_phase": cpu, "queue_bench_exit_code": code}
     result["wrk"] = {"skipped": "--no-wrk"} if args.no_wrk else run_wrk(args, root_url, token, server_pid)
     print_table(result)
