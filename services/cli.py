@@ -1,5 +1,9 @@
-"""The `taskjournal` command: `dev` runs everything in one process; `run
-<service>` runs one service."""
+"""The `taskjournal` command.
+
+  dev                 every service in one process (SQLite unless TASKJOURNAL_DATABASE_URL is set)
+  run <service>       one service: api-gateway, scheduler, claim-resolver, dependency-resolver, relay
+  stack               every service as its own OS process (PostgreSQL and RabbitMQ required)
+  replay <name>|--all drop and rebuild read models from the event log"""
 
 import argparse
 import asyncio
@@ -8,66 +12,113 @@ import logging
 import os
 import secrets
 import signal
+import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
-from aiohttp import web
-
 from shared import logs
-from shared.config import Settings
+from shared.config import Settings, without_password
 from shared.journal import open_journal
 from shared.store.replay import PROJECTIONS, rebuild
 
+from .runtime import ROLES, open_runtime, start_roles, stop_roles
+
 log = logging.getLogger("taskjournal")
-SERVICES = ("api-gateway", "claim-resolver", "scheduler")
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="taskjournal", description=__doc__)
+    parser = argparse.ArgumentParser(prog="taskjournal", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("dev", help="run every service in one process (SQLite unless TASKJOURNAL_DATABASE_URL is set)")
+    sub.add_parser("dev", help="run every service in one process")
+    sub.add_parser("stack", help="run every service as its own process")
     run = sub.add_parser("run", help="run one service")
-    run.add_argument("service", choices=SERVICES)
+    run.add_argument("service", choices=ROLES)
     replay = sub.add_parser("replay", help="drop and rebuild read models from the event log")
-    replay.add_argument("projections", nargs="*", choices=[[], *PROJECTIONS], metavar="projection",
-                        help=f"one or more of: {', '.join(PROJECTIONS)}")
+    replay.add_argument("projections", nargs="*", metavar="projection", help=f"any of: {', '.join(PROJECTIONS)}")
     replay.add_argument("--all", action="store_true", help="rebuild every projection")
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     logs.configure(settings.log_format)
     if args.command == "replay":
         return run_replay(settings, list(PROJECTIONS) if args.all else args.projections)
+    if args.command == "stack":
+        return run_stack(settings)
     if args.command == "dev":
-        settings = with_root_credentials(settings)
-        return asyncio.run(serve(settings, SERVICES, announce=True))
+        return asyncio.run(serve(with_root_credentials(settings), ROLES, announce=True))
     return asyncio.run(serve(settings, (args.service,), announce=False))
 
 
+async def serve(settings: Settings, roles, announce: bool) -> int:
+    runtime = open_runtime(settings)
+    await start_roles(runtime, roles)
+    describe(settings, roles, announce)
+    await wait_for_stop_signal()
+    log.info("shutting down", extra=logs.fields(services=list(roles)))
+    await stop_roles(runtime)
+    return 0
+
+
+def run_stack(settings: Settings) -> int:
+    """Each role in its own process, the topology Kubernetes runs; Ctrl-C stops all."""
+    if not (settings.database_url and settings.amqp_url):
+        print("taskjournal stack needs TASKJOURNAL_DATABASE_URL and TASKJOURNAL_AMQP_URL", file=sys.stderr)
+        return 2
+    settings = with_root_credentials(settings)
+    processes = []
+    for offset, role in enumerate(ROLES):
+        env = {**os.environ, "TASKJOURNAL_PORT": str(settings.port + offset),
+               "TASKJOURNAL_ROOT_CLIENT_ID": settings.root_client_id,
+               "TASKJOURNAL_ROOT_ACCESS_TOKEN": settings.root_access_token,
+               "TASKJOURNAL_ROOT_URL": settings.public_root_url}
+        processes.append(subprocess.Popen([sys.executable, "-m", "services.cli", "run", role], env=env))
+        print(f"started {role} (pid {processes[-1].pid}, port {settings.port + offset})", file=sys.stderr)
+    describe(settings, ROLES, announce=True)
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+    try:
+        while all(p.poll() is None for p in processes):
+            time.sleep(0.5)
+        print("a service exited; stopping the stack", file=sys.stderr)
+    except KeyboardInterrupt:
+        pass
+    return _stop_all(processes)
+
+
+def _stop_all(processes) -> int:
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+    for process in processes:
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    return 0
+
+
 def run_replay(settings: Settings, names: list[str]) -> int:
-    if not names:
-        print("name a projection or use --all", file=sys.stderr)
+    unknown = [n for n in names if n not in PROJECTIONS]
+    if not names or unknown:
+        print(f"name projections among {', '.join(PROJECTIONS)}, or use --all", file=sys.stderr)
         return 2
     journal = open_journal(settings.database_url, str(settings.data_dir))
     started = time.monotonic()
 
     def progress(done: int, total: int) -> None:
-        width = 30
-        filled = width * done // total if total else width
-        print(f"\rreplay [{'#' * filled}{'.' * (width - filled)}] {done}/{total} events", end="", file=sys.stderr)
+        filled = 30 * done // total if total else 30
+        print(f"\rreplay [{'#' * filled}{'.' * (30 - filled)}] {done}/{total} events", end="", file=sys.stderr)
 
     position = rebuild(journal, names, progress)
     seconds = time.monotonic() - started
-    rate = position / seconds if seconds else 0
-    print(f"\nreplayed {position} events into {', '.join(names)} in {seconds:.1f}s ({rate:.0f} events/s)",
-          file=sys.stderr)
+    print(f"\nreplayed {position} events into {', '.join(names)} in {seconds:.2f}s "
+          f"({position / max(seconds, 1e-9):.0f} events/s)", file=sys.stderr)
     journal.close()
     return 0
 
 
 def with_root_credentials(settings: Settings) -> Settings:
-    """dev: generate root credentials once and keep them in the data dir."""
+    """Generate root credentials once and keep them in the data dir, unless configured."""
     if settings.root_client_id and settings.root_access_token:
         return settings
     path = settings.data_dir / "root-credentials.json"
@@ -81,52 +132,25 @@ def with_root_credentials(settings: Settings) -> Settings:
     return replace(settings, root_client_id=saved["clientId"], root_access_token=saved["accessToken"])
 
 
-async def serve(settings: Settings, services: tuple, announce: bool) -> int:
-    from services.api_gateway.app import Services, build_auth, create_app
-    from services.claim_resolver import resolver as claim_resolver
-    from services.scheduler import deadlines
-
-    journal = open_journal(settings.database_url, str(settings.data_dir), pool_size=settings.executor_threads)
-    executor = ThreadPoolExecutor(settings.executor_threads, thread_name_prefix="store")
-    background = []
-    if "claim-resolver" in services:
-        background.append(asyncio.create_task(claim_resolver.run(journal, executor, settings.resolver_interval)))
-    if "scheduler" in services:
-        background.append(asyncio.create_task(deadlines.run(journal, executor, settings.resolver_interval)))
-    runner = None
-    if "api-gateway" in services:
-        authenticator, issuer = build_auth(settings)
-        app = create_app(Services(settings, journal, authenticator, issuer, executor))
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=5)
-        await runner.setup()
-        await web.TCPSite(runner, settings.host, settings.port, reuse_port=True).start()
-    describe(settings, services, announce)
-    await wait_for_stop_signal()
-    log.info("shutting down")
-    for task in background:
-        task.cancel()
-    if runner:
-        await runner.cleanup()
-    executor.shutdown(wait=True)
-    journal.close()
-    return 0
-
-
-def describe(settings: Settings, services: tuple, announce: bool) -> None:
+def describe(settings: Settings, roles, announce: bool) -> None:
     broker = settings.amqp_url or "in-process bus"
     log.info("taskjournal started", extra=logs.fields(
-        services=list(services), rootUrl=settings.public_root_url, listen=f"{settings.host}:{settings.port}",
-        store=settings.store_description, broker=broker))
+        services=list(roles), rootUrl=settings.public_root_url, listen=f"{settings.host}:{settings.port}",
+        store=settings.store_description, broker=_redacted(broker)))
     if announce:
-        print(f"taskjournal dev is running\n"
+        print(f"taskjournal is running ({', '.join(roles)})\n"
               f"  root URL:  {settings.public_root_url}   (API: {settings.public_root_url}/api/queue/v1/)\n"
               f"  store:     {settings.store_description}\n"
-              f"  broker:    {broker}\n"
+              f"  broker:    {_redacted(broker)}\n"
               f"  root credentials (scope *):\n"
               f"    export TASKCLUSTER_ROOT_URL={settings.public_root_url}\n"
               f"    export TASKCLUSTER_CLIENT_ID={settings.root_client_id}\n"
               f"    export TASKCLUSTER_ACCESS_TOKEN={settings.root_access_token}\n"
               f"  stop with Ctrl-C", file=sys.stderr, flush=True)
+
+
+def _redacted(url: str) -> str:
+    return without_password(url) if "://" in url else url
 
 
 async def wait_for_stop_signal() -> None:

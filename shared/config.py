@@ -37,7 +37,7 @@ class Settings:
     @property
     def store_description(self) -> str:
         if self.database_url:
-            return "postgresql " + _without_password(self.database_url)
+            return "postgresql " + without_password(self.database_url)
         return f"sqlite {self.data_dir / 'taskjournal.sqlite'}"
 
     @classmethod
@@ -67,7 +67,7 @@ class Settings:
         )
 
 
-def _without_password(url: str) -> str:
+def without_password(url: str) -> str:
     from urllib.parse import urlsplit, urlunsplit
 
     parts = urlsplit(url)

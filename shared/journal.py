@@ -47,12 +47,14 @@ class Journal(Application):
         dialect = "postgres" if env["PERSISTENCE_MODULE"].endswith("postgres") else "sqlite"
         self.views = ReadModel(self.recorder.datastore, dialect)
         self.on_pending = lambda queues: None  # set by the gateway to wake long-polling claimWork calls
+        self.on_saved = lambda: None  # set by an in-process relay to follow the log without polling
 
     # ------------------------------------------------------------ persistence
     def save(self, *aggregates, **kwargs):
         new = {a.id for a in aggregates if any(e.originator_version == 1 for e in a.pending_events)}
         changes = changes_for(aggregates, new)
         recordings = super().save(*aggregates, projection=changes, **kwargs)
+        self.on_saved()
         if changes.pending_queues:
             self.on_pending(changes.pending_queues)
         return recordings
