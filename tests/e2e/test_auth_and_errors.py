@@ -5,6 +5,8 @@ scope expressions of the endpoints and Taskcluster's standard error format
 
 import base64
 import datetime as dt
+import hashlib
+import hmac
 import json
 import re
 import time
@@ -217,6 +219,9 @@ def test_temporary_credentials_with_a_star_scope_cover_the_prefix(server, queue,
     temp = limited(server, temporary(server, ["queue:status:*"]))
     assert temp.status(task_id)["status"]["taskId"] == task_id
     expect(403, "InsufficientScopes", temp.pendingTasks, unique_queue)
+    assert limited(server, temporary(server, ["queue:stat*"])).status(task_id)
+    literal = limited(server, temporary(server, ["queue:*:" + task_id]))  # only a final * is a wildcard
+    expect(403, "InsufficientScopes", literal.status, task_id)
 
 
 @pytest.mark.parametrize("start, expiry", [(-7200, -3600), (3600, 7200)], ids=["expired", "not-yet-valid"])
@@ -251,6 +256,158 @@ def test_run_credentials_grant_only_the_scopes_of_their_run(server, queue, uniqu
     assert run_queue.reportCompleted(task_id, "0")["status"]["state"] == "completed"
 
 
+def crafted(server, scopes, start_ms, expiry_ms, name=None, seed=None, version=1, extra=None, sign_name=None):
+    """Temporary credentials built by hand (§4.2/§4.3), for cases the client refuses to make."""
+    seed = seed if seed is not None else slug() + slug()
+    lines = ["version:1"]
+    if name is not None:
+        lines += [f"clientId:{sign_name or name}", f"issuer:{ROOT_CLIENT_ID}"]
+    lines += [f"seed:{seed}", f"start:{start_ms}", f"expiry:{expiry_ms}", "scopes:", *scopes]
+    key = server.token.encode()
+    certificate = {"version": version, "scopes": scopes, "start": start_ms, "expiry": expiry_ms, "seed": seed,
+                   "signature": base64.b64encode(hmac.new(key, "\n".join(lines).encode(), hashlib.sha256).digest()
+                                                 ).decode(), **(extra or {})}
+    if name is not None:
+        certificate["issuer"] = ROOT_CLIENT_ID
+    token = base64.urlsafe_b64encode(hmac.new(key, seed.encode(), hashlib.sha256).digest()).decode().rstrip("=")
+    return {"clientId": name or ROOT_CLIENT_ID, "accessToken": token, "certificate": json.dumps(certificate)}
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+DAY_MS = 24 * 3600 * 1000
+
+
+def test_hand_made_temporary_credentials_are_accepted(server, task_id):
+    creds = crafted(server, [f"queue:status:{task_id}"], now_ms() - 1000, now_ms() + 3600_000, name="e2e-hand/made")
+    assert limited(server, creds).status(task_id)["status"]["taskId"] == task_id
+
+
+@pytest.mark.parametrize("offsets", [(4 * 60_000, 3600_000), (-3600_000, -4 * 60_000), (-1000, 31 * DAY_MS - 1000)],
+                         ids=["start-4min-ahead", "expired-4min-ago", "exactly-31-days"])
+def test_certificate_validity_allows_five_minutes_of_clock_skew_and_31_days(server, task_id, offsets):
+    now = now_ms()
+    creds = crafted(server, ["*"], now + offsets[0], now + offsets[1])
+    assert limited(server, creds).status(task_id)["status"]["taskId"] == task_id
+
+
+CERTIFICATE_FAULTS = {
+    "start-6min-ahead": dict(start=6 * 60_000, expiry=3600_000),
+    "expired-6min-ago": dict(start=-3600_000, expiry=-6 * 60_000),
+    "longer-than-31-days": dict(start=-1000, expiry=31 * DAY_MS),
+    "version-2": dict(version=2),
+    "seed-43-chars": dict(seed="s" * 43),
+    "invalid-scope": dict(scopes=["caf\u00e9"]),
+    "unnamed-with-client-id": dict(extra={"clientId": "someone"}),
+    "named-signature-for-another-name": dict(name="e2e-one", sign_name="e2e-two"),
+    "named-as-the-issuer": dict(name=ROOT_CLIENT_ID),
+}
+
+
+@pytest.mark.parametrize("fault", sorted(CERTIFICATE_FAULTS))
+def test_invalid_certificates_are_401(server, task_id, fault):
+    spec = dict(CERTIFICATE_FAULTS[fault])
+    now = now_ms()
+    start, expiry = now + spec.pop("start", -1000), now + spec.pop("expiry", 3600_000)
+    creds = crafted(server, spec.pop("scopes", ["*"]), start, expiry, **spec)
+    expect(401, "AuthenticationFailed", limited(server, creds).status, task_id)
+
+
+def _hawk_header(server, url, method="GET", ext=None, hash_content=True, credentials=None):
+    credentials = credentials or root(server)
+    body = {"content": b"", "content_type": ""} if hash_content else {"always_hash_content": False}
+    sender = mohawk.Sender({"id": credentials["clientId"], "key": credentials["accessToken"], "algorithm": "sha256"},
+                           url, method, ext=ext, **body)
+    return sender.request_header
+
+
+def test_requests_without_a_payload_hash_are_accepted(server, task_id):
+    path = API + f"/task/{task_id}/status"
+    header = _hawk_header(server, server.root_url + path, hash_content=False)
+    assert "hash=" not in header
+    reply = requests.get(server.root_url + path, headers={"Authorization": header}, timeout=10)
+    assert reply.status_code == 200, reply.text
+
+
+def test_hawk_scheme_is_case_insensitive(server, task_id):
+    path = API + f"/task/{task_id}/status"
+    header = _hawk_header(server, server.root_url + path)
+    reply = requests.get(server.root_url + path, headers={"Authorization": "hawk" + header[4:]}, timeout=10)
+    assert reply.status_code == 200, reply.text
+
+
+def test_authorization_header_longer_than_4096_characters_is_401(server, task_id):
+    path = API + f"/task/{task_id}/status"
+    header = _hawk_header(server, server.root_url + path, ext="x" * 4100)
+    reply = requests.get(server.root_url + path, headers={"Authorization": header}, timeout=10)
+    assert reply.status_code == 401 and reply.json()["code"] == "AuthenticationFailed"
+
+
+@pytest.mark.parametrize("encoding", ["standard-padded", "standard-unpadded", "urlsafe-unpadded"])
+def test_ext_is_decoded_in_either_base64_alphabet(server, task_id, encoding):
+    # a certificate whose JSON encodes to both '+' and '/' in standard base64
+    for attempt in range(500):
+        creds = temporary(server, [f"queue:status:{task_id}", f"x:{attempt}?>?>~~"])
+        raw = json.dumps({"certificate": json.loads(creds["certificate"])}, separators=(",", ":")).encode()
+        standard = base64.b64encode(raw).decode()
+        if "+" in standard and "/" in standard and standard.endswith("="):
+            break
+    else:
+        pytest.fail("no certificate with both '+' and '/' in its base64 form")
+    ext = {"standard-padded": standard, "standard-unpadded": standard.rstrip("="),
+           "urlsafe-unpadded": base64.urlsafe_b64encode(raw).decode().rstrip("=")}[encoding]
+    url = server.root_url + API + f"/task/{task_id}/status"
+    reply = requests.get(url, headers={"Authorization": _hawk_header(server, url, ext=ext, credentials=creds)},
+                         timeout=10)
+    assert reply.status_code == 200, reply.text
+
+
+@pytest.mark.parametrize("signed_for, headers", [
+    ("https://{host}/", {"X-Forwarded-Proto": "https"}),
+    ("http://{host}:8443/", {"X-Forwarded-Port": "8443"}),
+    ("http://{host}:8443/", {"X-Forwarded-Port": "8443", "X-Forwarded-Proto": "https"}),
+], ids=["forwarded-proto-https", "forwarded-port", "forwarded-port-wins"])
+def test_hawk_behind_a_proxy_uses_the_forwarded_port(server, task_id, signed_for, headers):
+    path = API + f"/task/{task_id}/status"
+    host = server.root_url.split("//", 1)[1].split(":")[0]
+    header = _hawk_header(server, signed_for.format(host=host).rstrip("/") + path)
+    reply = requests.get(server.root_url + path, headers={"Authorization": header, **headers}, timeout=10)
+    assert reply.status_code == 200, reply.text
+    direct = requests.get(server.root_url + path, headers={"Authorization": header}, timeout=10)
+    assert direct.status_code == 401  # without the proxy headers the port differs
+
+
+def _ext(value: dict) -> str:
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode()
+
+
+@pytest.mark.parametrize("ext", [{}, {"certificate": None, "authorizedScopes": None}, {"certificate": False},
+                                 {"other": 1}], ids=["empty", "nulls", "false", "unknown-member"])
+def test_falsy_or_unknown_ext_members_are_ignored(server, task_id, ext):
+    url = server.root_url + API + f"/task/{task_id}/status"
+    reply = requests.get(url, headers={"Authorization": _hawk_header(server, url, ext=_ext(ext))}, timeout=10)
+    assert reply.status_code == 200, reply.text
+
+
+def test_unparseable_ext_or_a_string_certificate_is_401(server, task_id):
+    url = server.root_url + API + f"/task/{task_id}/status"
+    creds = temporary(server, ["*"])
+    for ext in ("bm90IGpzb24", _ext({"certificate": creds["certificate"]})):
+        reply = requests.get(url, headers={"Authorization": _hawk_header(server, url, ext=ext, credentials=creds)},
+                             timeout=10)
+        assert reply.status_code == 401, (ext, reply.text)
+
+
+def test_hawk_uses_the_host_header(server, task_id):
+    path = API + f"/task/{task_id}/status"
+    header = _hawk_header(server, "http://queue.example.com" + path)
+    reply = requests.get(server.root_url + path, headers={"Authorization": header, "Host": "queue.example.com"},
+                         timeout=10)
+    assert reply.status_code == 200, reply.text
+
+
 # ------------------------------------------------------------------ authorizedScopes (§5)
 
 def test_authorized_scopes_restrict_the_root_client(server, task_id):
@@ -263,6 +420,11 @@ def test_authorized_scopes_restrict_the_root_client(server, task_id):
 def test_empty_authorized_scopes_leave_only_anonymous_scopes(server, task_id):
     nothing = limited(server, authorizedScopes=[])
     expect(403, "InsufficientScopes", nothing.status, task_id)
+
+
+@pytest.mark.parametrize("value", ["queue:status:*", [1], ["caf\u00e9"]], ids=["string", "number", "non-ascii"])
+def test_malformed_authorized_scopes_are_401(server, task_id, value):
+    expect(401, "AuthenticationFailed", limited(server, authorizedScopes=value).status, task_id)
 
 
 def test_authorized_scopes_beyond_the_credentials_are_401(server, task_id):
@@ -327,6 +489,32 @@ def test_signed_url_of_credentials_lacking_the_scope_is_403(server, task_id):
     assert requests.get(allowed, timeout=10).status_code == 200
 
 
+def test_bewit_may_come_before_other_query_parameters(server, queue, task_id):
+    url = queue.buildSignedUrl("listTaskGroup", task_id, query={"limit": 1})
+    base, query = url.split("?", 1)
+    limit, bewit = query.split("&")
+    reply = requests.get(f"{base}?{bewit}&{limit}", timeout=10)
+    assert reply.status_code == 200, reply.text
+
+
+def test_empty_bewit_is_401(server, task_id):
+    reply = requests.get(server.root_url + API + f"/task/{task_id}/status?bewit=", timeout=10)
+    assert reply.status_code == 401 and reply.json()["code"] == "AuthenticationFailed"
+
+
+def test_signed_url_of_temporary_credentials_works(server, queue, task_id):
+    creds = temporary(server, [f"queue:status:{task_id}"], name="e2e-temp/signer")
+    url = limited(server, creds).buildSignedUrl("status", task_id)
+    reply = requests.get(url, timeout=10)
+    assert reply.status_code == 200 and reply.json() == queue.status(task_id)
+
+
+def test_signed_url_honours_authorized_scopes(server, task_id):
+    url = limited(server, authorizedScopes=[f"queue:get-task:{task_id}"]).buildSignedUrl("status", task_id)
+    reply = requests.get(url, timeout=10)
+    assert reply.status_code == 403 and reply.json()["code"] == "InsufficientScopes"
+
+
 def test_signed_url_and_authorization_header_together_are_401(server, queue, task_id):
     url = queue.buildSignedUrl("status", task_id)
     sender = mohawk.Sender({"id": ROOT_CLIENT_ID, "key": server.token, "algorithm": "sha256"}, url, "GET",
@@ -386,6 +574,31 @@ def test_insufficient_scopes_message_reports_the_unsatisfied_part_of_an_any_of(s
     assert message == ("Client ID e2e-temp/canceller does not have sufficient scopes and is missing the following "
                        f"scopes:\n\n```\n{json.dumps(missing, indent=2)}\n```\n\nThis request requires the client to "
                        f"satisfy the following scope expression:\n\n```\n{json.dumps(required, indent=2)}\n```")
+
+
+def test_insufficient_scopes_message_lists_only_the_missing_task_ids(server, queue, unique_queue):
+    ids = [slug(), slug(), slug()]
+    creds = temporary(server, [f"queue:get-task:{ids[0]}"], name="e2e-temp/reader")
+    err = expect(403, "InsufficientScopes", limited(server, creds).tasks, {"taskIds": ids})
+    message = assert_error_body(err.body, 403, "InsufficientScopes", "tasks", {}, payload={"taskIds": ids})
+    required = {"AllOf": [f"queue:get-task:{t}" for t in ids]}
+    missing = {"AllOf": [f"queue:get-task:{t}" for t in ids[1:]]}
+    assert message == ("Client ID e2e-temp/reader does not have sufficient scopes and is missing the following "
+                       f"scopes:\n\n```\n{json.dumps(missing, indent=2)}\n```\n\nThis request requires the client to "
+                       f"satisfy the following scope expression:\n\n```\n{json.dumps(required, indent=2)}\n```")
+
+
+def test_create_task_scope_expression_is_rendered_in_full(server, unique_queue):
+    provisioner, worker_type = unique_queue.split("/")
+    definition = task_definition(unique_queue, routes=["index.a"], scopes=["secrets:get:x"], priority="very-high")
+    err = expect(403, "InsufficientScopes", server.anonymous_queue().createTask, slug(), definition)
+    required = {"AllOf": ["secrets:get:x", "queue:route:index.a", "queue:create-task:project:none",
+                          "queue:scheduler-id:-",
+                          {"AnyOf": [f"queue:create-task:{p}:{provisioner}/{worker_type}"
+                                     for p in ("highest", "very-high")]}]}
+    message = err.body["message"][:FOOTER.search(err.body["message"]).start()]
+    assert message == ("This request requires Taskcluster credentials that satisfy the following scope expression:"
+                       f"\n\n```\n{json.dumps(required, indent=2)}\n```")
 
 
 def test_create_task_needs_priority_scheduler_project_route_and_task_scopes(server, queue, unique_queue):

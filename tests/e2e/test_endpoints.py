@@ -375,6 +375,31 @@ def test_dependency_on_a_missing_task_is_rejected_and_nothing_is_stored(queue, u
     expect_error(404, "ResourceNotFound", queue.task, task_id)
 
 
+def test_dependency_expiring_before_the_deadline_is_rejected(queue, unique_queue):
+    short_lived = create(queue, unique_queue, expires=iso_in(2 * 3600))
+    task_id = slug()
+    err = expect_error(400, "InputError", queue.createTask, task_id,
+                       task_definition(unique_queue, deadline=iso_in(3 * 3600), dependencies=[short_lived]))
+    assert short_lived in err.body["message"]
+    expect_error(404, "ResourceNotFound", queue.task, task_id)
+    ok = slug()
+    queue.createTask(ok, task_definition(unique_queue, deadline=iso_in(3600), dependencies=[short_lived]))
+    assert queue.status(ok)["status"]["state"] == "unscheduled"
+
+
+@pytest.mark.xfail(reason="a createTask that fails its dependency check leaves no task group behind, although spec "
+                          "§7.13 creates/extends the group (step 6, §6.1) before inserting the task and only the "
+                          "task is deleted when the dependency check fails (step 9); shared/journal.py _create_task "
+                          "raises from _dependencies_allow_scheduling before saving the new TaskGroup", strict=True)
+def test_task_group_of_a_create_that_failed_its_dependency_check_still_exists(queue, unique_queue):
+    group_id = slug()
+    expect_error(400, "InputError", queue.createTask, slug(),
+                 task_definition(unique_queue, taskGroupId=group_id, schedulerId="first-sched", dependencies=[slug()]))
+    assert queue.getTaskGroup(group_id)["schedulerId"] == "first-sched"
+    expect_error(409, "RequestConflict", queue.createTask, slug(),
+                 task_definition(unique_queue, taskGroupId=group_id, schedulerId="other-sched"))
+
+
 def test_dependent_task_becomes_pending_after_its_dependency_completes(queue, unique_queue):
     other_queue = unique_queue + "-dep"
     required = create(queue, other_queue)
@@ -386,6 +411,40 @@ def test_dependent_task_becomes_pending_after_its_dependency_completes(queue, un
     status = wait_for(lambda: queue.status(dependent)["status"], lambda s: s["state"] == "pending", 3)
     assert status["state"] == "pending"
     assert status["runs"][0]["reasonCreated"] == "scheduled"
+
+
+def test_dependents_are_scheduled_once_all_their_dependencies_completed(queue, unique_queue):
+    other = unique_queue + "-dep"
+    first, second = create(queue, other), create(queue, other)
+    both = create(queue, unique_queue, dependencies=[first, second])
+    only_first = create(queue, unique_queue, dependencies=[first])
+    itself = slug()
+    queue.createTask(itself, task_definition(unique_queue, dependencies=[first, itself]))
+    for task_id in (both, only_first, itself):
+        assert queue.status(task_id)["status"]["state"] == "unscheduled"
+    queue.claimTask(first, "0", {"workerGroup": "wg", "workerId": "w1"})
+    queue.reportCompleted(first, "0")
+    assert wait_for(lambda: queue.status(only_first)["status"]["state"], lambda s: s == "pending", 3) == "pending"
+    assert queue.status(both)["status"]["state"] == "unscheduled"
+    assert queue.status(itself)["status"]["state"] == "unscheduled"  # never satisfies itself
+    queue.claimTask(second, "0", {"workerGroup": "wg", "workerId": "w1"})
+    queue.reportCompleted(second, "0")
+    assert wait_for(lambda: queue.status(both)["status"]["state"], lambda s: s == "pending", 3) == "pending"
+    [run] = queue.status(both)["status"]["runs"]
+    assert run["reasonCreated"] == "scheduled"
+    assert queue.status(itself)["status"]["state"] == "unscheduled"
+
+
+def test_failed_dependency_schedules_only_all_resolved_dependents(queue, unique_queue):
+    other = unique_queue + "-dep"
+    required = create(queue, other)
+    resolved_id, completed_id = sorted([slug(), slug()])  # all-resolved first, so Quirk Q1 cannot interfere
+    queue.createTask(resolved_id, task_definition(unique_queue, dependencies=[required], requires="all-resolved"))
+    queue.createTask(completed_id, task_definition(unique_queue, dependencies=[required]))
+    queue.claimTask(required, "0", {"workerGroup": "wg", "workerId": "w1"})
+    queue.reportFailed(required, "0")
+    assert wait_for(lambda: queue.status(resolved_id)["status"]["state"], lambda s: s == "pending", 3) == "pending"
+    assert queue.status(completed_id)["status"]["state"] == "unscheduled"
 
 
 # ------------------------------------------------------------------ rerunTask (§7.15, §3.4-§3.5)
@@ -634,6 +693,9 @@ def test_report_completed_twice_succeeds_both_times(queue, unique_queue):
     err = expect_error(409, "RequestConflict", queue.reportFailed, task_id, "0")
     assert "is not running or failed" in err.body["message"]
     expect_error(409, "RequestConflict", queue.reportException, task_id, "0", {"reason": "internal-error"})
+    queue.rerunTask(task_id)
+    err = expect_error(409, "RequestConflict", queue.reportCompleted, task_id, "0")  # no longer the last run
+    assert "is resolved or not running" in err.body["message"]
 
 
 def test_report_failed_twice_succeeds_both_times(queue, unique_queue):
