@@ -23,12 +23,21 @@ def _apply(execute, sql: dict, changes, stored_events, ids) -> None:
     execute(sql["advance_position"], {"position": max(ids)})
 
 
+SCHEMA_LOCK = 7_401_318_2024  # advisory lock: processes starting together create tables one at a time
+
+
 class PostgresProjectingRecorder(PostgresApplicationRecorder):
     def create_table(self) -> None:
-        super().create_table()
-        with self.datastore.transaction(commit=True) as curs:
-            for sql in statements("schema.sql", "postgres").values():
-                curs.execute(sql)
+        with self.datastore.get_connection() as conn:
+            conn.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK,))
+            try:
+                super().create_table()
+                with self.datastore.transaction(commit=True) as curs:
+                    for sql in statements("schema.sql", "postgres").values():
+                        curs.execute(sql)
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK,))
+                conn.commit()
 
     def _fetch_ids_after_insert_events(self, curs, stored_events, **kwargs):
         ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
