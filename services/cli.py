@@ -75,13 +75,13 @@ def run_stack(settings: Settings) -> int:
         processes.append(subprocess.Popen([sys.executable, "-m", "services.cli", "run", role], env=env))
         print(f"started {role} (pid {processes[-1].pid}, port {settings.port + offset})", file=sys.stderr)
     describe(settings, ROLES, announce=True)
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
-    try:
-        while all(p.poll() is None for p in processes):
-            time.sleep(0.5)
+    stopping = []
+    for sig in (signal.SIGINT, signal.SIGTERM):  # set explicitly: a background shell may ignore SIGINT
+        signal.signal(sig, lambda *_: stopping.append(True))
+    while not stopping and all(p.poll() is None for p in processes):
+        time.sleep(0.2)
+    if not stopping:
         print("a service exited; stopping the stack", file=sys.stderr)
-    except KeyboardInterrupt:
-        pass
     return _stop_all(processes)
 
 

@@ -24,7 +24,10 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, data_dir: Path, database_url: str | None, command=("dev",), token=None, **env):
+    def __init__(self, data_dir: Path, database_url: str | None, command=("dev",), token=None,
+                 ready_path="/api/queue/v1/ping", **env):
+        self.args = (data_dir, database_url, command, token, ready_path, env)
+        self.ready_path = ready_path
         self.port = free_port()
         self.root_url = f"http://127.0.0.1:{self.port}"
         self.token = token or secrets.token_urlsafe(24)
@@ -36,7 +39,7 @@ class Server:
         self.env.pop("TASKJOURNAL_DATABASE_URL", None)
         if database_url:
             self.env["TASKJOURNAL_DATABASE_URL"] = database_url
-        self.log = open(data_dir / "server.log", "w")
+        self.log = open(data_dir / "server.log", "a")
         self.process = subprocess.Popen([sys.executable, "-m", "services.cli", *command], env=self.env,
                                         stdout=self.log, stderr=subprocess.STDOUT)
         self._wait_ready()
@@ -46,7 +49,7 @@ class Server:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited: {Path(self.log.name).read_text()[-2000:]}")
             try:
-                urllib.request.urlopen(self.root_url + "/api/queue/v1/ping", timeout=1)
+                urllib.request.urlopen(self.root_url + self.ready_path, timeout=1)
                 return
             except OSError:
                 time.sleep(0.05)
@@ -61,6 +64,16 @@ class Server:
 
     def anonymous_queue(self) -> taskcluster.Queue:
         return taskcluster.Queue({"rootUrl": self.root_url, "maxRetries": 0})
+
+    def restarted(self) -> "Server":
+        """The same service started again (same data, credentials and settings)."""
+        data_dir, database_url, command, _, ready_path, env = self.args
+        return Server(data_dir, database_url, command, self.token, ready_path, **env)
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait()
+        self.log.close()
 
     def stop(self) -> None:
         self.process.send_signal(signal.SIGINT)

@@ -1,0 +1,143 @@
+"""The services as separate OS processes over PostgreSQL and RabbitMQ: a task
+graph runs to completion, a subscriber bound to task-completed with a route
+gets its messages, and killing any service with SIGKILL mid-run loses nothing."""
+
+import asyncio
+import os
+import secrets
+import threading
+import time
+
+import aio_pika
+import orjson
+import pytest
+import taskcluster
+
+from .conftest import Server, task_definition
+
+AMQP_URL = os.environ.get("TASKJOURNAL_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+ROLES = ("scheduler", "claim-resolver", "dependency-resolver", "relay")
+
+
+def _amqp_reachable() -> None:
+    async def probe():
+        connection = await aio_pika.connect(AMQP_URL, timeout=3)
+        await connection.close()
+    try:
+        asyncio.run(probe())
+    except Exception as err:
+        pytest.skip(f"RabbitMQ unreachable at {AMQP_URL}: {err!r}")
+
+
+class Subscriber:
+    """Collects task-completed messages routed by `route.<route>` on a thread of its own."""
+
+    def __init__(self, route: str):
+        self.route, self.bodies, self.ready = route, [], threading.Event()
+        self.thread = threading.Thread(target=lambda: asyncio.run(self._consume()), daemon=True)
+        self.stop = False
+        self.thread.start()
+        assert self.ready.wait(10)
+
+    async def _consume(self):
+        connection = await aio_pika.connect(AMQP_URL)
+        channel = await connection.channel()
+        exchange = await channel.declare_exchange("exchange/taskcluster-queue/v1/task-completed",
+                                                  aio_pika.ExchangeType.TOPIC, durable=True)
+        queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+        await queue.bind(exchange, routing_key=f"route.{self.route}")
+        self.ready.set()
+        async with queue.iterator() as messages:
+            async for message in messages:
+                async with message.process():
+                    self.bodies.append((message.routing_key, orjson.loads(message.body)))
+                if self.stop:
+                    break
+        await connection.close()
+
+
+@pytest.fixture(scope="module")
+def processes(tmp_path_factory, module_postgres_url):
+    _amqp_reachable()
+    token = secrets.token_urlsafe(24)
+    env = {"TASKJOURNAL_AMQP_URL": AMQP_URL}
+    gateway = Server(tmp_path_factory.mktemp("gateway"), module_postgres_url, command=("run", "api-gateway"),
+                     token=token, **env)
+    services = {role: Server(tmp_path_factory.mktemp(role), module_postgres_url, command=("run", role), token=token,
+                             ready_path="/ready", **env) for role in ROLES}
+    yield gateway, services
+    for server in [gateway, *services.values()]:
+        if server.process.poll() is None:
+            server.stop()
+
+
+def _wait_for(predicate, timeout=20.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _work(queue, queue_id: str, fail: set) -> list[str]:
+    """Claim everything pending once; report failure for ids in `fail`."""
+    done = []
+    for claim in queue.claimWork(queue_id, {"workerGroup": "svc", "workerId": "w1", "tasks": 32})["tasks"]:
+        task_id = claim["status"]["taskId"]
+        (queue.reportFailed if task_id in fail else queue.reportCompleted)(task_id, str(claim["runId"]))
+        done.append(task_id)
+    return done
+
+
+def test_graph_completes_across_processes_and_route_subscriber_gets_task_completed(processes, unique_queue):
+    gateway, _ = processes
+    queue, route = gateway.queue(), f"tj-e2e.{secrets.token_hex(4)}"
+    subscriber = Subscriber(route)
+    ids = {name: taskcluster.slugId() for name in "ABCDFGH"}
+    group = taskcluster.slugId()
+
+    def create(name, deps=(), requires="all-completed"):
+        queue.createTask(ids[name], task_definition(unique_queue, taskGroupId=group, routes=[route],
+                                                    dependencies=[ids[d] for d in deps], requires=requires))
+
+    create("A"), create("F")
+    create("B", "A"), create("C", "A"), create("D", "BC")  # fan-out from A, fan-in into D
+    create("G", "F"), create("H", "F", "all-resolved")     # F fails: G waits, H runs
+
+    def state(name):
+        return queue.status(ids[name])["status"]["state"]
+
+    def settled():
+        _work(queue, unique_queue, fail={ids["F"]})
+        return all(state(n) == "completed" for n in "ABCDH")
+
+    _wait_for(settled, 30, "the graph to complete")
+    assert state("F") == "failed" and state("G") == "unscheduled"
+    completed = {ids[n] for n in "ABCDH"}
+    _wait_for(lambda: {b["status"]["taskId"] for _, b in subscriber.bodies} >= completed, 10, "task-completed")
+    for routing_key, body in subscriber.bodies:
+        assert routing_key.startswith(f"primary.{body['status']['taskId']}.0.svc.w1.")
+        assert body["status"]["state"] == "completed" and body["task"] == {"tags": {}}
+    subscriber.stop = True
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_service_killed_mid_run_loses_nothing_after_restart(processes, unique_queue, role):
+    gateway, services = processes
+    queue = gateway.queue()
+    root, children = taskcluster.slugId(), [taskcluster.slugId() for _ in range(20)]
+    queue.createTask(root, task_definition(unique_queue))
+    for child in children:
+        queue.createTask(child, task_definition(unique_queue, dependencies=[root]))
+    assert _work(queue, unique_queue, fail=set()) == [root]
+
+    services[role].kill()  # SIGKILL right after the root resolved: its events are mid-flight
+    time.sleep(0.5)
+    services[role] = services[role].restarted()
+
+    def all_children_done():
+        _work(queue, unique_queue, fail=set())
+        return all(queue.status(c)["status"]["state"] == "completed" for c in children)
+
+    _wait_for(all_children_done, 30, f"dependents to run after {role} was killed")
