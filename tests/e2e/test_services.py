@@ -141,3 +141,28 @@ def test_service_killed_mid_run_loses_nothing_after_restart(processes, unique_qu
         return all(queue.status(c)["status"]["state"] == "completed" for c in children)
 
     _wait_for(all_children_done, 30, f"dependents to run after {role} was killed")
+
+
+def test_two_claim_resolvers_expire_each_claim_exactly_once(processes, unique_queue, tmp_path):
+    gateway, services = processes
+    second = Server(tmp_path, services["claim-resolver"].args[1], command=("run", "claim-resolver"),
+                    token=gateway.token, ready_path="/ready", TASKJOURNAL_AMQP_URL=AMQP_URL)
+    try:
+        queue = gateway.queue()
+        task_ids = [taskcluster.slugId() for _ in range(15)]
+        for task_id in task_ids:
+            queue.createTask(task_id, task_definition(unique_queue, retries=1))
+        claimed = queue.claimWork(unique_queue, {"workerGroup": "svc", "workerId": "gone", "tasks": 32})["tasks"]
+        assert len(claimed) == 15  # the worker vanishes: every claim expires after 3 s
+
+        def runs(task_id):
+            return queue.status(task_id)["status"]["runs"]
+
+        _wait_for(lambda: all(len(runs(t)) == 2 for t in task_ids), 15, "claims to expire")
+        time.sleep(1.5)  # give a second resolution every chance to happen
+        for task_id in task_ids:
+            first, retry = runs(task_id)
+            assert (first["state"], first["reasonResolved"]) == ("exception", "claim-expired")
+            assert (retry["state"], retry["reasonCreated"]) == ("pending", "retry")
+    finally:
+        second.stop()
