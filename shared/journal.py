@@ -166,6 +166,8 @@ class Journal(Application):
     def seal_task_group(self, task_group_id: str, now: int) -> TaskGroup:
         def attempt():
             group = self.task_group(task_group_id)
+            if group is None:
+                raise ResourceNotFound(f"No task-group with taskGroupId: `{task_group_id}`")
             group.seal(now)
             if group.pending_events:
                 self.save(group)
