@@ -69,10 +69,11 @@ async def _start_gateway(runtime: Runtime) -> None:
 
 
 async def _start_scheduler(runtime: Runtime) -> None:
-    from services.scheduler import deadlines
+    from services.scheduler import deadlines, expiry
 
     runtime.tasks.append(asyncio.create_task(
         deadlines.run(runtime.journal, runtime.executor, runtime.settings.resolver_interval)))
+    runtime.tasks.append(asyncio.create_task(expiry.run(runtime.journal, runtime.executor)))
 
 
 async def _start_claim_resolver(runtime: Runtime) -> None:

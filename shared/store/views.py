@@ -83,6 +83,19 @@ class ReadModel:
     def next_due(self) -> int | None:
         return self._value("next_due")
 
+    def expired_tasks(self, cutoff: int, limit: int) -> list[str]:
+        return [row["task_id"] for row in self._rows("expired_tasks", cutoff=cutoff, limit=limit)]
+
+    def expired_groups(self, cutoff: int, limit: int) -> list[str]:
+        return [row["task_group_id"] for row in self._rows("expired_groups", cutoff=cutoff, limit=limit)]
+
+    def relayed_position(self) -> int | None:
+        """How far every relay got; None when no relay ever ran on this store."""
+        try:
+            return self._value("relayed_position")
+        except Exception:  # the relay creates its table when it first runs
+            return None
+
     def position(self) -> int:
         return self._value("position") or 0
 

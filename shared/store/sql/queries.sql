@@ -77,3 +77,12 @@ ORDER BY d.dependent_task_id;
 
 -- name: unresolved_in_group
 SELECT COUNT(*) AS n FROM tj_tasks WHERE task_group_id = :task_group_id AND state IN ('unscheduled', 'pending', 'running');
+
+-- name: expired_tasks
+SELECT task_id FROM tj_tasks WHERE expires < :cutoff ORDER BY expires LIMIT :limit;
+
+-- name: expired_groups
+SELECT task_group_id FROM tj_task_groups WHERE expires < :cutoff ORDER BY expires LIMIT :limit;
+
+-- name: relayed_position
+SELECT MIN(position) AS position FROM tj_relay_position;

@@ -19,6 +19,9 @@ CREATE TABLE IF NOT EXISTS tj_tasks (
 -- name: create_tasks_group_index
 CREATE INDEX IF NOT EXISTS tj_tasks_group ON tj_tasks (task_group_id, created_position);
 
+-- name: create_tasks_expiry_index
+CREATE INDEX IF NOT EXISTS tj_tasks_expires ON tj_tasks (expires);
+
 -- name: create_tasks_deadline_index
 CREATE INDEX IF NOT EXISTS tj_tasks_deadline ON tj_tasks (deadline) WHERE state IN ('unscheduled', 'pending', 'running');
 

@@ -1,0 +1,53 @@
+"""The retention rule: expired tasks and groups leave the log and the read
+models; nothing younger, and nothing not yet relayed, goes."""
+
+import uuid
+
+import pytest
+
+from shared.domain.definition import normalize
+from shared.domain.ids import task_id_of
+from shared.domain.time import format_ms
+from shared.journal import open_journal
+from shared.store.retention import GRACE_MS, drop_expired
+
+NOW = 1_900_000_000_000
+HOUR = 3_600_000
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def journal(request, tmp_path):
+    url = request.getfixturevalue("postgres_url") if request.param == "postgres" else None
+    journal = open_journal(url, str(tmp_path))
+    yield journal
+    journal.close()
+
+
+def _create(journal, expires: int) -> str:
+    task_id = task_id_of(uuid.uuid4())
+    body = {"taskQueueId": "keep/w", "created": format_ms(NOW), "deadline": format_ms(NOW + HOUR),
+            "expires": format_ms(expires), "payload": {},
+            "metadata": {"name": "n", "description": "d", "owner": "o@example.com", "source": "https://example.com"}}
+    journal.create_task(task_id, normalize(task_id, body, NOW), NOW)
+    return task_id
+
+
+def test_expired_task_and_group_leave_log_and_read_models_younger_ones_stay(journal):
+    short, long = _create(journal, NOW + 2 * HOUR), _create(journal, NOW + 48 * HOUR)
+    later = NOW + 2 * HOUR + HOUR + GRACE_MS + 1  # group expires one hour after its task
+
+    assert drop_expired(journal, later) == (1, 1)
+
+    assert journal.views.task_status(short) is None and journal.views.group_view(short) is None
+    assert journal.task(short) is None
+    assert journal.views.task_status(long) is not None and journal.task(long) is not None
+    assert drop_expired(journal, later) == (0, 0)
+
+
+def test_events_not_yet_relayed_are_kept(journal):
+    task_id = _create(journal, NOW + 2 * HOUR)
+    with journal.recorder.datastore.transaction(commit=True) as curs:
+        curs.execute("CREATE TABLE IF NOT EXISTS tj_relay_position (name TEXT PRIMARY KEY, position BIGINT NOT NULL)")
+        curs.execute("INSERT INTO tj_relay_position (name, position) VALUES ('default', 0)")
+    assert drop_expired(journal, NOW + 10 * HOUR) == (0, 0)
+    assert journal.views.task_status(task_id) is not None
