@@ -24,7 +24,8 @@ from .conftest import ROOT_CLIENT_ID, task_definition
 
 API = "/api/queue/v1"
 TIME = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
-FOOTER = re.compile(r"\n\n---\n\n\* method:     (\S+)\n\* errorCode:  (\S+)\n\* statusCode: (\d+)\n\* time:       (" + TIME + r")$")
+FOOTER = re.compile(r"\n\n---\n\n\* method:     (\S+)\n\* errorCode:  (\S+)\n\* statusCode: (\d+)\n"
+                    r"\* time:       (" + TIME + r")$")
 
 
 # ------------------------------------------------------------------ helpers
@@ -166,7 +167,8 @@ def test_payload_hash_must_match_the_body(server, unique_queue):
     assert good.status_code == 200 and good.json() == {"tasks": []}
 
 
-@pytest.mark.parametrize("header", ["Bearer abc", 'Hawk id="x"', "Hawk garbage", 'Hawk id="a", ts="1", nonce="n", mac="m", bogus="1"'])
+@pytest.mark.parametrize("header", ["Bearer abc", 'Hawk id="x"', "Hawk garbage",
+                                    'Hawk id="a", ts="1", nonce="n", mac="m", bogus="1"'])
 def test_malformed_authorization_headers_are_401(server, task_id, header):
     reply = requests.get(server.root_url + API + f"/task/{task_id}/status", headers={"Authorization": header},
                          timeout=10)
@@ -634,8 +636,8 @@ def test_claim_work_needs_the_queue_and_worker_id_scopes(server, queue, unique_q
     task_id = slug()
     queue.createTask(task_id, task_definition(unique_queue))
     work = {"workerGroup": "wg", "workerId": "w1", "tasks": 1}
-    expect(403, "InsufficientScopes", limited(server, temporary(server, [f"queue:claim-work:{unique_queue}"])).claimWork,
-           unique_queue, work)
+    only_queue = limited(server, temporary(server, [f"queue:claim-work:{unique_queue}"]))
+    expect(403, "InsufficientScopes", only_queue.claimWork, unique_queue, work)
     expect(403, "InsufficientScopes", limited(server, temporary(server, ["queue:worker-id:wg/w1"])).claimWork,
            unique_queue, work)
     expect(403, "InsufficientScopes", limited(server, temporary(server, [
@@ -648,8 +650,8 @@ def test_claim_task_needs_the_claim_task_and_worker_id_scopes(server, queue, uni
     task_id = slug()
     queue.createTask(task_id, task_definition(unique_queue))
     body = {"workerGroup": "wg", "workerId": "w1"}
-    expect(403, "InsufficientScopes", limited(server, temporary(server, [f"queue:claim-task:{unique_queue}"])).claimTask,
-           task_id, "0", body)
+    only_queue = limited(server, temporary(server, [f"queue:claim-task:{unique_queue}"]))
+    expect(403, "InsufficientScopes", only_queue.claimTask, task_id, "0", body)
     expect(403, "InsufficientScopes", limited(server, temporary(server, ["queue:worker-id:wg/w1"])).claimTask,
            task_id, "0", body)
     worker = limited(server, temporary(server, [f"queue:claim-task:{unique_queue}", "queue:worker-id:wg/w1"]))
