@@ -495,7 +495,8 @@ def test_cancel_pending_task_resolves_run_0_canceled(queue, unique_queue):
     assert (run["state"], run["reasonCreated"], run["reasonResolved"]) == ("exception", "scheduled", "canceled")
     assert "workerId" not in run and "resolved" in run
     assert queue.cancelTask(task_id)["status"] == status  # idempotent
-    assert queue.pendingTasks(unique_queue)["pendingTasks"] == 0
+    later = create(queue, unique_queue)  # (pendingTasks may still count the cancelled one: Quirk Q5)
+    assert [c["status"]["taskId"] for c in queue.claimWork(unique_queue, worker(tasks=4))["tasks"]] == [later]
 
 
 def test_cancel_unscheduled_task_synthesises_an_exception_run(queue, unique_queue):
@@ -929,7 +930,8 @@ def test_list_claimed_tasks_in_claim_order_with_paging(queue, unique_queue):
     assert [t["taskId"] for t in rest["tasks"]] == ids[2:] and "continuationToken" not in rest
 
     queue.reportCompleted(ids[0], "0")
-    assert [t["taskId"] for t in queue.listClaimedTasks(unique_queue)["tasks"]] == ids[1:]
+    queue.cancelTask(ids[1])
+    assert [t["taskId"] for t in queue.listClaimedTasks(unique_queue)["tasks"]] == ids[2:]
 
 
 # ------------------------------------------------------------------ background resolution (§3.6, §4.4)
