@@ -34,7 +34,7 @@ class Runtime:
 
 
 def open_runtime(settings: Settings) -> Runtime:
-    journal = open_journal(settings.database_url, str(settings.data_dir), pool_size=settings.executor_threads)
+    journal = open_journal(settings.database_url, str(settings.data_dir), max_connections=settings.executor_threads)
     return Runtime(settings, journal, ThreadPoolExecutor(settings.executor_threads, thread_name_prefix="store"))
 
 

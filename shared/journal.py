@@ -13,7 +13,7 @@ from eventsourcing.persistence import RecordConflictError
 from shared.domain.errors import InputError, RequestConflict, ResourceNotFound
 from shared.domain.ids import group_uuid, task_uuid
 from shared.domain.task import Task
-from shared.domain.task_group import GROUP_EXTENSION_MS, TaskGroup
+from shared.domain.task_group import TaskGroup, group_expiry
 from shared.domain.time import parse_ms
 from shared.store.projection import changes_for
 from shared.store.views import ReadModel
@@ -22,7 +22,10 @@ MAX_ATTEMPTS = 20
 SATISFYING = {"all-completed": ("completed",), "all-resolved": ("completed", "failed", "exception")}
 
 
-def store_env(database_url: str | None, sqlite_path: str, pool_size: int = 16) -> dict:
+KEPT_CONNECTIONS = 4  # opened at start; more (up to max_connections) only under load
+
+
+def store_env(database_url: str | None, sqlite_path: str, max_connections: int = 16) -> dict:
     """eventsourcing settings for PostgreSQL (when a URL is given) or SQLite."""
     common = {"AGGREGATE_CACHE_MAXSIZE": "20000", "AGGREGATE_CACHE_FASTFORWARD": "y", "CREATE_TABLE": "y"}
     if not database_url:
@@ -33,8 +36,8 @@ def store_env(database_url: str | None, sqlite_path: str, pool_size: int = 16) -
     return {**common, "PERSISTENCE_MODULE": "eventsourcing.postgres",
             "POSTGRES_DBNAME": url.path.lstrip("/") or "postgres", "POSTGRES_HOST": url.hostname or "localhost",
             "POSTGRES_PORT": str(url.port or 5432), "POSTGRES_USER": unquote(url.username or "postgres"),
-            "POSTGRES_PASSWORD": unquote(url.password or ""), "POSTGRES_POOL_SIZE": str(pool_size),
-            "POSTGRES_MAX_OVERFLOW": str(pool_size), "POSTGRES_LOCK_TIMEOUT": "10",
+            "POSTGRES_PASSWORD": unquote(url.password or ""), "POSTGRES_POOL_SIZE": str(KEPT_CONNECTIONS),
+            "POSTGRES_MAX_OVERFLOW": str(max(0, max_connections - KEPT_CONNECTIONS)), "POSTGRES_LOCK_TIMEOUT": "10",
             "APPLICATION_RECORDER_TOPIC": "shared.store.recorders:PostgresProjectingRecorder"}
 
 
@@ -105,8 +108,14 @@ class Journal(Application):
                 raise RequestConflict(f"taskId `{task_id}` already used by another task. "
                                       "This could be the result of faulty idempotency!")
             return existing
+        try:
+            ready = self._dependencies_allow_scheduling(task_id, definition)
+        except InputError:
+            if group.pending_events:
+                self.save(group)  # upstream creates the group before it checks dependencies
+            raise
         task = Task(task_id=task_id, definition=definition)
-        if self._dependencies_allow_scheduling(task_id, definition):
+        if ready:
             task.schedule(now)
         self.save(group, task) if group.pending_events else self.save(task)
         return task
@@ -116,7 +125,7 @@ class Journal(Application):
         group = self.task_group(group_id)
         if group is None:
             return TaskGroup(task_group_id=group_id, scheduler_id=definition["schedulerId"],
-                             expires=expires + GROUP_EXTENSION_MS)
+                             expires=group_expiry(expires))
         group.admit(definition["schedulerId"], expires)
         return group
 
@@ -258,6 +267,6 @@ class Journal(Application):
         return self._retrying(attempt)
 
 
-def open_journal(database_url: str | None, data_dir: str, pool_size: int = 16) -> Journal:
+def open_journal(database_url: str | None, data_dir: str, max_connections: int = 16) -> Journal:
     os.makedirs(data_dir, exist_ok=True)
-    return Journal(store_env(database_url, os.path.join(data_dir, "taskjournal.sqlite"), pool_size))
+    return Journal(store_env(database_url, os.path.join(data_dir, "taskjournal.sqlite"), max_connections))

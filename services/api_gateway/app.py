@@ -79,6 +79,8 @@ class Gateway:
     async def dispatch(self, request: web.Request) -> web.Response:
         started = time.perf_counter()
         path = request.raw_path.partition("?")[0][len(API_PREFIX):]
+        if request.method == "OPTIONS":  # CORS preflight: browsers need the headers on an OK answer
+            return json_response({})
         endpoint, params = self.router.match(request.method, path)
         if endpoint is None:
             if params:
@@ -89,7 +91,8 @@ class Gateway:
             raw_body, payload = await _read_body(request)
             response = await self._handle(request, endpoint, params, raw_body, payload)
         except (ApiError, DomainError, SchemaError) as err:
-            response = self._error(request, endpoint, params, payload, _as_api_error(err))
+            response = self._error(request, endpoint, params, payload,
+                                   _as_api_error(err, self.services.settings.public_root_url))
         except Exception:
             log.exception("unexpected error in %s", endpoint.name)
             response = self._error(request, endpoint, params, payload, internal_error())
@@ -128,9 +131,9 @@ class Gateway:
         return json_response(body, err.status, err.headers, request.headers.get("x-taskcluster-trace-id"))
 
 
-def _as_api_error(err) -> ApiError:
+def _as_api_error(err, root_url: str) -> ApiError:
     if isinstance(err, SchemaError):
-        return ApiError("InputValidationError", 400, schema_message(err.schema_id, err.message))
+        return ApiError("InputValidationError", 400, schema_message(root_url + err.schema_id, err.message))
     if isinstance(err, DomainError):
         return ApiError(err.code, err.status, err.message)
     return err

@@ -65,11 +65,18 @@ async def _many(ctx: Context, column: str, key: str, field: str):
     ctx.authorize(taskIds=task_ids)
     rows = await ctx.run(ctx.services.journal.views.tasks_by_id, task_ids, column)
     offset, limit = paging.offset_of(ctx.query), paging.page_size(ctx.query)
-    page = rows[offset:offset + limit]
-    body = {key: [{"taskId": row["task_id"], field: orjson.loads(row[column])} for row in page]}
-    if offset + limit < len(rows):
-        body["continuationToken"] = paging.offset_token(offset + limit)
+    page, token = paging.offset_page(rows[offset:offset + limit + 1], offset, limit)
+    return _with_token({key: [{"taskId": row["task_id"], field: orjson.loads(row[column])} for row in page]}, token)
+
+
+def _with_token(body: dict, token: str | None) -> dict:
+    if token:
+        body["continuationToken"] = token
     return body
+
+
+def _tasks_with_status(rows: list) -> list[dict]:
+    return [{"status": orjson.loads(r["status"]), "task": orjson.loads(r["definition"])} for r in rows]
 
 
 async def list_dependent_tasks(ctx: Context):
@@ -78,11 +85,8 @@ async def list_dependent_tasks(ctx: Context):
         raise ResourceNotFound(f"Task with taskId: `{task_id}` was not found")
     offset, limit = paging.offset_of(ctx.query), paging.page_size(ctx.query)
     rows = await ctx.run(journal.views.dependents_page, task_id, offset, limit + 1)
-    body = {"taskId": task_id, "tasks": [{"status": orjson.loads(r["status"]), "task": orjson.loads(r["definition"])}
-                                         for r in rows[:limit]]}
-    if len(rows) > limit:
-        body["continuationToken"] = paging.offset_token(offset + limit)
-    return body
+    page, token = paging.offset_page(rows, offset, limit)
+    return _with_token({"taskId": task_id, "tasks": _tasks_with_status(page)}, token)
 
 
 # ---------------------------------------------------------------- task commands
@@ -128,7 +132,7 @@ async def claim_work(ctx: Context):
     body = ctx.body
     ctx.authorize(workerGroup=body["workerGroup"], workerId=body["workerId"])
     claimed = await ctx.services.claimer.claim(ctx.params["taskQueueId"], body["workerGroup"], body["workerId"],
-                                               body["tasks"])
+                                               int(body["tasks"]))
     return {"tasks": [claim_body(ctx.services, t) for t in claimed]}
 
 
@@ -190,11 +194,8 @@ async def list_task_group(ctx: Context):
     group = orjson.loads(await _group_view(ctx))
     offset, limit = paging.offset_of(ctx.query), paging.page_size(ctx.query)
     rows = await ctx.run(ctx.services.journal.views.group_members, group["taskGroupId"], offset, limit + 1)
-    group["tasks"] = [{"status": orjson.loads(r["status"]), "task": orjson.loads(r["definition"])}
-                      for r in rows[:limit]]
-    if len(rows) > limit:
-        group["continuationToken"] = paging.offset_token(offset + limit)
-    return group
+    page, token = paging.offset_page(rows, offset, limit)
+    return _with_token({**group, "tasks": _tasks_with_status(page)}, token)
 
 
 async def seal_task_group(ctx: Context):

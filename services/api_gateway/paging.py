@@ -7,6 +7,7 @@ import orjson
 from hashids import Hashids
 
 MAX_LIMIT = 1000
+MAX_OFFSET = 2**31  # larger decoded offsets are forged tokens: start from the beginning
 _HASHIDS = Hashids(salt="salt", min_length=10)
 
 
@@ -17,7 +18,7 @@ def page_size(query: dict) -> int:
 def offset_of(query: dict) -> int:
     token = query.get("continuationToken")
     decoded = _HASHIDS.decode(token) if token else ()
-    return decoded[0] if decoded else 0
+    return decoded[0] if decoded and decoded[0] < MAX_OFFSET else 0
 
 
 def offset_token(offset: int) -> str:
@@ -28,10 +29,20 @@ def keyset_of(query: dict) -> tuple[int, str]:
     token = query.get("continuationToken")
     try:
         ms, task_id = orjson.loads(base64.b64decode(token))
-        return int(ms), str(task_id)
-    except Exception:  # any undecodable token means "from the start"
-        return -1, ""
+        if isinstance(ms, int) and isinstance(task_id, str) and -1 <= ms < 2**62:
+            return ms, task_id
+    except Exception:
+        pass
+    return -1, ""  # an undecodable token means "from the start"
 
 
 def keyset_token(ms: int, task_id: str) -> str:
     return base64.b64encode(orjson.dumps([ms, task_id])).decode()
+
+
+def offset_page(rows: list, offset: int, limit: int) -> tuple[list, str | None]:
+    """A page of at most `limit` rows fetched from `offset` (the query asked
+    for limit + 1, so an extra row means there is more)."""
+    page = rows[:limit]
+    more = limit > 0 and len(rows) > limit
+    return page, offset_token(offset + limit) if more else None

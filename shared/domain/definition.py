@@ -35,8 +35,10 @@ def normalize(task_id: str, body: dict, now: int) -> dict:
     `body` has passed schema validation (so defaults of the schema are set)."""
     task_queue_id = resolve_queue(body)  # step 1 of createTask: its error wins over the time checks
     created, deadline = parse_ms(body["created"]), parse_ms(body["deadline"])
+    _check_times(created, deadline, now)
     expires = parse_ms(body["expires"]) if "expires" in body else add_one_year(deadline)
-    _check_times(created, deadline, expires, now)
+    if expires < deadline:
+        raise InputError("`expires` cannot be before `deadline`")
     if any(scope.endswith("**") for scope in body.get("scopes", ())):
         raise InputError("scopes must not end with `**`")
     return {
@@ -48,7 +50,7 @@ def normalize(task_id: str, body: dict, now: int) -> dict:
         "requires": body.get("requires", "all-completed"),
         "routes": list(body.get("routes", [])),
         "priority": priority.normalize(body.get("priority", "lowest")),
-        "retries": body.get("retries", 5),
+        "retries": int(body.get("retries", 5)),  # JSON 3.0 is the integer 3
         "created": format_ms(created),
         "deadline": format_ms(deadline),
         "expires": format_ms(expires),
@@ -60,7 +62,7 @@ def normalize(task_id: str, body: dict, now: int) -> dict:
     }
 
 
-def _check_times(created: int, deadline: int, expires: int, now: int) -> None:
+def _check_times(created: int, deadline: int, now: int) -> None:
     if created < now - DRIFT_MS:
         raise InputError("`created` cannot be in the past (max 15min drift)")
     if created > now + DRIFT_MS:
@@ -71,8 +73,6 @@ def _check_times(created: int, deadline: int, expires: int, now: int) -> None:
         raise InputError("`deadline` cannot be in the past")
     if deadline > now + MAX_DEADLINE_MS + DRIFT_MS:
         raise InputError("`deadline` cannot be more than 5 days into the future")
-    if expires < deadline:
-        raise InputError("`expires` cannot be before `deadline`")
 
 
 def public_view(definition: dict) -> dict:

@@ -26,6 +26,7 @@ class Task(Aggregate):
         self.runs: list[dict] = []
         self.retries_left: int = definition["retries"]
         self.claimed_at: int | None = None
+        self.claimed_by_claim_task: set[int] = set()  # runs claimTask may hand out again to their worker
 
     # ------------------------------------------------------------ queries
     @property
@@ -104,22 +105,24 @@ class Task(Aggregate):
         self._resolve_unfinished("deadline-exceeded", now)
         return True
 
-    def claim(self, run_id: int, worker_group: str, worker_id: str, now: int, taken_until: int) -> bool:
+    def claim(self, run_id: int, worker_group: str, worker_id: str, now: int, taken_until: int,
+              via_claim_task: bool = False) -> bool:
         """claimWork: take a pending run; False when it is no longer claimable."""
         run = self.last_run
         if run is None or run["runId"] != run_id or run["state"] != "pending" or self.deadline_ms <= now:
             return False
-        self._run_claimed(run_id, worker_group, worker_id, now, taken_until)
+        self._run_claimed(run_id, worker_group, worker_id, now, taken_until, via_claim_task)
         return True
 
     def claim_run(self, run_id: int, worker_group: str, worker_id: str, now: int, taken_until: int) -> None:
         """claimTask: like claim, but explicit about failures and idempotent per worker."""
         self._refuse_past_deadline(now, "can't be claimed past its deadline of", inclusive=True)
         run = self.run(run_id)
-        if self.claim(run_id, worker_group, worker_id, now, taken_until):
+        if self.claim(run_id, worker_group, worker_id, now, taken_until, via_claim_task=True):
             return
         same_worker = run.get("workerGroup") == worker_group and run.get("workerId") == worker_id
-        if not (run is self.last_run and run["state"] == "running" and same_worker):
+        repeat = run_id in self.claimed_by_claim_task and same_worker
+        if not (run is self.last_run and run["state"] == "running" and repeat):
             raise RequestConflict(f"Run {run_id} was already claimed by another worker.")
 
     def reclaim(self, run_id: int, now: int, taken_until: int) -> None:
@@ -184,11 +187,14 @@ class Task(Aggregate):
         self.retries_left = retries_left
 
     @event("RunClaimed")
-    def _run_claimed(self, run_id: int, worker_group: str, worker_id: str, at: int, taken_until: int) -> None:
+    def _run_claimed(self, run_id: int, worker_group: str, worker_id: str, at: int, taken_until: int,
+                     via_claim_task: bool = False) -> None:
         run = self.runs[run_id]
         run.update(state="running", workerGroup=worker_group, workerId=worker_id,
                    takenUntil=format_ms(taken_until), started=format_ms(at))
         self.claimed_at = at
+        if via_claim_task:
+            self.claimed_by_claim_task.add(run_id)
 
     @event("RunReclaimed")
     def _run_reclaimed(self, run_id: int, at: int, taken_until: int) -> None:

@@ -8,6 +8,12 @@ from .ids import group_uuid
 from .time import format_ms
 
 GROUP_EXTENSION_MS = 3600 * 1000
+LATEST_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the last instant the API can write
+
+
+def group_expiry(task_expires: int) -> int:
+    """A group is kept an hour past its longest-lived task."""
+    return min(task_expires + GROUP_EXTENSION_MS, LATEST_MS)
 
 
 class TaskGroup(Aggregate):
@@ -40,7 +46,7 @@ class TaskGroup(Aggregate):
         if self.sealed is not None:
             raise RequestConflict(f"Task group `{self.task_group_id}` is sealed and does not accept new tasks.")
         if task_expires > self.expires:
-            self._extended(task_expires + GROUP_EXTENSION_MS)
+            self._extended(group_expiry(task_expires))
 
     def seal(self, now: int) -> None:
         if self.sealed is None:

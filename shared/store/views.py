@@ -1,5 +1,7 @@
 """Queries over the read models (the tables the inline projection keeps)."""
 
+from shared.domain.ids import is_slugid
+
 from .sql import statements
 
 LEASE_MS = 30_000  # a leased pending entry the claimer never settles is retried after this
@@ -32,7 +34,7 @@ class ReadModel:
 
     def tasks_by_id(self, task_ids: list[str], columns: str) -> list[dict]:
         """Rows (task_id plus `columns`) for the ids that exist, in request order."""
-        unique = list(dict.fromkeys(task_ids))
+        unique = [task_id for task_id in dict.fromkeys(task_ids) if is_slugid(task_id)]  # others match nothing
         if not unique:
             return []
         mark = "%s" if self.dialect == "postgres" else "?"
