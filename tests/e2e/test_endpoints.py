@@ -388,11 +388,8 @@ def test_dependency_expiring_before_the_deadline_is_rejected(queue, unique_queue
     assert queue.status(ok)["status"]["state"] == "unscheduled"
 
 
-@pytest.mark.xfail(reason="a createTask that fails its dependency check leaves no task group behind, although spec "
-                          "§7.13 creates/extends the group (step 6, §6.1) before inserting the task and only the "
-                          "task is deleted when the dependency check fails (step 9); shared/journal.py _create_task "
-                          "raises from _dependencies_allow_scheduling before saving the new TaskGroup", strict=True)
 def test_task_group_of_a_create_that_failed_its_dependency_check_still_exists(queue, unique_queue):
+    """§7.13: the group is created in step 6; a failed dependency check (step 9) deletes only the task."""
     group_id = slug()
     expect_error(400, "InputError", queue.createTask, slug(),
                  task_definition(unique_queue, taskGroupId=group_id, schedulerId="first-sched", dependencies=[slug()]))
@@ -637,10 +634,8 @@ def test_claim_task_twice_by_the_same_worker_succeeds_and_another_worker_conflic
     expect_error(409, "RequestConflict", queue.claimTask, task_id, "0", {"workerGroup": "other", "workerId": "w1"})
 
 
-@pytest.mark.xfail(reason="claimTask re-claims a run its worker got through claimWork (200 instead of 409): spec §7.18 "
-                          "allows the idempotent repeat only for runs claimed via claimTask; Task.claim_run in "
-                          "shared/domain/task.py only compares workerGroup/workerId", strict=True)
 def test_claim_task_of_a_run_claimed_through_claim_work_conflicts_even_for_that_worker(queue, unique_queue):
+    """§7.18: the idempotent repeat is only for runs claimed through claimTask."""
     task_id = create(queue, unique_queue)
     claim_one(queue, unique_queue, worker_id="w1")
     expect_error(409, "RequestConflict", queue.claimTask, task_id, "0", {"workerGroup": "wg", "workerId": "w1"})
