@@ -215,6 +215,12 @@ def test_create_task_with_the_latest_expires_is_not_a_server_error(server, uniqu
     reply = requests.put(server.root_url + API + f"/task/{task_id}", data=json.dumps(definition), timeout=10,
                          headers=_auth_headers(server, "PUT", f"/task/{task_id}", definition))
     assert reply.status_code == 200, reply.text[:300]
+    for path in (f"/task/{task_id}", f"/task-group/{task_id}", f"/task-group/{task_id}/list"):
+        reply = send(server, "GET", path)
+        assert reply.status_code == 200, (path, reply.text[:300])
+    group_expires = send(server, "GET", f"/task-group/{task_id}").json()["expires"]
+    assert dt.datetime.fromisoformat(group_expires.replace("Z", "+00:00")) >= dt.datetime(
+        9999, 12, 31, 23, 59, 59, 999000, tzinfo=dt.timezone.utc)
 
 
 def _auth_headers(server, method: str, path: str, body) -> dict:

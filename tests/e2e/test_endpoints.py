@@ -1068,3 +1068,21 @@ def test_concurrent_claim_work_claims_each_task_exactly_once(server, queue, uniq
         for claim in result["tasks"]:
             run = queue.status(claim["status"]["taskId"])["status"]["runs"][0]
             assert (run["state"], run["workerId"]) == ("running", claim["workerId"])
+
+
+def test_long_polling_workers_share_new_work_without_double_claims(server, queue, unique_queue):
+    results = {}
+
+    def poll(index):
+        results[index] = server.queue().claimWork(unique_queue, worker(worker_id=f"w{index}"))["tasks"]
+
+    pollers = [threading.Thread(target=poll, args=(i,)) for i in range(4)]
+    for poller in pollers:
+        poller.start()
+    time.sleep(0.4)
+    ids = [create(queue, unique_queue) for _ in range(2)]
+    for poller in pollers:
+        poller.join(10)
+    claimed = [c["status"]["taskId"] for claims in results.values() for c in claims]
+    assert sorted(claimed) == sorted(ids)
+    assert sorted(len(claims) for claims in results.values()) == [0, 0, 1, 1]
