@@ -3,11 +3,14 @@
 
 Starts a fresh taskjournal server on a new PostgreSQL database, runs the
 shared Queue yardstick (queue_bench.py) against it, measures raw status reads
-with wrk, samples the CPU used by the server and PostgreSQL, then prints a
-table and writes bench/results/latest.json and latest.md.  Loopback only.
+with wrk, samples the CPU used by the server and PostgreSQL; then starts a
+second server with RabbitMQ on another fresh database for the pipeline phase
+(bench/pipeline.py). Prints tables and writes bench/results/latest.json and
+latest.md.  Loopback only.
 """
 
 import argparse
+import contextlib
 import datetime
 import json
 import os
@@ -28,9 +31,13 @@ import psycopg
 import taskcluster
 import taskcluster.exceptions
 
+import pipeline
+
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"
 DB_NAME = "taskjournal_bench"
+PIPELINE_DB_NAME = "taskjournal_bench_pipeline"
+PIPELINE_SERVER_ENV = {"TASKJOURNAL_CLAIM_TIMEOUT": "2", "TASKJOURNAL_RESOLVER_INTERVAL": "1"}
 CLIENT_ID = "bench-root"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -50,9 +57,15 @@ def parse_args(argv):
     p.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432",
                    help="PostgreSQL server (without database name)")
     p.add_argument("--startup-timeout", type=float, default=60.0, help="seconds to wait for ping")
+    p.add_argument("--no-pipeline", action="store_true", help="skip the pipeline phase (RabbitMQ)")
+    p.add_argument("--amqp-url", default="amqp://guest:guest@127.0.0.1:5672/",
+                   help="RabbitMQ for the pipeline phase")
+    p.add_argument("--pipeline-tasks", type=int, default=2000, help="tasks completed in pipeline phase 1")
+    p.add_argument("--pipeline-pairs", type=int, default=500, help="task pairs in pipeline phase 2")
+    p.add_argument("--pipeline-rate", type=float, default=200.0, help="reportCompleted calls per second")
     args = p.parse_args(argv)
     if args.quick:
-        args.tasks = 500
+        args.tasks, args.pipeline_tasks, args.pipeline_pairs = 500, 1000, 250
     return args
 
 
@@ -86,11 +99,11 @@ def machine_info(pg_version):
 
 # ------------------------------------------------------------------ database
 
-def reset_database(pg_url):
-    """Drop and recreate the bench database; return the server's version string."""
+def reset_database(pg_url, name=DB_NAME):
+    """Drop and recreate a bench database; return the server's version string."""
     with psycopg.connect(f"{pg_url}/postgres", autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME}")
-        conn.execute(f"CREATE DATABASE {DB_NAME}")
+        conn.execute(f"DROP DATABASE IF EXISTS {name}")
+        conn.execute(f"CREATE DATABASE {name}")
         return conn.execute("SHOW server_version").fetchone()[0]
 
 
@@ -145,13 +158,14 @@ def free_port():
         return s.getsockname()[1]
 
 
-def start_server(args, port, token, data_dir, log_file):
+def start_server(args, port, token, data_dir, log_file, db_name=DB_NAME, extra_env=None):
     env = dict(os.environ,
                TASKJOURNAL_PORT=str(port),
-               TASKJOURNAL_DATABASE_URL=f"{args.pg_url}/{DB_NAME}",
+               TASKJOURNAL_DATABASE_URL=f"{args.pg_url}/{db_name}",
                TASKJOURNAL_DATA_DIR=data_dir,
                TASKJOURNAL_ROOT_CLIENT_ID=CLIENT_ID,
-               TASKJOURNAL_ROOT_ACCESS_TOKEN=token)
+               TASKJOURNAL_ROOT_ACCESS_TOKEN=token,
+               **(extra_env or {}))
     # own session: a Ctrl-C in the terminal reaches us, and we stop the server in order
     return subprocess.Popen([args.server, "dev"], env=env, stdin=subprocess.DEVNULL,
                             stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
@@ -189,6 +203,33 @@ def stop_server(proc):
 
 def log_tail(path, lines=30):
     return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
+
+
+class ServerDidNotStart(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def running_server(args, db_name, extra_env, log_name):
+    """A fresh server on db_name: yields (process, root URL, token); always stopped,
+    its log copied to bench/results/<log_name>."""
+    port, token = free_port(), secrets.token_urlsafe(32)
+    root_url = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory(prefix="taskjournal-bench-") as data_dir:
+        log_path = Path(data_dir) / "server.log"
+        with open(log_path, "w") as log_file:
+            proc = start_server(args, port, token, data_dir, log_file, db_name, extra_env)
+        try:
+            if not wait_ready(proc, root_url, args.startup_timeout):
+                print(f"server failed to start (exit code {proc.poll()}); last lines of its log:\n"
+                      f"{log_tail(log_path)}", file=sys.stderr)
+                raise ServerDidNotStart()
+            print(f"server ready at {root_url} (pid {proc.pid}, log bench/results/{log_name})", file=sys.stderr)
+            yield proc, root_url, token
+        finally:
+            stop_server(proc)
+            RESULTS.mkdir(parents=True, exist_ok=True)
+            shutil.copy(log_path, RESULTS / log_name)
 
 
 # ------------------------------------------------------------------ queue_bench
@@ -376,6 +417,15 @@ def config_line(result):
             f"workers={cfg.get('workers')}")
 
 
+def pipeline_line(result):
+    cfg, env = dig(result, "pipeline", "config") or {}, dig(result, "pipeline", "server_env") or {}
+    return (f"pipeline, second server with PostgreSQL + RabbitMQ, claim timeout "
+            f"{env.get('TASKJOURNAL_CLAIM_TIMEOUT')} s, "
+            f"resolver interval {env.get('TASKJOURNAL_RESOLVER_INTERVAL')} s; "
+            f"tasks={cfg.get('tasks')} pairs={cfg.get('pairs')} rate={cfg.get('rate_per_s')}/s "
+            f"lateness tasks={cfg.get('expiry_tasks')}")
+
+
 def print_table(result):
     rows = figures(result)
     width = max(len(label) for label, _ in rows)
@@ -385,9 +435,18 @@ def print_table(result):
         print(f"  {label.ljust(width)}  {value}")
 
 
+def print_pipeline_table(result):
+    print()
+    print(pipeline_line(result))
+    pipeline.print_table(result["pipeline"])
+
+
 def markdown(result):
     lines = [f"_{config_line(result)}_", "", "| figure | value |", "| --- | --- |"]
     lines += [f"| {label} | {value} |" for label, value in figures(result)]
+    if "pipeline" in result:
+        lines += ["", f"_{pipeline_line(result)}_", "", "| pipeline figure | value |", "| --- | --- |"]
+        lines += [f"| {label} | {value} |" for label, value in pipeline.figures(result["pipeline"])]
     return "\n".join(lines) + "\n"
 
 
@@ -401,19 +460,46 @@ def write_results(result):
 # ------------------------------------------------------------------ main
 
 def bench(args, root_url, token, server_pid, pg_version):
+    """The yardstick and wrk; returns (exit code, result or None)."""
     env = dict(os.environ, TASKCLUSTER_ROOT_URL=root_url,
                TASKCLUSTER_CLIENT_ID=CLIENT_ID, TASKCLUSTER_ACCESS_TOKEN=token)
     machine = machine_info(pg_version)
     summary, code, cpu = run_queue_bench(args, env, server_pid)
     if summary is None:
         print(f"queue_bench exited {code} without a JSON summary", file=sys.stderr)
-        return 1
+        return 1, None
     result = {"machine": machine, "queue_bench": summary,
               "server_cpu_by_phase": cpu, "queue_bench_exit_code": code}
     result["wrk"] = {"skipped": "--no-wrk"} if args.no_wrk else run_wrk(args, root_url, token, server_pid)
     print_table(result)
     write_results(result)
-    return code
+    return code, result
+
+
+def bench_pipeline(args):
+    """The pipeline phase on a second server (RabbitMQ, short claims) and a
+    fresh database; the server is stopped before the relay and replay phases."""
+    reset_database(args.pg_url, PIPELINE_DB_NAME)
+    env = dict(PIPELINE_SERVER_ENV, TASKJOURNAL_AMQP_URL=args.amqp_url)
+    with running_server(args, PIPELINE_DB_NAME, env, "server-pipeline.log") as (proc, root_url, token):
+        cpu = {}
+        before = cpu_sample(proc.pid)
+
+        def stop():  # after the live phases: the relay and replay phases read a log nobody writes
+            cpu.update(cpu_between(before, cpu_sample(proc.pid)))
+            stop_server(proc)
+
+        try:
+            result = pipeline.run(root_url=root_url, client_id=CLIENT_ID, access_token=token,
+                                  amqp_url=args.amqp_url, db_url=f"{args.pg_url}/{PIPELINE_DB_NAME}",
+                                  tasks=args.pipeline_tasks, pairs=args.pipeline_pairs, rate=args.pipeline_rate,
+                                  before_log_phases=stop)
+        except Exception as err:  # e.g. RabbitMQ unreachable: keep the yardstick's figures
+            print(f"pipeline phase failed: {type(err).__name__}: {err}", file=sys.stderr)
+            return {"errors": {"total": 1, "samples": [f"{type(err).__name__}: {str(err)[:300]}"]}}
+    result["server_cpu"] = cpu
+    result["server_env"] = env
+    return result
 
 
 def main(argv):
@@ -423,26 +509,20 @@ def main(argv):
     if not Path(args.server).is_file():
         sys.exit(f"taskjournal executable not found at {args.server} (install the project, or use --server)")
     pg_version = reset_database(args.pg_url)
-    port, token = free_port(), secrets.token_urlsafe(32)
-    root_url = f"http://127.0.0.1:{port}"
-    with tempfile.TemporaryDirectory(prefix="taskjournal-bench-") as data_dir:
-        log_path = Path(data_dir) / "server.log"
-        with open(log_path, "w") as log_file:
-            proc = start_server(args, port, token, data_dir, log_file)
-        try:
-            if not wait_ready(proc, root_url, args.startup_timeout):
-                print(f"server failed to start (exit code {proc.poll()}); last lines of its log:\n"
-                      f"{log_tail(log_path)}", file=sys.stderr)
-                return 2
-            print(f"server ready at {root_url} (pid {proc.pid})", file=sys.stderr)
-            return bench(args, root_url, token, proc.pid, pg_version)
-        except KeyboardInterrupt:
-            print("interrupted", file=sys.stderr)
-            return 130
-        finally:
-            stop_server(proc)
-            RESULTS.mkdir(parents=True, exist_ok=True)
-            shutil.copy(log_path, RESULTS / "server.log")
+    try:
+        with running_server(args, DB_NAME, {}, "server.log") as (proc, root_url, token):
+            code, result = bench(args, root_url, token, proc.pid, pg_version)
+        if result is None or args.no_pipeline:
+            return code
+        result["pipeline"] = bench_pipeline(args)
+        print_pipeline_table(result)
+        write_results(result)
+        return code or (1 if result["pipeline"]["errors"]["total"] else 0)
+    except ServerDidNotStart:
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
