@@ -16,7 +16,6 @@ from shared.metrics import REGISTRY
 
 log = logging.getLogger("taskjournal")
 ROLES = ("api-gateway", "scheduler", "claim-resolver", "dependency-resolver", "relay")
-DEPENDENCY_QUEUE = "taskjournal.dependency-resolver"
 
 
 @dataclass
@@ -96,8 +95,12 @@ async def _start_dependency_resolver(runtime: Runtime) -> None:
 
     from shared.bus.consumer import internal_subscriber
 
+    from shared.bus.rabbit import internal_key
+
+    instance = runtime.settings.instance
     broker = RabbitBroker(runtime.settings.amqp_url, logger=None)
-    internal_subscriber(broker, DEPENDENCY_QUEUE, ROUTING_KEYS, handle)
+    internal_subscriber(broker, f"taskjournal.{instance}.dependency-resolver",
+                        [internal_key(instance, key) for key in ROUTING_KEYS], handle)
     await _retrying("RabbitMQ (dependency-resolver)", broker.start)
     runtime.closers.append(broker.stop)
 
@@ -109,7 +112,7 @@ async def _start_relay(runtime: Runtime) -> None:
     if runtime.settings.amqp_url:
         from shared.bus.rabbit import RabbitPublisher
 
-        publisher = RabbitPublisher(runtime.settings.amqp_url)
+        publisher = RabbitPublisher(runtime.settings.amqp_url, instance=runtime.settings.instance)
         await _retrying("RabbitMQ (relay)", publisher.connect)
         runtime.closers.append(publisher.close)
     runtime.tasks.append(asyncio.create_task(

@@ -1,8 +1,10 @@
 """Settings from the environment; names and defaults as the design brief fixes them."""
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 DEFAULT_ANONYMOUS_SCOPES = (
     "queue:get-artifact:public/* queue:get-provisioner:* queue:get-task:* queue:get-worker-type:* "
@@ -29,10 +31,18 @@ class Settings:
     resolver_interval: float = 1.0
     executor_threads: int = 16
     log_format: str = "json"
+    instance_name: str | None = None
 
     @property
     def public_root_url(self) -> str:
         return (self.root_url or f"http://localhost:{self.port}").rstrip("/")
+
+    @property
+    def instance(self) -> str:
+        """Names this deployment's internal routing keys and service queues on
+        the broker (TASKJOURNAL_INSTANCE, else the database name)."""
+        name = self.instance_name or (urlsplit(self.database_url).path.lstrip("/") if self.database_url else "dev")
+        return re.sub(r"[^A-Za-z0-9_-]", "_", name or "default")
 
     @property
     def store_description(self) -> str:
@@ -64,12 +74,11 @@ class Settings:
             resolver_interval=float(get("RESOLVER_INTERVAL", 1)),
             executor_threads=int(get("EXECUTOR_THREADS", 16)),
             log_format=get("LOG_FORMAT", "json"),
+            instance_name=get("INSTANCE"),
         )
 
 
 def without_password(url: str) -> str:
-    from urllib.parse import urlsplit, urlunsplit
-
     parts = urlsplit(url)
     if parts.password:
         netloc = parts.netloc.replace(":" + parts.password + "@", ":***@")

@@ -238,11 +238,15 @@ class Journal(Application):
                 scheduled.append(dependent)
         return scheduled
 
-    def resolve_group_if_done(self, task_group_id: str, trigger: str, now: int) -> bool:
-        """Record that the group is resolved when none of its tasks is unresolved."""
+    def resolve_group_if_done(self, task_group_id: str, trigger: int, now: int) -> bool:
+        """Record that the group is resolved when none of its tasks is unresolved;
+        `trigger` is the log position of the resolution that prompted the check."""
         def attempt():
             group = self.task_group(task_group_id)
-            if group is None or self.views.unresolved_in_group(task_group_id) or not group.resolve(trigger, now):
+            if group is None or trigger <= group.resolved_through:
+                return False
+            seen_through = self.views.position()  # read before the count: never claims too much
+            if self.views.unresolved_in_group(task_group_id) or not group.resolve(trigger, seen_through, now):
                 return False
             self.save(group)
             return True

@@ -17,7 +17,7 @@ ROUTING_KEYS = ("Task.RunResolved",)
 
 
 def on_task_resolved(journal, event: dict) -> None:
-    """Handle one internal `Task.RunResolved` event (body: id, version, ...)."""
+    """Handle one internal `Task.RunResolved` event (body: id, version, position, ...)."""
     task_id, now = event["id"], now_ms()
     scheduled = journal.schedule_ready_dependents(task_id, now)
     if scheduled:
@@ -26,5 +26,5 @@ def on_task_resolved(journal, event: dict) -> None:
     if task is None:
         return
     group_id = task.definition["taskGroupId"]
-    if journal.resolve_group_if_done(group_id, f"{task_id}/{event['version']}", now):
+    if journal.resolve_group_if_done(group_id, event["position"], now):
         log.info("task group resolved", extra=fields(taskGroupId=group_id))

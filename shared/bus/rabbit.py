@@ -28,6 +28,11 @@ async def declare_exchanges(channel: aio_pika.abc.AbstractChannel) -> dict[str, 
     return declared
 
 
+def internal_key(instance: str, routing_key: str) -> str:
+    """The routing key of an internal event of one deployment (`<instance>.Task.RunResolved`)."""
+    return f"{instance}.{routing_key}" if instance else routing_key
+
+
 class RabbitPublisher:
     """One robust connection, one channel with publisher confirms.
 
@@ -36,8 +41,9 @@ class RabbitPublisher:
     when a batch is retried; different tasks are sent concurrently, so a
     batch costs about one round trip per event of its busiest task."""
 
-    def __init__(self, url: str, confirm_timeout: float = 15.0):
+    def __init__(self, url: str, confirm_timeout: float = 15.0, instance: str = ""):
         self.url = url
+        self.instance = instance  # prefixes internal routing keys: deployments may share a broker
         self.confirm_timeout = confirm_timeout
         self.connection: aio_pika.abc.AbstractRobustConnection | None = None
         self.exchanges: dict[str, aio_pika.abc.AbstractExchange] = {}
@@ -82,7 +88,8 @@ class RabbitPublisher:
 
     async def _send_internal(self, e: InternalEvent) -> None:
         message = aio_pika.Message(orjson.dumps(e.body), type=e.routing_key, **_PROPERTIES)
-        result = await self.exchanges[INTERNAL_EXCHANGE].publish(message, e.routing_key, mandatory=True,
+        key = internal_key(self.instance, e.routing_key)
+        result = await self.exchanges[INTERNAL_EXCHANGE].publish(message, key, mandatory=True,
                                                                  timeout=self.confirm_timeout)
         if isinstance(result, aiormq.abc.DeliveredMessage):  # returned: no queue bound for it
             REGISTRY.inc("taskjournal_bus_unroutable_total", routing_key=e.routing_key)

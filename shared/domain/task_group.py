@@ -27,7 +27,7 @@ class TaskGroup(Aggregate):
         self.scheduler_id = scheduler_id
         self.expires = expires
         self.sealed: int | None = None
-        self.resolved_by: str | None = None
+        self.resolved_through = 0  # log position up to which the group was seen resolved
 
     def view(self) -> dict:
         body = {"taskGroupId": self.task_group_id, "schedulerId": self.scheduler_id,
@@ -52,12 +52,14 @@ class TaskGroup(Aggregate):
         if self.sealed is None:
             self._sealed(now)
 
-    def resolve(self, trigger: str, now: int) -> bool:
-        """Every task of the group is resolved (the dependency-resolver saw it
-        after the resolution `trigger`); a redelivered trigger changes nothing."""
-        if trigger == self.resolved_by:
+    def resolve(self, trigger: int, seen_through: int, now: int) -> bool:
+        """Every task of the group was resolved when the read models stood at
+        log position `seen_through`. A resolution at log position `trigger`
+        that this already covers (a late or redelivered event) changes nothing;
+        a later one (e.g. of a rerun) resolves the group again, as upstream."""
+        if trigger <= self.resolved_through:
             return False
-        self._resolved(trigger, now)
+        self._resolved(max(trigger, seen_through), now)
         return True
 
     @event("Extended")
@@ -69,5 +71,5 @@ class TaskGroup(Aggregate):
         self.sealed = at
 
     @event("Resolved")
-    def _resolved(self, trigger: str, at: int) -> None:
-        self.resolved_by = trigger
+    def _resolved(self, through: int, at: int) -> None:
+        self.resolved_through = through
