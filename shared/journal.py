@@ -242,11 +242,11 @@ class Journal(Application):
         """Record that the group is resolved when none of its tasks is unresolved;
         `trigger` is the log position of the resolution that prompted the check."""
         def attempt():
-            group = self.task_group(task_group_id)
-            if group is None or trigger <= group.resolved_through:
+            seen_through = self.views.position()  # read before the check: never claims too much
+            if self.views.group_has_unresolved(task_group_id):
                 return False
-            seen_through = self.views.position()  # read before the count: never claims too much
-            if self.views.unresolved_in_group(task_group_id) or not group.resolve(trigger, seen_through, now):
+            group = self.task_group(task_group_id)
+            if group is None or not group.resolve(trigger, seen_through, now):
                 return False
             self.save(group)
             return True

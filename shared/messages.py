@@ -86,6 +86,9 @@ def internal_event_for(event, aggregate_after, position: int) -> InternalEvent:
     attributes = {k: v for k, v in event.__dict__.items() if k not in _META}
     body = {**attributes, "id": ident or str(event.originator_id), "version": event.originator_version,
             "type": event_type(event), "position": position, "timestamp": event.timestamp.isoformat()}
+    definition = getattr(aggregate_after, "definition", None)
+    if definition is not None:  # spares consumers a load of the task for its group
+        body["taskGroupId"] = definition["taskGroupId"]
     return InternalEvent(event_type(event), body)
 
 

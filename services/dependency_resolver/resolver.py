@@ -17,14 +17,11 @@ ROUTING_KEYS = ("Task.RunResolved",)
 
 
 def on_task_resolved(journal, event: dict) -> None:
-    """Handle one internal `Task.RunResolved` event (body: id, version, position, ...)."""
+    """Handle one internal `Task.RunResolved` event (body: id, taskGroupId, position, ...)."""
     task_id, now = event["id"], now_ms()
     scheduled = journal.schedule_ready_dependents(task_id, now)
     if scheduled:
         log.info("scheduled dependents", extra=fields(taskId=task_id, dependents=scheduled))
-    task = journal.task(task_id)
-    if task is None:
-        return
-    group_id = task.definition["taskGroupId"]
+    group_id = event["taskGroupId"]
     if journal.resolve_group_if_done(group_id, event["position"], now):
         log.info("task group resolved", extra=fields(taskGroupId=group_id))

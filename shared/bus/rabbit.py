@@ -3,7 +3,6 @@ Taskcluster exchanges and the internal `taskjournal.events` exchange."""
 
 import asyncio
 import logging
-from collections import defaultdict
 
 import aio_pika
 import aiormq
@@ -34,12 +33,7 @@ def internal_key(instance: str, routing_key: str) -> str:
 
 
 class RabbitPublisher:
-    """One robust connection, one channel with publisher confirms.
-
-    Messages of one task (or task group) are sent one after another, each
-    confirmed before the next, so subscribers see them in log order even
-    when a batch is retried; different tasks are sent concurrently, so a
-    batch costs about one round trip per event of its busiest task."""
+    """One robust connection, one channel with publisher confirms."""
 
     def __init__(self, url: str, confirm_timeout: float = 15.0, instance: str = ""):
         self.url = url
@@ -67,17 +61,15 @@ class RabbitPublisher:
         await self.close()
 
     async def publish(self, messages: list[PulseMessage], internal: list[InternalEvent]) -> None:
-        chains = defaultdict(list)
-        for m in messages:
-            subject = m.routing_key.split(".", 2)[1]  # taskId, or taskGroupId on group exchanges
-            chains["pulse", subject].append((self._send_pulse, m))
-        for e in internal:
-            chains["internal", e.body["id"]].append((self._send_internal, e))
-        # one failed chain cancels the others; the relay then retries the whole batch
+        """Send the whole batch at once, in log order, then wait for every
+        confirm: one channel delivers in publish order, so pipelining keeps
+        each task's order while costing one round trip per batch. A failed
+        batch is sent again whole by the relay (at least once)."""
+        sends = [self._send_pulse(m) for m in messages] + [self._send_internal(e) for e in internal]
         try:
             async with asyncio.TaskGroup() as group:
-                for sends in chains.values():
-                    group.create_task(_in_order(sends))
+                for send in sends:
+                    group.create_task(send)  # tasks start in creation order, so frames go out in order
         except ExceptionGroup as failed:
             raise failed.exceptions[0]
 
@@ -100,7 +92,3 @@ class RabbitPublisher:
 _PROPERTIES = {"delivery_mode": aio_pika.DeliveryMode.PERSISTENT, "content_type": "application/json",
                "content_encoding": "utf-8"}
 
-
-async def _in_order(sends) -> None:
-    for send, item in sends:
-        await send(item)

@@ -62,8 +62,8 @@ class ReadModel:
     def ready_dependents(self, task_id: str) -> list[str]:
         return [row["task_id"] for row in self._rows("ready_dependents", task_id=task_id)]
 
-    def unresolved_in_group(self, task_group_id: str) -> int:
-        return self._value("unresolved_in_group", task_group_id=task_group_id) or 0
+    def group_has_unresolved(self, task_group_id: str) -> bool:
+        return bool(self._rows("group_has_unresolved", task_group_id=task_group_id))
 
     def pending_count(self, task_queue_id: str, now: int) -> int:
         return self._value("pending_count", task_queue_id=task_queue_id, now=now) or 0

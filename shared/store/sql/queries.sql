@@ -75,8 +75,9 @@ WHERE d.required_task_id = :task_id AND t.state = 'unscheduled' AND NOT EXISTS (
 )
 ORDER BY d.dependent_task_id;
 
--- name: unresolved_in_group
-SELECT COUNT(*) AS n FROM tj_tasks WHERE task_group_id = :task_group_id AND state IN ('unscheduled', 'pending', 'running');
+-- name: group_has_unresolved
+SELECT 1 AS found FROM tj_tasks WHERE task_group_id = :task_group_id AND state IN ('unscheduled', 'pending', 'running')
+LIMIT 1;
 
 -- name: expired_tasks
 SELECT task_id FROM tj_tasks WHERE expires < :cutoff ORDER BY expires LIMIT :limit;

@@ -22,6 +22,9 @@ CREATE INDEX IF NOT EXISTS tj_tasks_group ON tj_tasks (task_group_id, created_po
 -- name: create_tasks_expiry_index
 CREATE INDEX IF NOT EXISTS tj_tasks_expires ON tj_tasks (expires);
 
+-- name: create_tasks_unresolved_index
+CREATE INDEX IF NOT EXISTS tj_tasks_unresolved ON tj_tasks (task_group_id) WHERE state IN ('unscheduled', 'pending', 'running');
+
 -- name: create_tasks_deadline_index
 CREATE INDEX IF NOT EXISTS tj_tasks_deadline ON tj_tasks (deadline) WHERE state IN ('unscheduled', 'pending', 'running');
 
