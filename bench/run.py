@@ -158,7 +158,7 @@ def free_port():
         return s.getsockname()[1]
 
 
-def start_server(args, port, token, data_dir, log_file, db_name=DB_NAME, extra_env=None):
+def start_server(args, port, token, data_dir, log_file, db_name=DB_NAME, extra_env=None, command="dev"):
     env = dict(os.environ,
                TASKJOURNAL_PORT=str(port),
                TASKJOURNAL_DATABASE_URL=f"{args.pg_url}/{db_name}",
@@ -167,7 +167,7 @@ def start_server(args, port, token, data_dir, log_file, db_name=DB_NAME, extra_e
                TASKJOURNAL_ROOT_ACCESS_TOKEN=token,
                **(extra_env or {}))
     # own session: a Ctrl-C in the terminal reaches us, and we stop the server in order
-    return subprocess.Popen([args.server, "dev"], env=env, stdin=subprocess.DEVNULL,
+    return subprocess.Popen([args.server, command], env=env, stdin=subprocess.DEVNULL,
                             stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
 
 
@@ -210,7 +210,7 @@ class ServerDidNotStart(Exception):
 
 
 @contextlib.contextmanager
-def running_server(args, db_name, extra_env, log_name):
+def running_server(args, db_name, extra_env, log_name, command="dev"):
     """A fresh server on db_name: yields (process, root URL, token); always stopped,
     its log copied to bench/results/<log_name>."""
     port, token = free_port(), secrets.token_urlsafe(32)
@@ -218,7 +218,7 @@ def running_server(args, db_name, extra_env, log_name):
     with tempfile.TemporaryDirectory(prefix="taskjournal-bench-") as data_dir:
         log_path = Path(data_dir) / "server.log"
         with open(log_path, "w") as log_file:
-            proc = start_server(args, port, token, data_dir, log_file, db_name, extra_env)
+            proc = start_server(args, port, token, data_dir, log_file, db_name, extra_env, command)
         try:
             if not wait_ready(proc, root_url, args.startup_timeout):
                 print(f"server failed to start (exit code {proc.poll()}); last lines of its log:\n"
@@ -481,7 +481,8 @@ def bench_pipeline(args):
     fresh database; the server is stopped before the relay and replay phases."""
     reset_database(args.pg_url, PIPELINE_DB_NAME)
     env = dict(PIPELINE_SERVER_ENV, TASKJOURNAL_AMQP_URL=args.amqp_url)
-    with running_server(args, PIPELINE_DB_NAME, env, "server-pipeline.log") as (proc, root_url, token):
+    # the production topology: every service its own process (`taskjournal stack`)
+    with running_server(args, PIPELINE_DB_NAME, env, "server-pipeline.log", "stack") as (proc, root_url, token):
         cpu = {}
         before = cpu_sample(proc.pid)
 
