@@ -13,7 +13,7 @@ from eventsourcing.persistence import RecordConflictError
 from shared.domain.errors import InputError, RequestConflict, ResourceNotFound
 from shared.domain.ids import group_uuid, task_uuid
 from shared.domain.task import Task
-from shared.domain.task_group import TaskGroup, group_expiry
+from shared.domain.task_group import TaskGroup, admits_unchanged, group_expiry
 from shared.domain.time import parse_ms
 from shared.store.projection import changes_for
 from shared.store.views import ReadModel
@@ -99,29 +99,50 @@ class Journal(Application):
         return self._retrying(lambda: self._create_task(task_id, definition, now))
 
     def _create_task(self, task_id: str, definition: dict, now: int) -> Task:
+        # New tasks are the common case: insert without looking first; the
+        # store's uniqueness check reveals a repeat (ADR 0003).
         group = self._admit_to_group(definition)
-        existing = self.task(task_id)
-        if existing is not None:
-            if group.pending_events:
-                self.save(group)  # the group's longer expiry holds even if this call fails
-            if existing.definition != definition:
-                raise RequestConflict(f"taskId `{task_id}` already used by another task. "
-                                      "This could be the result of faulty idempotency!")
-            return existing
         try:
             ready = self._dependencies_allow_scheduling(task_id, definition)
         except InputError:
-            if group.pending_events:
-                self.save(group)  # upstream creates the group before it checks dependencies
-            raise
+            existing = self.task(task_id)
+            if existing is None:
+                self._save_changed(group)  # upstream creates the group before it checks dependencies
+                raise
+            return self._repeated(existing, definition, group)
         task = Task(task_id=task_id, definition=definition)
         if ready:
             task.schedule(now)
-        self.save(group, task) if group.pending_events else self.save(task)
-        return task
+        try:
+            self.save(*[a for a in (group, task) if a is not None])
+            return task
+        except RecordConflictError:
+            existing = self.task(task_id)
+            if existing is None:
+                raise  # the group changed meanwhile: try again
+            # the failed save took the group's new events with it: admit again
+            return self._repeated(existing, definition, self._admit_to_group(definition))
 
-    def _admit_to_group(self, definition: dict) -> TaskGroup:
+    def _repeated(self, existing: Task, definition: dict, group: TaskGroup | None) -> Task:
+        """createTask for a taskId in use: idempotent if the definition is the same."""
+        self._save_changed(group)  # the group's longer expiry holds even if this call fails
+        if existing.definition != definition:
+            raise RequestConflict(f"taskId `{existing.task_id}` already used by another task. "
+                                  "This could be the result of faulty idempotency!")
+        return existing
+
+    def _save_changed(self, group: TaskGroup | None) -> None:
+        if group is not None and group.pending_events:
+            self.save(group)
+
+    def _admit_to_group(self, definition: dict) -> TaskGroup | None:
+        """The task group with the task admitted, or None when admitting it
+        changes nothing (the read model shows that without loading the group)."""
         group_id, expires = definition["taskGroupId"], parse_ms(definition["expires"])
+        row = self.views.group_admission(group_id)
+        if row is not None and admits_unchanged(row["scheduler_id"], row["expires"], row["sealed"],
+                                                definition["schedulerId"], expires):
+            return None
         group = self.task_group(group_id)
         if group is None:
             return TaskGroup(task_group_id=group_id, scheduler_id=definition["schedulerId"],

@@ -16,6 +16,12 @@ def group_expiry(task_expires: int) -> int:
     return min(task_expires + GROUP_EXTENSION_MS, LATEST_MS)
 
 
+def admits_unchanged(scheduler_id: str, expires: int, sealed: int | None, task_scheduler_id: str,
+                     task_expires: int) -> bool:
+    """Whether a task joins a group in this state without changing it (see `admit`)."""
+    return sealed is None and scheduler_id == task_scheduler_id and task_expires <= expires
+
+
 class TaskGroup(Aggregate):
     @staticmethod
     def create_id(task_group_id: str):

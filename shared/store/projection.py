@@ -65,4 +65,4 @@ def _task_rows(task: Task, is_new: bool, changes: Changes) -> None:
 
 def _group_rows(group: TaskGroup, changes: Changes) -> None:
     changes.add("upsert_task_group", task_group_id=group.task_group_id, scheduler_id=group.scheduler_id,
-                expires=group.expires, view=orjson.dumps(group.view()).decode())
+                expires=group.expires, sealed=group.sealed, view=orjson.dumps(group.view()).decode())

@@ -47,6 +47,10 @@ class ReadModel:
     def group_view(self, task_group_id: str) -> str | None:
         return self._value("group_view", task_group_id=task_group_id)
 
+    def group_admission(self, task_group_id: str) -> dict | None:
+        rows = self._rows("group_admission", task_group_id=task_group_id)
+        return rows[0] if rows else None
+
     def group_members(self, task_group_id: str, offset: int, limit: int) -> list[dict]:
         return self._rows("group_members", task_group_id=task_group_id, offset=offset, limit=limit)
 

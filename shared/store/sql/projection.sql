@@ -36,9 +36,9 @@ ON CONFLICT (task_id) DO UPDATE SET run_id = excluded.run_id, worker_group = exc
 DELETE FROM tj_claims WHERE task_id = :task_id;
 
 -- name: upsert_task_group
-INSERT INTO tj_task_groups (task_group_id, scheduler_id, expires, view)
-VALUES (:task_group_id, :scheduler_id, :expires, :view)
-ON CONFLICT (task_group_id) DO UPDATE SET expires = excluded.expires, view = excluded.view;
+INSERT INTO tj_task_groups (task_group_id, scheduler_id, expires, sealed, view)
+VALUES (:task_group_id, :scheduler_id, :expires, :sealed, :view)
+ON CONFLICT (task_group_id) DO UPDATE SET expires = excluded.expires, sealed = excluded.sealed, view = excluded.view;
 
 -- name: advance_position
 INSERT INTO tj_position (name, position) VALUES ('inline', :position)

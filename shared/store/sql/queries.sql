@@ -9,6 +9,9 @@ SELECT status FROM tj_tasks WHERE task_id = :task_id;
 -- name: group_view
 SELECT view FROM tj_task_groups WHERE task_group_id = :task_group_id;
 
+-- name: group_admission
+SELECT scheduler_id, expires, sealed FROM tj_task_groups WHERE task_group_id = :task_group_id;
+
 -- name: group_members
 SELECT definition, status FROM tj_tasks WHERE task_group_id = :task_group_id
 ORDER BY created_position LIMIT :limit OFFSET :offset;

@@ -77,6 +77,7 @@ CREATE TABLE IF NOT EXISTS tj_task_groups (
     task_group_id TEXT PRIMARY KEY,
     scheduler_id TEXT NOT NULL,
     expires BIGINT NOT NULL,
+    sealed BIGINT,
     view TEXT NOT NULL
 );
 
