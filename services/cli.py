@@ -32,7 +32,8 @@ def main(argv=None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("dev", help="run every service in one process")
-    sub.add_parser("stack", help="run every service as its own process")
+    stack = sub.add_parser("stack", help="run every service as its own process")
+    stack.add_argument("--gateways", type=int, default=1, help="api-gateway processes sharing the port")
     run = sub.add_parser("run", help="run one service")
     run.add_argument("service", choices=ROLES)
     replay = sub.add_parser("replay", help="drop and rebuild read models from the event log")
@@ -44,7 +45,7 @@ def main(argv=None) -> int:
     if args.command == "replay":
         return run_replay(settings, list(PROJECTIONS) if args.all else args.projections)
     if args.command == "stack":
-        return run_stack(settings)
+        return run_stack(settings, args.gateways)
     if args.command == "dev":
         return asyncio.run(serve(with_root_credentials(settings), ROLES, announce=True))
     return asyncio.run(serve(settings, (args.service,), announce=False))
@@ -60,14 +61,17 @@ async def serve(settings: Settings, roles, announce: bool) -> int:
     return 0
 
 
-def run_stack(settings: Settings) -> int:
-    """Each role in its own process, the topology Kubernetes runs; Ctrl-C stops all."""
+def run_stack(settings: Settings, gateways: int = 1) -> int:
+    """Each role in its own process, the topology Kubernetes runs; Ctrl-C stops all.
+    Gateway replicas share one port (SO_REUSEPORT); other roles take the next ports."""
     if not (settings.database_url and settings.amqp_url):
         print("taskjournal stack needs TASKJOURNAL_DATABASE_URL and TASKJOURNAL_AMQP_URL", file=sys.stderr)
         return 2
     settings = with_root_credentials(settings)
     processes = []
-    for offset, role in enumerate(ROLES):
+    roles = ["api-gateway"] * gateways + [role for role in ROLES if role != "api-gateway"]
+    for index, role in enumerate(roles):
+        offset = max(0, index - gateways + 1)
         env = {**os.environ, "TASKJOURNAL_PORT": str(settings.port + offset),
                "TASKJOURNAL_ROOT_CLIENT_ID": settings.root_client_id,
                "TASKJOURNAL_ROOT_ACCESS_TOKEN": settings.root_access_token,
