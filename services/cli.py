@@ -33,7 +33,8 @@ def main(argv=None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("dev", help="run every service in one process")
     stack = sub.add_parser("stack", help="run every service as its own process")
-    stack.add_argument("--gateways", type=int, default=1, help="api-gateway processes sharing the port")
+    stack.add_argument("--scale", action="append", default=[], metavar="SERVICE=N",
+                       help="run N processes of a service (gateways share the port), e.g. api-gateway=2")
     run = sub.add_parser("run", help="run one service")
     run.add_argument("service", choices=ROLES)
     replay = sub.add_parser("replay", help="drop and rebuild read models from the event log")
@@ -45,7 +46,7 @@ def main(argv=None) -> int:
     if args.command == "replay":
         return run_replay(settings, list(PROJECTIONS) if args.all else args.projections)
     if args.command == "stack":
-        return run_stack(settings, args.gateways)
+        return run_stack(settings, dict(_replicas(item) for item in args.scale))
     if args.command == "dev":
         return asyncio.run(serve(with_root_credentials(settings), ROLES, announce=True))
     return asyncio.run(serve(settings, (args.service,), announce=False))
@@ -61,15 +62,23 @@ async def serve(settings: Settings, roles, announce: bool) -> int:
     return 0
 
 
-def run_stack(settings: Settings, gateways: int = 1) -> int:
+def _replicas(item: str) -> tuple[str, int]:
+    role, _, count = item.partition("=")
+    if role not in ROLES or not count.isdigit() or int(count) < 1:
+        raise SystemExit(f"--scale wants SERVICE=N with SERVICE one of {', '.join(ROLES)}, not {item!r}")
+    return role, int(count)
+
+
+def run_stack(settings: Settings, scale: dict | None = None) -> int:
     """Each role in its own process, the topology Kubernetes runs; Ctrl-C stops all.
-    Gateway replicas share one port (SO_REUSEPORT); other roles take the next ports."""
+    Gateways share one port (SO_REUSEPORT); every other process takes the next port."""
     if not (settings.database_url and settings.amqp_url):
         print("taskjournal stack needs TASKJOURNAL_DATABASE_URL and TASKJOURNAL_AMQP_URL", file=sys.stderr)
         return 2
     settings = with_root_credentials(settings)
-    processes = []
-    roles = ["api-gateway"] * gateways + [role for role in ROLES if role != "api-gateway"]
+    processes, scale = [], scale or {}
+    roles = [role for role in ROLES for _ in range(scale.get(role, 1))]
+    gateways = scale.get("api-gateway", 1)
     for index, role in enumerate(roles):
         offset = max(0, index - gateways + 1)
         env = {**os.environ, "TASKJOURNAL_PORT": str(settings.port + offset),
