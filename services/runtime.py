@@ -106,6 +106,7 @@ async def _start_dependency_resolver(runtime: Runtime) -> None:
 
 
 async def _start_relay(runtime: Runtime) -> None:
+    from services.dependency_resolver.resolver import ROUTING_KEYS
     from services.relay.relay import run_relay
 
     publisher = runtime.bus
@@ -115,8 +116,9 @@ async def _start_relay(runtime: Runtime) -> None:
         publisher = RabbitPublisher(runtime.settings.amqp_url, instance=runtime.settings.instance)
         await _retrying("RabbitMQ (relay)", publisher.connect)
         runtime.closers.append(publisher.close)
-    runtime.tasks.append(asyncio.create_task(
-        run_relay(runtime.journal, publisher, runtime.stop, executor=runtime.executor)))
+    # internal events go out only for the services that consume them (today: the dependency-resolver)
+    runtime.tasks.append(asyncio.create_task(run_relay(
+        runtime.journal, publisher, runtime.stop, executor=runtime.executor, internal_events=ROUTING_KEYS)))
 
 
 STARTERS = {"api-gateway": _start_gateway, "scheduler": _start_scheduler, "claim-resolver": _start_claim_resolver,

@@ -274,18 +274,16 @@ class Journal(Application):
         return self._retrying(attempt)
 
     def expire_claim(self, task_id: str, run_id: int, taken_until: int, now: int) -> bool:
-        def attempt():
-            task = self.task(task_id)
-            if task is None or not task.expire_claim(run_id, taken_until, now):
-                return False
-            self.save(task)
-            return True
-        return self._retrying(attempt)
+        return self._resolve_if_due(task_id, lambda task: task.expire_claim(run_id, taken_until, now))
 
     def exceed_deadline(self, task_id: str, now: int) -> bool:
+        return self._resolve_if_due(task_id, lambda task: task.exceed_deadline(now))
+
+    def _resolve_if_due(self, task_id: str, decide) -> bool:
+        """A resolver's command: True when `decide` changed the task (and it was saved)."""
         def attempt():
             task = self.task(task_id)
-            if task is None or not task.exceed_deadline(now):
+            if task is None or not decide(task):
                 return False
             self.save(task)
             return True

@@ -75,3 +75,24 @@ def pytest_runtest_makereport(item, call):
         reason = str(report.longrepr).lower()
         if "postgres" in reason or "rabbitmq" in reason:
             report.outcome = "failed"
+
+
+AMQP_URL = os.environ.get("TASKJOURNAL_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+
+
+@pytest.fixture(scope="session")
+def amqp_url():
+    """The RabbitMQ URL, or a skip naming RabbitMQ (a failure in CI)."""
+    import asyncio
+
+    import aio_pika
+
+    async def probe():
+        connection = await aio_pika.connect(AMQP_URL, timeout=3)
+        await connection.close()
+
+    try:
+        asyncio.run(probe())
+    except Exception as error:
+        pytest.skip(f"RabbitMQ unreachable at {AMQP_URL}: {error!r}")
+    return AMQP_URL

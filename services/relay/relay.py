@@ -14,7 +14,7 @@ from eventsourcing.postgres import PostgresApplicationRecorder
 
 from shared.bus import Publisher
 from shared.logs import fields
-from shared.messages import internal_event_for, messages_for
+from shared.messages import event_type, internal_event_for, messages_for, topic_matches
 from shared.metrics import REGISTRY
 
 log = logging.getLogger("taskjournal.relay")
@@ -36,8 +36,10 @@ class Relay:
 
     def __init__(self, journal, publisher: Publisher, name: str = "default", batch_size: int = 500,
                  cache_size: int = 10_000, poll_interval: float = 1.0, standby_interval: float = 2.0,
-                 executor=None, after_publish: Callable[[int], Awaitable[None]] | None = None):
+                 executor=None, after_publish: Callable[[int], Awaitable[None]] | None = None,
+                 internal_events: tuple[str, ...] = ("#",)):
         self.journal = journal
+        self.internal_events = internal_events  # topic patterns of the internal events services consume
         self.publisher = publisher
         self.name = name
         self.batch_size = batch_size
@@ -138,7 +140,8 @@ class Relay:
             event = self.journal.mapper.to_domain_event(notification)
             after = self._state_after(event)
             messages += messages_for(event, after)
-            internal.append(internal_event_for(event, after, notification.id))
+            if any(topic_matches(pattern, event_type(event)) for pattern in self.internal_events):
+                internal.append(internal_event_for(event, after, notification.id))
         return notifications[-1].id, len(notifications), messages, internal
 
     def _state_after(self, event):

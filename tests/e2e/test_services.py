@@ -3,7 +3,6 @@ graph runs to completion, a subscriber bound to task-completed with a route
 gets its messages, and killing any service with SIGKILL mid-run loses nothing."""
 
 import asyncio
-import os
 import secrets
 import threading
 import time
@@ -15,32 +14,21 @@ import taskcluster
 
 from .conftest import Server, task_definition
 
-AMQP_URL = os.environ.get("TASKJOURNAL_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 ROLES = ("scheduler", "claim-resolver", "dependency-resolver", "relay")
-
-
-def _amqp_reachable() -> None:
-    async def probe():
-        connection = await aio_pika.connect(AMQP_URL, timeout=3)
-        await connection.close()
-    try:
-        asyncio.run(probe())
-    except Exception as err:
-        pytest.skip(f"RabbitMQ unreachable at {AMQP_URL}: {err!r}")
 
 
 class Subscriber:
     """Collects task-completed messages routed by `route.<route>` on a thread of its own."""
 
-    def __init__(self, route: str):
-        self.route, self.bodies, self.ready = route, [], threading.Event()
+    def __init__(self, amqp_url: str, route: str):
+        self.amqp_url, self.route, self.bodies, self.ready = amqp_url, route, [], threading.Event()
         self.thread = threading.Thread(target=lambda: asyncio.run(self._consume()), daemon=True)
         self.stop = False
         self.thread.start()
         assert self.ready.wait(10)
 
     async def _consume(self):
-        connection = await aio_pika.connect(AMQP_URL)
+        connection = await aio_pika.connect(self.amqp_url)
         channel = await connection.channel()
         exchange = await channel.declare_exchange("exchange/taskcluster-queue/v1/task-completed",
                                                   aio_pika.ExchangeType.TOPIC, durable=True)
@@ -57,10 +45,9 @@ class Subscriber:
 
 
 @pytest.fixture(scope="module")
-def processes(tmp_path_factory, module_postgres_url):
-    _amqp_reachable()
+def processes(tmp_path_factory, module_postgres_url, amqp_url):
     token = secrets.token_urlsafe(24)
-    env = {"TASKJOURNAL_AMQP_URL": AMQP_URL}
+    env = {"TASKJOURNAL_AMQP_URL": amqp_url}
     gateway = Server(tmp_path_factory.mktemp("gateway"), module_postgres_url, command=("run", "api-gateway"),
                      token=token, **env)
     services = {role: Server(tmp_path_factory.mktemp(role), module_postgres_url, command=("run", role), token=token,
@@ -90,10 +77,11 @@ def _work(queue, queue_id: str, fail: set) -> list[str]:
     return done
 
 
-def test_graph_completes_across_processes_and_route_subscriber_gets_task_completed(processes, unique_queue):
+def test_graph_completes_across_processes_and_route_subscriber_gets_task_completed(processes, unique_queue,
+                                                                                  amqp_url):
     gateway, _ = processes
     queue, route = gateway.queue(), f"tj-e2e.{secrets.token_hex(4)}"
-    subscriber = Subscriber(route)
+    subscriber = Subscriber(amqp_url, route)
     ids = {name: taskcluster.slugId() for name in "ABCDFGH"}
     group = taskcluster.slugId()
 
@@ -143,10 +131,10 @@ def test_service_killed_mid_run_loses_nothing_after_restart(processes, unique_qu
     _wait_for(all_children_done, 30, f"dependents to run after {role} was killed")
 
 
-def test_two_claim_resolvers_expire_each_claim_exactly_once(processes, unique_queue, tmp_path):
+def test_two_claim_resolvers_expire_each_claim_exactly_once(processes, unique_queue, tmp_path, amqp_url):
     gateway, services = processes
     second = Server(tmp_path, services["claim-resolver"].args[1], command=("run", "claim-resolver"),
-                    token=gateway.token, ready_path="/ready", TASKJOURNAL_AMQP_URL=AMQP_URL)
+                    token=gateway.token, ready_path="/ready", TASKJOURNAL_AMQP_URL=amqp_url)
     try:
         queue = gateway.queue()
         task_ids = [taskcluster.slugId() for _ in range(15)]

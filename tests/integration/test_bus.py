@@ -7,7 +7,6 @@ keys made unique by a fresh id: parallel runs never see each other's
 messages."""
 
 import asyncio
-import os
 import time
 import uuid
 
@@ -19,32 +18,6 @@ from shared.bus import InProcessBus
 from shared.messages import EXCHANGES, INTERNAL_EXCHANGE, InternalEvent, PulseMessage, exchange
 from shared.metrics import REGISTRY
 
-AMQP_URL = os.environ.get("TASKJOURNAL_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
-
-
-@pytest.fixture
-async def amqp_url():
-    try:
-        connection = await aio_pika.connect(AMQP_URL, timeout=3)
-        await connection.close()
-    except Exception as error:
-        pytest.skip(f"RabbitMQ unreachable at {AMQP_URL}: {error!r}")
-    return AMQP_URL
-
-
-@pytest.fixture
-async def publisher(amqp_url):
-    from shared.bus.rabbit import RabbitPublisher
-
-    async with RabbitPublisher(amqp_url) as p:
-        yield p
-
-
-@pytest.fixture
-async def channel(amqp_url):
-    connection = await aio_pika.connect(amqp_url)
-    yield await connection.channel()
-    await connection.close()
 
 
 async def bound_queue(channel, bindings):

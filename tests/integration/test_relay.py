@@ -27,7 +27,6 @@ from shared.domain.time import format_ms, now_ms
 from shared.journal import open_journal
 from shared.messages import EXCHANGES, INTERNAL_EXCHANGE, exchange
 
-AMQP_URL = os.environ.get("TASKJOURNAL_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 REFERENCE = Path(os.environ.get("TASKJOURNAL_REFERENCE_DIR",
                                 Path(__file__).resolve().parents[3] / "shared/reference/taskcluster-v64.2.5"))
 TASK_EXCHANGES = [e for e in EXCHANGES if not e.startswith("task-group")]
@@ -36,31 +35,6 @@ LIFECYCLE = ["task-defined", "task-pending", "task-running", "task-completed"]
 
 
 # ------------------------------------------------------------ fixtures and helpers
-@pytest.fixture
-async def amqp_url():
-    try:
-        connection = await aio_pika.connect(AMQP_URL, timeout=3)
-        await connection.close()
-    except Exception as error:
-        pytest.skip(f"RabbitMQ unreachable at {AMQP_URL}: {error!r}")
-    return AMQP_URL
-
-
-@pytest.fixture
-async def publisher(amqp_url):
-    from shared.bus.rabbit import RabbitPublisher
-
-    async with RabbitPublisher(amqp_url) as p:
-        yield p
-
-
-@pytest.fixture
-async def channel(amqp_url):
-    connection = await aio_pika.connect(amqp_url)
-    yield await connection.channel()
-    await connection.close()
-
-
 @pytest.fixture
 def journal(postgres_url, tmp_path):
     j = open_journal(postgres_url, str(tmp_path))

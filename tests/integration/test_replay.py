@@ -10,19 +10,10 @@ from shared.domain.definition import normalize
 from shared.domain.errors import DomainError
 from shared.domain.ids import task_id_of
 from shared.domain.time import format_ms
-from shared.journal import open_journal
 from shared.store.replay import PROJECTIONS, rebuild
 
 NOW = 1_900_000_000_000
 QUEUES = ("replay/a", "replay/b")
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def journal(request, tmp_path):
-    url = request.getfixturevalue("postgres_url") if request.param == "postgres" else None
-    journal = open_journal(url, str(tmp_path))
-    yield journal
-    journal.close()
 
 
 def _dump(journal) -> dict:

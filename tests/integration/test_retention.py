@@ -3,24 +3,14 @@ models; nothing younger, and nothing not yet relayed, goes."""
 
 import uuid
 
-import pytest
 
 from shared.domain.definition import normalize
 from shared.domain.ids import task_id_of
 from shared.domain.time import format_ms
-from shared.journal import open_journal
 from shared.store.retention import GRACE_MS, drop_expired
 
 NOW = 1_900_000_000_000
 HOUR = 3_600_000
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def journal(request, tmp_path):
-    url = request.getfixturevalue("postgres_url") if request.param == "postgres" else None
-    journal = open_journal(url, str(tmp_path))
-    yield journal
-    journal.close()
 
 
 def _create(journal, expires: int) -> str:
