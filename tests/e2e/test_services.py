@@ -154,3 +154,20 @@ def test_two_claim_resolvers_expire_each_claim_exactly_once(processes, unique_qu
             assert (retry["state"], retry["reasonCreated"]) == ("pending", "retry")
     finally:
         second.stop()
+
+
+def test_dev_with_postgres_and_rabbitmq_publishes_and_resolves_dependencies(tmp_path, postgres_url, amqp_url,
+                                                                              unique_queue):
+    server = Server(tmp_path, postgres_url, TASKJOURNAL_AMQP_URL=amqp_url)
+    try:
+        queue, route = server.queue(), f"tj-dev.{secrets.token_hex(4)}"
+        subscriber = Subscriber(amqp_url, route)
+        first, second = taskcluster.slugId(), taskcluster.slugId()
+        queue.createTask(first, task_definition(unique_queue, routes=[route]))
+        queue.createTask(second, task_definition(unique_queue, routes=[route], dependencies=[first]))
+        assert _work(queue, unique_queue, fail=set()) == [first]
+        _wait_for(lambda: queue.status(second)["status"]["state"] == "pending", 10, "the dependent")
+        _wait_for(lambda: [b["status"]["taskId"] for _, b in subscriber.bodies] == [first], 10, "task-completed")
+        subscriber.stop = True
+    finally:
+        server.stop()
