@@ -1,0 +1,74 @@
+"""The dependency-resolver's handler is idempotent: a redelivered event
+schedules nothing twice and resolves a task group once per transition."""
+
+import uuid
+
+from services.dependency_resolver.resolver import on_task_resolved
+from shared.domain.definition import normalize
+from shared.domain.ids import task_id_of
+from shared.domain.time import format_ms, now_ms
+
+HOUR = 3_600_000
+
+
+def _create(journal, group_id: str, dependencies=(), requires="all-completed") -> str:
+    task_id, now = task_id_of(uuid.uuid4()), now_ms()
+    body = {"taskQueueId": "deps/w", "taskGroupId": group_id, "dependencies": list(dependencies),
+            "requires": requires, "created": format_ms(now), "deadline": format_ms(now + HOUR), "payload": {},
+            "metadata": {"name": "n", "description": "d", "owner": "o", "source": "https://example.com"}}
+    journal.create_task(task_id, normalize(task_id, body, now), now)
+    return task_id
+
+
+def _finish(journal, task_id: str, outcome: str = "completed") -> dict:
+    """Claim and resolve the task; the internal event the relay would deliver."""
+    now = now_ms()
+    journal.claim_task(task_id, 0, "wg", "w", now, now + HOUR)
+    journal.report(task_id, 0, outcome, now)
+    task = journal.task(task_id)
+    return {"id": task_id, "version": task.version, "taskGroupId": task.definition["taskGroupId"],
+            "position": journal.recorder.max_notification_id()}
+
+
+def _group_resolutions(journal, group_id: str) -> int:
+    group = journal.task_group(group_id)
+    events = journal.events.get(group.id)
+    return sum(1 for e in events if type(e).__name__ == "Resolved")
+
+
+def test_redelivered_resolution_schedules_dependents_and_resolves_group_once(journal):
+    group_id = task_id_of(uuid.uuid4())
+    first = _create(journal, group_id)
+    second = _create(journal, group_id, [first])
+    event = _finish(journal, first)
+
+    for _ in range(3):  # the relay delivers at least once
+        on_task_resolved(journal, event)
+
+    assert [r["runId"] for r in journal.task(second).runs] == [0]
+    assert _group_resolutions(journal, group_id) == 0  # `second` is still pending
+
+    last = _finish(journal, second)
+    for _ in range(3):
+        on_task_resolved(journal, last)
+        on_task_resolved(journal, event)  # a late copy of an older event changes nothing either
+    assert _group_resolutions(journal, group_id) == 1
+
+    now = now_ms()  # a rerun reopens the group; its resolution resolves the group again, as upstream
+    journal.rerun_task(second, now)
+    journal.claim_task(second, 1, "wg", "w", now, now + HOUR)
+    journal.report(second, 1, "completed", now)
+    on_task_resolved(journal, {**last, "position": journal.recorder.max_notification_id()})
+    assert _group_resolutions(journal, group_id) == 2
+
+
+def test_failed_task_schedules_all_resolved_dependents_but_not_all_completed_ones(journal):
+    group_id = task_id_of(uuid.uuid4())
+    failing = _create(journal, group_id)
+    strict = _create(journal, group_id, [failing])
+    lenient = _create(journal, group_id, [failing], requires="all-resolved")
+
+    on_task_resolved(journal, _finish(journal, failing, "failed"))
+
+    assert journal.task(strict).state == "unscheduled"
+    assert journal.task(lenient).state == "pending"
