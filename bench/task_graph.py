@@ -10,6 +10,7 @@ claimWork and complete everything. Prints the time to resolve the graph.
 
 import argparse
 import datetime
+import secrets
 import sys
 import threading
 import time
@@ -45,7 +46,8 @@ def work(options: dict, queue_id: str, done: threading.Event, worker: int) -> in
     queue = taskcluster.Queue(options)
     completed = 0
     while not done.is_set():
-        for claim in queue.claimWork(queue_id, {"workerGroup": "graph", "workerId": f"w{worker}", "tasks": 32})["tasks"]:
+        claims = queue.claimWork(queue_id, {"workerGroup": "graph", "workerId": f"w{worker}", "tasks": 32})
+        for claim in claims["tasks"]:
             queue.reportCompleted(claim["status"]["taskId"], str(claim["runId"]))
             completed += 1
     return completed
@@ -58,7 +60,7 @@ def main() -> int:
     args = parser.parse_args()
     options = taskcluster.optionsFromEnvironment()
     queue = taskcluster.Queue(options)
-    queue_id, group_id = f"graph/g{taskcluster.slugId()[:8].lower().replace('_', 'x').replace('-', 'x')}", taskcluster.slugId()
+    queue_id, group_id = f"graph/g{secrets.token_hex(6)}", taskcluster.slugId()
     started = time.monotonic()
     task_ids = build(queue, queue_id, group_id, args.tasks)
     print(f"created {len(task_ids)} tasks in {time.monotonic() - started:.1f}s", file=sys.stderr)

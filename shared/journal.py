@@ -19,6 +19,8 @@ from shared.store.projection import changes_for
 from shared.store.views import ReadModel
 
 MAX_ATTEMPTS = 20
+NOT_CREATED = "Task `{task_id}` not found. Are you sure it was created?"
+NOT_EXISTING = "taskId `{task_id}` not found. Are you sure it exists?"
 SATISFYING = {"all-completed": ("completed",), "all-resolved": ("completed", "failed", "exception")}
 
 
@@ -161,7 +163,8 @@ class Journal(Application):
         deadline = parse_ms(definition["deadline"])
         expiring = [d for d in others if d in found and found[d]["expires"] < deadline]
         if missing or expiring:
-            lines = [f"`{d}` does not exist" for d in missing] + [f"`{d}` expires before the deadline" for d in expiring]
+            lines = [f"`{d}` does not exist" for d in missing]
+            lines += [f"`{d}` expires before the deadline" for d in expiring]
             raise InputError("Task dependencies are not satisfiable:\n" + "\n".join(lines))
         if task_id in definition["dependencies"]:
             return False
@@ -169,29 +172,30 @@ class Journal(Application):
         return all(found[d]["state"] in satisfying for d in others)
 
     def schedule_task(self, task_id: str, now: int) -> Task:
-        return self._change_task(task_id, lambda t: t.schedule(now), "taskId `{task_id}` not found. Are you sure it exists?")
+        return self._change_task(task_id, lambda t: t.schedule(now), NOT_EXISTING)
 
     def rerun_task(self, task_id: str, now: int) -> Task:
-        return self._change_task(task_id, lambda t: t.rerun(now), "Task `{task_id}` not found. Are you sure it was created?")
+        return self._change_task(task_id, lambda t: t.rerun(now), NOT_CREATED)
 
     def cancel_task(self, task_id: str, now: int) -> Task:
-        return self._change_task(task_id, lambda t: t.cancel(now), "Task `{task_id}` not found. Are you sure it was created?")
+        return self._change_task(task_id, lambda t: t.cancel(now), NOT_CREATED)
 
-    def claim_task(self, task_id: str, run_id: int, worker_group: str, worker_id: str, now: int, taken_until: int) -> Task:
+    def claim_task(self, task_id: str, run_id: int, worker_group: str, worker_id: str, now: int,
+                   taken_until: int) -> Task:
         return self._change_task(task_id, lambda t: t.claim_run(run_id, worker_group, worker_id, now, taken_until),
-                                 "Task `{task_id}` not found. Are you sure it was created?")
+                                 NOT_CREATED)
 
     def reclaim_task(self, task_id: str, run_id: int, now: int, taken_until: int) -> Task:
         return self._change_task(task_id, lambda t: t.reclaim(run_id, now, taken_until),
-                                 "Task `{task_id}` not found. Are you sure it was created?")
+                                 NOT_CREATED)
 
     def report(self, task_id: str, run_id: int, outcome: str, now: int) -> Task:
         return self._change_task(task_id, lambda t: t.report(run_id, outcome, now),
-                                 "Task `{task_id}` not found. Are you sure it was created?")
+                                 NOT_CREATED)
 
     def report_exception(self, task_id: str, run_id: int, reason: str, now: int) -> Task:
         return self._change_task(task_id, lambda t: t.report_exception(run_id, reason, now),
-                                 "Task `{task_id}` not found. Are you sure it was created?")
+                                 NOT_CREATED)
 
     def seal_task_group(self, task_group_id: str, now: int) -> TaskGroup:
         def attempt():

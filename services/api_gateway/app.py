@@ -84,7 +84,8 @@ class Gateway:
         endpoint, params = self.router.match(request.method, path)
         if endpoint is None:
             if params:
-                return web.json_response({"error": "Method not allowed"}, status=405, headers={"Allow": ",".join(params)})
+                return web.json_response({"error": "Method not allowed"}, status=405,
+                                         headers={"Allow": ",".join(params)})
             return web.json_response({"error": "Not found"}, status=404)
         payload = {}
         try:
