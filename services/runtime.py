@@ -16,6 +16,7 @@ from shared.metrics import REGISTRY
 
 log = logging.getLogger("taskjournal")
 ROLES = ("api-gateway", "scheduler", "claim-resolver", "dependency-resolver", "relay")
+CONSUMERS_PER_PROCESS = 4
 
 
 @dataclass
@@ -94,15 +95,17 @@ async def _start_dependency_resolver(runtime: Runtime) -> None:
     from faststream.rabbit import RabbitBroker
 
     from shared.bus.consumer import internal_subscriber
-
     from shared.bus.rabbit import internal_key
 
     instance = runtime.settings.instance
-    broker = RabbitBroker(runtime.settings.amqp_url, logger=None)
-    internal_subscriber(broker, f"taskjournal.{instance}.dependency-resolver",
-                        [internal_key(instance, key) for key in ROUTING_KEYS], handle)
-    await _retrying("RabbitMQ (dependency-resolver)", broker.start)
-    runtime.closers.append(broker.stop)
+    # A FastStream subscriber handles one message at a time and the handler mostly
+    # waits on the database, so a few consumers share the queue in one process.
+    for _ in range(CONSUMERS_PER_PROCESS):
+        broker = RabbitBroker(runtime.settings.amqp_url, logger=None)
+        internal_subscriber(broker, f"taskjournal.{instance}.dependency-resolver",
+                            [internal_key(instance, key) for key in ROUTING_KEYS], handle)
+        await _retrying("RabbitMQ (dependency-resolver)", broker.start)
+        runtime.closers.append(broker.stop)
 
 
 async def _start_relay(runtime: Runtime) -> None:

@@ -11,6 +11,7 @@ import psycopg
 import pytest
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/taskjournal_test"
+AMQP_URL = os.environ.get("TASKJOURNAL_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 
 
 def _admin_url(url: str) -> str:
@@ -52,6 +53,30 @@ def postgres_base_url():
     return url
 
 
+def drop_database(admin_url: str, name: str) -> None:
+    """Drop a test database and the broker queue its services declared."""
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    _delete_service_queues(name)
+
+
+def _delete_service_queues(instance: str) -> None:
+    import asyncio
+
+    import aio_pika
+
+    async def delete():
+        connection = await aio_pika.connect(AMQP_URL, timeout=3)
+        async with connection:
+            channel = await connection.channel()
+            await channel.queue_delete(f"taskjournal.{instance}.dependency-resolver")
+
+    try:
+        asyncio.run(delete())
+    except Exception:  # no broker, or no such queue: nothing to clean
+        pass
+
+
 @pytest.fixture
 def postgres_url(postgres_base_url):
     """A fresh, empty database for one test; dropped afterwards."""
@@ -62,8 +87,7 @@ def postgres_url(postgres_base_url):
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     yield urlunsplit(urlsplit(postgres_base_url)._replace(path=f"/{name}"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    drop_database(admin, name)
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -76,8 +100,6 @@ def pytest_runtest_makereport(item, call):
         if "postgres" in reason or "rabbitmq" in reason:
             report.outcome = "failed"
 
-
-AMQP_URL = os.environ.get("TASKJOURNAL_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 
 
 @pytest.fixture(scope="session")

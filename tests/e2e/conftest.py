@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 import taskcluster
 
+from tests.conftest import drop_database
+
 ROOT_CLIENT_ID = "e2e-root"
 
 
@@ -108,8 +110,7 @@ def module_postgres_url(postgres_base_url):
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     yield urlunsplit(urlsplit(postgres_base_url)._replace(path=f"/{name}"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    drop_database(admin, name)
 
 
 @pytest.fixture
