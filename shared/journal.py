@@ -15,6 +15,7 @@ from shared.domain.ids import group_uuid, task_uuid
 from shared.domain.task import Task
 from shared.domain.task_group import TaskGroup, admits_unchanged, group_expiry
 from shared.domain.time import parse_ms
+from shared.store.group_commit import GroupCommit
 from shared.store.projection import changes_for
 from shared.store.views import ReadModel
 
@@ -53,16 +54,21 @@ class Journal(Application):
         self.views = ReadModel(self.recorder.datastore, dialect)
         self.on_pending = lambda queues: None  # set by the gateway to wake long-polling claimWork calls
         self.on_saved = lambda: None  # set by an in-process relay to follow the log without polling
+        self.group_commit = GroupCommit(self._commit)
 
     # ------------------------------------------------------------ persistence
-    def save(self, *aggregates, **kwargs):
+    def save(self, *aggregates) -> None:
+        """Append the aggregates' new events (and their read-model rows) in one
+        transaction, shared with concurrent saves of other threads."""
+        self.group_commit.save(list(aggregates))
+
+    def _commit(self, aggregates: list) -> None:
         new = {a.id for a in aggregates if any(e.originator_version == 1 for e in a.pending_events)}
         changes = changes_for(aggregates, new)
-        recordings = super().save(*aggregates, projection=changes, **kwargs)
+        super().save(*aggregates, projection=changes)
         self.on_saved()
         if changes.pending_queues:
             self.on_pending(changes.pending_queues)
-        return recordings
 
     def _get(self, aggregate_id: UUID):
         try:

@@ -1,0 +1,76 @@
+"""Group commit: saves from concurrent threads share one transaction.
+
+The event store appends under a table lock, one transaction at a time, so a
+commit's fixed cost bounds throughput. While one commit is in flight, later
+saves queue up and the first of them commits them all together next; an idle
+system commits each save at once, with no added wait."""
+
+import threading
+
+from eventsourcing.persistence import RecordConflictError
+
+
+class _Save:
+    def __init__(self, aggregates: list):
+        self.aggregates = aggregates
+        self.turn = threading.Event()  # set when done, or when this save is to lead the next batch
+        self.done = False
+        self.error: BaseException | None = None
+
+    def finish(self, error: BaseException | None) -> None:
+        self.done, self.error = True, error
+        self.turn.set()
+
+    def result(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+
+class GroupCommit:
+    def __init__(self, commit):
+        self._commit = commit  # commit(aggregates): one transaction, raises on failure
+        self._lock = threading.Lock()
+        self._queue: list[_Save] = []
+        self._busy = False
+
+    def save(self, aggregates: list) -> None:
+        mine = _Save(aggregates)
+        with self._lock:
+            self._queue.append(mine)
+            leading, self._busy = not self._busy, True
+        if not leading:
+            mine.turn.wait()
+            if mine.done:
+                return mine.result()
+        with self._lock:
+            batch, self._queue = self._queue, []
+        self._run(batch)
+        with self._lock:
+            if self._queue:
+                self._queue[0].turn.set()  # it leads the next batch
+            else:
+                self._busy = False
+        return mine.result()
+
+    def _run(self, batch: list[_Save]) -> None:
+        if len(batch) == 1:
+            batch[0].finish(self._attempt(batch[0].aggregates))
+            return
+        pending = [(a, list(a.pending_events)) for save in batch for a in save.aggregates]
+        error = self._attempt([a for save in batch for a in save.aggregates])
+        if isinstance(error, RecordConflictError):
+            # One save's conflict must not fail the others: each commits alone.
+            for aggregate, events in pending:
+                aggregate.pending_events.extend(events)
+            for save in batch:
+                save.finish(self._attempt(save.aggregates))
+            return
+        for save in batch:
+            save.finish(error)
+
+    def _attempt(self, aggregates: list) -> BaseException | None:
+        try:
+            self._commit(aggregates)
+            return None
+        except Exception as error:  # handed to the thread whose save it was
+            return error
