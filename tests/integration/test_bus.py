@@ -7,7 +7,6 @@ keys made unique by a fresh id: parallel runs never see each other's
 messages."""
 
 import asyncio
-import time
 import uuid
 
 import aio_pika
@@ -15,9 +14,15 @@ import orjson
 import pytest
 
 from shared.bus import InProcessBus
-from shared.messages import EXCHANGES, INTERNAL_EXCHANGE, InternalEvent, PulseMessage, exchange
+from shared.messages import (
+    EXCHANGES,
+    INTERNAL_EXCHANGE,
+    InternalEvent,
+    PulseMessage,
+    exchange,
+)
 from shared.metrics import REGISTRY
-
+from tests.integration.amqp_support import receive
 
 
 async def bound_queue(channel, bindings):
@@ -25,21 +30,6 @@ async def bound_queue(channel, bindings):
     for exchange_name, key in bindings:
         await queue.bind(exchange_name, key)
     return queue
-
-
-async def receive(queue, count: int, timeout: float = 10.0, settle: float = 0.3) -> list:
-    """`count` messages, then a short wait proving no more arrive."""
-    got, deadline, settled = [], time.monotonic() + timeout, time.monotonic() + settle
-    while time.monotonic() < deadline:
-        message = await queue.get(no_ack=True, fail=False)
-        if message is None:
-            if len(got) >= count and time.monotonic() > settled:
-                break
-            await asyncio.sleep(0.02)
-            continue
-        got.append(message)
-        settled = time.monotonic() + settle
-    return got
 
 
 def unique() -> str:

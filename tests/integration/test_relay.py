@@ -26,6 +26,7 @@ from shared.domain.ids import task_id_of
 from shared.domain.time import format_ms, now_ms
 from shared.journal import open_journal
 from shared.messages import EXCHANGES, INTERNAL_EXCHANGE, exchange
+from tests.integration.amqp_support import receive
 
 REFERENCE = Path(os.environ.get("TASKJOURNAL_REFERENCE_DIR",
                                 Path(__file__).resolve().parents[3] / "shared/reference/taskcluster-v64.2.5"))
@@ -76,21 +77,6 @@ async def route_queue(channel, scenario, exchanges=TASK_EXCHANGES):
     for name in exchanges:
         await queue.bind(exchange(name), f"route.{scenario.route}")
     return queue
-
-
-async def receive(queue, count: int, timeout: float = 15.0, settle: float = 0.5) -> list:
-    """`count` messages, then a short wait proving no more arrive."""
-    got, deadline, settled = [], time.monotonic() + timeout, time.monotonic() + settle
-    while time.monotonic() < deadline:
-        message = await queue.get(no_ack=True, fail=False)
-        if message is None:
-            if len(got) >= count and time.monotonic() > settled:
-                break
-            await asyncio.sleep(0.02)
-            continue
-        got.append(message)
-        settled = time.monotonic() + settle
-    return got
 
 
 def exchange_names(messages) -> list[str]:
