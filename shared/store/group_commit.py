@@ -44,12 +44,17 @@ class GroupCommit:
                 return mine.result()
         with self._lock:
             batch, self._queue = self._queue, []
-        self._run(batch)
-        with self._lock:
-            if self._queue:
-                self._queue[0].turn.set()  # it leads the next batch
-            else:
-                self._busy = False
+        try:
+            self._run(batch)
+        finally:  # even if interrupted: nobody may wait forever
+            for save in batch:
+                if not save.done:
+                    save.finish(RuntimeError("the shared commit was interrupted"))
+            with self._lock:
+                if self._queue:
+                    self._queue[0].turn.set()  # it leads the next batch
+                else:
+                    self._busy = False
         return mine.result()
 
     def _run(self, batch: list[_Save]) -> None:
