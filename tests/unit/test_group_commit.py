@@ -77,3 +77,36 @@ def test_a_single_save_commits_at_once_and_raises_its_own_error():
     assert store.batches == [["alone"]]
     with pytest.raises(RecordConflictError):
         group.save([Aggregate("bad", conflicting=True)])
+
+
+def test_an_interrupted_commit_releases_every_waiting_save():
+    class Interrupted(BaseException):
+        pass
+
+    calls = []
+
+    def commit(aggregates):
+        calls.append(len(aggregates))
+        if len(calls) == 1:
+            time.sleep(0.05)  # the others queue up meanwhile
+            raise Interrupted()
+
+    group = GroupCommit(commit)
+    outcome, start = {}, threading.Barrier(4)
+
+    def save(name):
+        start.wait()
+        try:
+            group.save([Aggregate(name)])
+            outcome[name] = "saved"
+        except (Interrupted, RuntimeError) as error:
+            outcome[name] = type(error).__name__
+
+    threads = [threading.Thread(target=save, args=(f"a{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(5)
+    assert not any(t.is_alive() for t in threads), "a save waited forever"
+    assert len(outcome) == 4
+    group.save([Aggregate("later")])  # the group still commits afterwards
