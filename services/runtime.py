@@ -12,7 +12,8 @@ from aiohttp import web
 from shared.bus import InProcessBus
 from shared.config import Settings
 from shared.journal import Journal, open_journal
-from shared.metrics import REGISTRY
+
+from .ops import add_ops_routes
 
 log = logging.getLogger("taskjournal")
 ROLES = ("api-gateway", "scheduler", "claim-resolver", "dependency-resolver", "relay")
@@ -150,20 +151,6 @@ async def _serve_http(runtime: Runtime, app: web.Application) -> None:
 
 def ops_app(runtime: Runtime) -> web.Application:
     """Health, readiness and metrics for a service without the API."""
-
-    async def ready(request):
-        await runtime.blocking(runtime.journal.views.position)
-        return web.json_response({"ready": True})
-
-    async def alive(request):
-        return web.json_response({})
-
-    async def metrics(request):
-        return web.Response(text=REGISTRY.render(), content_type="text/plain")
-
     app = web.Application()
-    app.router.add_get("/ready", ready)
-    app.router.add_get("/__lbheartbeat__", alive)
-    app.router.add_get("/__heartbeat__", alive)
-    app.router.add_get("/metrics", metrics)
+    add_ops_routes(app, runtime.journal, runtime.executor)
     return app

@@ -265,7 +265,7 @@ class Journal(Application):
         """Schedule the dependents of `task_id` that nothing blocks any more."""
         scheduled = []
         for dependent in self.views.ready_dependents(task_id):
-            if self._change_task(dependent, lambda t: t.schedule_dependent(now), "{task_id} vanished").runs:
+            if self._change_if(dependent, lambda task: task.schedule_dependent(now)):
                 scheduled.append(dependent)
         return scheduled
 
@@ -284,13 +284,14 @@ class Journal(Application):
         return self._retrying(attempt)
 
     def expire_claim(self, task_id: str, run_id: int, taken_until: int, now: int) -> bool:
-        return self._resolve_if_due(task_id, lambda task: task.expire_claim(run_id, taken_until, now))
+        return self._change_if(task_id, lambda task: task.expire_claim(run_id, taken_until, now))
 
     def exceed_deadline(self, task_id: str, now: int) -> bool:
-        return self._resolve_if_due(task_id, lambda task: task.exceed_deadline(now))
+        return self._change_if(task_id, lambda task: task.exceed_deadline(now))
 
-    def _resolve_if_due(self, task_id: str, decide) -> bool:
-        """A resolver's command: True when `decide` changed the task (and it was saved)."""
+    def _change_if(self, task_id: str, decide) -> bool:
+        """A background service's command: True when `decide` changed the task
+        (which is then saved); a task that is gone (expired) is no change."""
         def attempt():
             task = self.task(task_id)
             if task is None or not decide(task):

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 import orjson
 from aiohttp import web
 
+from services.ops import add_ops_routes
 from shared.auth import scopes as scope_rules
 from shared.auth.clients import Client, ClientStore, load_config_file
-from shared.auth.hawk import AuthRequest, Authenticator, host_and_port
+from shared.auth.hawk import Authenticator, AuthRequest, host_and_port
 from shared.config import Settings
 from shared.domain.errors import DomainError
 from shared.domain.time import now_ms
@@ -28,7 +29,15 @@ from shared.schemas import SchemaError, validate
 from .claimwork import Claimer, PendingListener, PendingSignal
 from .context import Context, require
 from .endpoints import ENDPOINTS
-from .errors import ApiError, error_body, internal_error, invalid_arguments, malformed, pattern_message, schema_message
+from .errors import (
+    ApiError,
+    error_body,
+    internal_error,
+    invalid_arguments,
+    malformed,
+    pattern_message,
+    schema_message,
+)
 from .responses import json_response
 from .routing import API_PREFIX, Router, invalid_params, invalid_query
 
@@ -159,10 +168,6 @@ async def _read_body(request: web.Request) -> tuple[bytes, object]:
     return raw, parsed
 
 
-async def _root_empty(request):
-    return web.json_response({})
-
-
 async def _robots(request):
     return web.Response(text="User-Agent: *\nDisallow: /\n")
 
@@ -174,13 +179,6 @@ def create_app(services: Services) -> web.Application:
     services.version = services.version or VERSION
     app = web.Application(client_max_size=MAX_BODY)
     app["services"] = services
-
-    async def metrics(request):
-        return web.Response(text=REGISTRY.render(), content_type="text/plain")
-
-    async def ready(request):
-        await asyncio.get_running_loop().run_in_executor(services.executor, services.journal.views.position)
-        return web.json_response({"ready": True})
 
     async def version(request):
         return web.json_response(services.version)
@@ -197,12 +195,9 @@ def create_app(services: Services) -> web.Application:
 
     app.on_startup.append(start_wakeups)
     app.on_cleanup.append(stop_wakeups)
-    app.router.add_get("/__heartbeat__", _root_empty)
-    app.router.add_get("/__lbheartbeat__", _root_empty)
+    add_ops_routes(app, services.journal, services.executor)
     app.router.add_get("/__version__", version)
     app.router.add_get("/robots.txt", _robots)
-    app.router.add_get("/metrics", metrics)
-    app.router.add_get("/ready", ready)
     app.router.add_route("*", API_PREFIX + "/{tail:.*}", gateway.dispatch)
     app.router.add_route("*", "/{tail:.*}", _not_found)
     return app

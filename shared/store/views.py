@@ -86,9 +86,6 @@ class ReadModel:
     def past_deadline(self, now: int, limit: int = 100) -> list[str]:
         return [row["task_id"] for row in self._rows("past_deadline", now=now, limit=limit)]
 
-    def next_due(self) -> int | None:
-        return self._value("next_due")
-
     def expired_tasks(self, cutoff: int, limit: int) -> list[str]:
         return [row["task_id"] for row in self._rows("expired_tasks", cutoff=cutoff, limit=limit)]
 

@@ -41,12 +41,6 @@ SELECT task_id, run_id, taken_until FROM tj_claims WHERE taken_until <= :now ORD
 -- name: past_deadline
 SELECT task_id FROM tj_tasks WHERE deadline <= :now AND state IN ('unscheduled', 'pending', 'running') LIMIT :limit;
 
--- name: next_due
-SELECT MIN(due) AS due FROM (
-    SELECT MIN(taken_until) AS due FROM tj_claims
-    UNION ALL SELECT MIN(deadline) FROM tj_tasks WHERE state IN ('unscheduled', 'pending', 'running')
-) AS d;
-
 -- name: position
 SELECT position FROM tj_position WHERE name = 'inline';
 
