@@ -299,10 +299,10 @@ class Pipeline:
 
 async def measure_log(db_url, amqp_url, task_ids, errors):
     """Relay the whole log once with a new relay, then replay every projection."""
-    from services.relay.relay import Relay
-    from shared.bus.rabbit import RabbitPublisher
-    from shared.journal import open_journal
-    from shared.store.replay import PROJECTIONS, rebuild
+    from taskjournal.services.relay.relay import Relay
+    from taskjournal.shared.bus.rabbit import RabbitPublisher
+    from taskjournal.shared.journal import open_journal
+    from taskjournal.shared.store.replay import PROJECTIONS, rebuild
 
     result = {}
     with tempfile.TemporaryDirectory(prefix="taskjournal-pipeline-") as data_dir:

@@ -17,10 +17,10 @@ import sys
 import time
 from dataclasses import replace
 
-from shared import logs
-from shared.config import Settings, without_password
-from shared.journal import open_journal
-from shared.store.replay import PROJECTIONS, rebuild
+from taskjournal.shared import logs
+from taskjournal.shared.config import Settings, without_password
+from taskjournal.shared.journal import open_journal
+from taskjournal.shared.store.replay import PROJECTIONS, rebuild
 
 from .runtime import ROLES, open_runtime, start_roles, stop_roles
 
@@ -85,7 +85,7 @@ def run_stack(settings: Settings, scale: dict | None = None) -> int:
                "TASKJOURNAL_ROOT_CLIENT_ID": settings.root_client_id,
                "TASKJOURNAL_ROOT_ACCESS_TOKEN": settings.root_access_token,
                "TASKJOURNAL_ROOT_URL": settings.public_root_url}
-        processes.append(subprocess.Popen([sys.executable, "-m", "services.cli", "run", role], env=env))
+        processes.append(subprocess.Popen([sys.executable, "-P", "-m", "taskjournal.services.cli", "run", role], env=env))
         print(f"started {role} (pid {processes[-1].pid}, port {settings.port + offset})", file=sys.stderr)
     describe(settings, ROLES, announce=True)
     stopping = []

@@ -5,7 +5,7 @@ import asyncio
 
 from aiohttp import web
 
-from shared.metrics import REGISTRY
+from taskjournal.shared.metrics import REGISTRY
 
 
 def add_ops_routes(app: web.Application, journal, executor) -> None:

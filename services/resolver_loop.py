@@ -7,8 +7,8 @@ exactly one of them change a given task; the others see nothing left to do."""
 import asyncio
 import logging
 
-from shared.domain.time import now_ms
-from shared.logs import fields
+from taskjournal.shared.domain.time import now_ms
+from taskjournal.shared.logs import fields
 
 log = logging.getLogger("taskjournal.resolver")
 DUE_BATCH = 100  # items a scan returns at most (see ReadModel.expired_claims / past_deadline)

@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from shared.bus import InProcessBus
-from shared.config import Settings
-from shared.journal import Journal, open_journal
+from taskjournal.shared.bus import InProcessBus
+from taskjournal.shared.config import Settings
+from taskjournal.shared.journal import Journal, open_journal
 
 from .ops import add_ops_routes
 
@@ -62,7 +62,7 @@ async def stop_roles(runtime: Runtime) -> None:
 
 # ------------------------------------------------------------------ roles
 async def _start_gateway(runtime: Runtime) -> None:
-    from services.api_gateway.app import Services, build_auth, create_app
+    from taskjournal.services.api_gateway.app import Services, build_auth, create_app
 
     authenticator, issuer = build_auth(runtime.settings)
     services = Services(runtime.settings, runtime.journal, authenticator, issuer, runtime.executor)
@@ -70,7 +70,7 @@ async def _start_gateway(runtime: Runtime) -> None:
 
 
 async def _start_scheduler(runtime: Runtime) -> None:
-    from services.scheduler import deadlines, expiry
+    from taskjournal.services.scheduler import deadlines, expiry
 
     runtime.tasks.append(asyncio.create_task(
         deadlines.run(runtime.journal, runtime.executor, runtime.settings.resolver_interval)))
@@ -78,14 +78,14 @@ async def _start_scheduler(runtime: Runtime) -> None:
 
 
 async def _start_claim_resolver(runtime: Runtime) -> None:
-    from services.claim_resolver import resolver
+    from taskjournal.services.claim_resolver import resolver
 
     runtime.tasks.append(asyncio.create_task(
         resolver.run(runtime.journal, runtime.executor, runtime.settings.resolver_interval)))
 
 
 async def _start_dependency_resolver(runtime: Runtime) -> None:
-    from services.dependency_resolver.resolver import ROUTING_KEYS, on_task_resolved
+    from taskjournal.services.dependency_resolver.resolver import ROUTING_KEYS, on_task_resolved
 
     async def handle(event: dict) -> None:
         await runtime.blocking(on_task_resolved, runtime.journal, event)
@@ -95,8 +95,8 @@ async def _start_dependency_resolver(runtime: Runtime) -> None:
         return
     from faststream.rabbit import RabbitBroker
 
-    from shared.bus.consumer import internal_subscriber
-    from shared.bus.rabbit import internal_key
+    from taskjournal.shared.bus.consumer import internal_subscriber
+    from taskjournal.shared.bus.rabbit import internal_key
 
     instance = runtime.settings.instance
     # A FastStream subscriber handles one message at a time and the handler mostly
@@ -110,12 +110,12 @@ async def _start_dependency_resolver(runtime: Runtime) -> None:
 
 
 async def _start_relay(runtime: Runtime) -> None:
-    from services.dependency_resolver.resolver import ROUTING_KEYS
-    from services.relay.relay import run_relay
+    from taskjournal.services.dependency_resolver.resolver import ROUTING_KEYS
+    from taskjournal.services.relay.relay import run_relay
 
     publisher = runtime.bus
     if runtime.settings.amqp_url:
-        from shared.bus.rabbit import RabbitPublisher
+        from taskjournal.shared.bus.rabbit import RabbitPublisher
 
         publisher = RabbitPublisher(runtime.settings.amqp_url, instance=runtime.settings.instance)
         await _retrying("RabbitMQ (relay)", publisher.connect)

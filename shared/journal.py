@@ -10,14 +10,14 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import RecordConflictError
 
-from shared.domain.errors import InputError, RequestConflict, ResourceNotFound
-from shared.domain.ids import group_uuid, task_uuid
-from shared.domain.task import Task
-from shared.domain.task_group import TaskGroup, admits_unchanged, group_expiry
-from shared.domain.time import parse_ms
-from shared.store.group_commit import GroupCommit
-from shared.store.projection import changes_for
-from shared.store.views import ReadModel
+from taskjournal.shared.domain.errors import InputError, RequestConflict, ResourceNotFound
+from taskjournal.shared.domain.ids import group_uuid, task_uuid
+from taskjournal.shared.domain.task import Task
+from taskjournal.shared.domain.task_group import TaskGroup, admits_unchanged, group_expiry
+from taskjournal.shared.domain.time import parse_ms
+from taskjournal.shared.store.group_commit import GroupCommit
+from taskjournal.shared.store.projection import changes_for
+from taskjournal.shared.store.views import ReadModel
 
 MAX_ATTEMPTS = 20
 NOT_CREATED = "Task `{task_id}` not found. Are you sure it was created?"
@@ -34,14 +34,14 @@ def store_env(database_url: str | None, sqlite_path: str, max_connections: int =
     if not database_url:
         return {**common, "PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": sqlite_path,
                 "SQLITE_LOCK_TIMEOUT": "30",
-                "APPLICATION_RECORDER_TOPIC": "shared.store.recorders:SQLiteProjectingRecorder"}
+                "APPLICATION_RECORDER_TOPIC": "taskjournal.shared.store.recorders:SQLiteProjectingRecorder"}
     url = urlsplit(database_url)
     return {**common, "PERSISTENCE_MODULE": "eventsourcing.postgres",
             "POSTGRES_DBNAME": url.path.lstrip("/") or "postgres", "POSTGRES_HOST": url.hostname or "localhost",
             "POSTGRES_PORT": str(url.port or 5432), "POSTGRES_USER": unquote(url.username or "postgres"),
             "POSTGRES_PASSWORD": unquote(url.password or ""), "POSTGRES_POOL_SIZE": str(KEPT_CONNECTIONS),
             "POSTGRES_MAX_OVERFLOW": str(max(0, max_connections - KEPT_CONNECTIONS)), "POSTGRES_LOCK_TIMEOUT": "10",
-            "APPLICATION_RECORDER_TOPIC": "shared.store.recorders:PostgresProjectingRecorder"}
+            "APPLICATION_RECORDER_TOPIC": "taskjournal.shared.store.recorders:PostgresProjectingRecorder"}
 
 
 class Journal(Application):

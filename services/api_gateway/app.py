@@ -15,16 +15,16 @@ from dataclasses import dataclass
 import orjson
 from aiohttp import web
 
-from services.ops import add_ops_routes
-from shared.auth import scopes as scope_rules
-from shared.auth.clients import Client, ClientStore, load_config_file
-from shared.auth.hawk import Authenticator, AuthRequest, host_and_port
-from shared.config import Settings
-from shared.domain.errors import DomainError
-from shared.domain.time import now_ms
-from shared.journal import Journal
-from shared.metrics import REGISTRY
-from shared.schemas import SchemaError, validate
+from taskjournal.services.ops import add_ops_routes
+from taskjournal.shared.auth import scopes as scope_rules
+from taskjournal.shared.auth.clients import Client, ClientStore, load_config_file
+from taskjournal.shared.auth.hawk import Authenticator, AuthRequest, host_and_port
+from taskjournal.shared.config import Settings
+from taskjournal.shared.domain.errors import DomainError
+from taskjournal.shared.domain.time import now_ms
+from taskjournal.shared.journal import Journal
+from taskjournal.shared.metrics import REGISTRY
+from taskjournal.shared.schemas import SchemaError, validate
 
 from .claimwork import Claimer, PendingListener, PendingSignal
 from .context import Context, require

@@ -1,8 +1,8 @@
 """Claim and reclaim replies, with the temporary credentials a run's worker
 uses to reclaim, resolve and (later) upload artifacts for that run only."""
 
-from shared.auth.credentials import create_temporary_credentials
-from shared.domain.time import parse_ms
+from taskjournal.shared.auth.credentials import create_temporary_credentials
+from taskjournal.shared.domain.time import parse_ms
 
 
 def run_credentials(services, task, run: dict) -> dict:

@@ -9,7 +9,7 @@ import logging
 
 import psycopg
 
-from shared.store.recorders import PENDING_CHANNEL
+from taskjournal.shared.store.recorders import PENDING_CHANNEL
 
 log = logging.getLogger("taskjournal.claimwork")
 SAFETY_POLL_S = 5.0  # a missed wake-up costs at most this long

@@ -4,8 +4,8 @@ caller's authority, and a way to run blocking store calls off the loop."""
 import asyncio
 from dataclasses import dataclass, field
 
-from shared.auth import scopes as scope_rules
-from shared.auth.hawk import AuthResult
+from taskjournal.shared.auth import scopes as scope_rules
+from taskjournal.shared.auth.hawk import AuthResult
 
 from .errors import ApiError
 

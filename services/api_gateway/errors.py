@@ -3,7 +3,7 @@
 import json
 import uuid
 
-from shared.domain.time import format_ms, now_ms
+from taskjournal.shared.domain.time import format_ms, now_ms
 
 
 class ApiError(Exception):

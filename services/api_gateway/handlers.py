@@ -6,10 +6,10 @@ import time
 
 import orjson
 
-from shared.domain import definition as definitions
-from shared.domain import priority as priorities
-from shared.domain.errors import RequestConflict, ResourceNotFound
-from shared.domain.time import format_ms
+from taskjournal.shared.domain import definition as definitions
+from taskjournal.shared.domain import priority as priorities
+from taskjournal.shared.domain.errors import RequestConflict, ResourceNotFound
+from taskjournal.shared.domain.time import format_ms
 
 from . import paging
 from .claims import claim_body, reclaim_body

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 from urllib.parse import unquote
 
-from shared.auth.scopes import template_params
+from taskjournal.shared.auth.scopes import template_params
 
 API_PREFIX = "/api/queue/v1"
 SLUGID = r"^[A-Za-z0-9_-]{8}[Q-T][A-Za-z0-9_-][CGKOSWaeimquy26-][A-Za-z0-9_-]{10}[AQgw]$"

@@ -1,7 +1,7 @@
 """claim-resolver: runs whose takenUntil passed end as exception/claim-expired,
 and are retried while retries are left (behaviour spec §4.4)."""
 
-from services.resolver_loop import resolve_forever
+from taskjournal.services.resolver_loop import resolve_forever
 
 
 async def run(journal, executor, interval: float) -> None:

@@ -9,8 +9,8 @@ per triggering event."""
 
 import logging
 
-from shared.domain.time import now_ms
-from shared.logs import fields
+from taskjournal.shared.domain.time import now_ms
+from taskjournal.shared.logs import fields
 
 log = logging.getLogger("taskjournal.dependency-resolver")
 ROUTING_KEYS = ("Task.RunResolved",)

@@ -12,10 +12,10 @@ from collections.abc import Awaitable, Callable
 
 from eventsourcing.postgres import PostgresApplicationRecorder
 
-from shared.bus import Publisher
-from shared.logs import fields
-from shared.messages import event_type, internal_event_for, messages_for, topic_matches
-from shared.metrics import REGISTRY
+from taskjournal.shared.bus import Publisher
+from taskjournal.shared.logs import fields
+from taskjournal.shared.messages import event_type, internal_event_for, messages_for, topic_matches
+from taskjournal.shared.metrics import REGISTRY
 
 log = logging.getLogger("taskjournal.relay")
 

@@ -1,7 +1,7 @@
 """scheduler, deadline part: unresolved tasks past their deadline end as
 exception/deadline-exceeded (behaviour spec §3.6)."""
 
-from services.resolver_loop import resolve_forever
+from taskjournal.services.resolver_loop import resolve_forever
 
 
 async def run(journal, executor, interval: float) -> None:

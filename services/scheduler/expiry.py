@@ -3,9 +3,9 @@
 import asyncio
 import logging
 
-from shared.domain.time import now_ms
-from shared.logs import fields
-from shared.store.retention import drop_expired
+from taskjournal.shared.domain.time import now_ms
+from taskjournal.shared.logs import fields
+from taskjournal.shared.store.retention import drop_expired
 
 log = logging.getLogger("taskjournal.scheduler")
 INTERVAL_S = 60.0

@@ -6,7 +6,7 @@ so the embedded mode never loads aio-pika or FastStream."""
 
 from typing import Protocol
 
-from shared.messages import InternalEvent, PulseMessage
+from taskjournal.shared.messages import InternalEvent, PulseMessage
 
 from .inprocess import InProcessBus
 

@@ -8,7 +8,7 @@ from faststream import AckPolicy
 from faststream.rabbit import ExchangeType, RabbitBroker, RabbitExchange, RabbitQueue
 from faststream.rabbit.schemas import QueueType
 
-from shared.messages import INTERNAL_EXCHANGE
+from taskjournal.shared.messages import INTERNAL_EXCHANGE
 
 EVENTS_EXCHANGE = RabbitExchange(INTERNAL_EXCHANGE, type=ExchangeType.TOPIC, durable=True, auto_delete=False)
 

@@ -4,7 +4,7 @@ in this process, called in log order before `publish` returns."""
 import inspect
 from collections.abc import Callable
 
-from shared.messages import InternalEvent, PulseMessage, topic_matches
+from taskjournal.shared.messages import InternalEvent, PulseMessage, topic_matches
 
 
 class InProcessBus:

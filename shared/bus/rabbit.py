@@ -8,9 +8,9 @@ import aio_pika
 import aiormq
 import orjson
 
-from shared.logs import fields
-from shared.messages import EXCHANGES, INTERNAL_EXCHANGE, InternalEvent, PulseMessage, exchange
-from shared.metrics import REGISTRY
+from taskjournal.shared.logs import fields
+from taskjournal.shared.messages import EXCHANGES, INTERNAL_EXCHANGE, InternalEvent, PulseMessage, exchange
+from taskjournal.shared.metrics import REGISTRY
 
 log = logging.getLogger("taskjournal.bus")
 

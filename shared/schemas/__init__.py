@@ -8,7 +8,7 @@ from pathlib import Path
 
 import fastjsonschema
 
-from shared.domain.time import parse_ms
+from taskjournal.shared.domain.time import parse_ms
 
 _HERE = Path(__file__).parent
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")

@@ -6,10 +6,10 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from shared.domain.priority import RANK
-from shared.domain.task import Task
-from shared.domain.task_group import TaskGroup
-from shared.domain.time import parse_ms
+from taskjournal.shared.domain.priority import RANK
+from taskjournal.shared.domain.task import Task
+from taskjournal.shared.domain.task_group import TaskGroup
+from taskjournal.shared.domain.time import parse_ms
 
 
 @dataclass

@@ -3,7 +3,7 @@ and a task group likewise, leaves the log and every read model (upstream
 deletes them the same way). Events not yet relayed are kept until they are,
 so subscribers never miss one."""
 
-from shared.domain.ids import group_uuid, task_uuid
+from taskjournal.shared.domain.ids import group_uuid, task_uuid
 
 GRACE_MS = 30 * 60 * 1000
 BATCH = 200

@@ -1,6 +1,6 @@
 """Queries over the read models (the tables the inline projection keeps)."""
 
-from shared.domain.ids import is_slugid
+from taskjournal.shared.domain.ids import is_slugid
 
 from .sql import statements
 

@@ -42,7 +42,7 @@ class Server:
         if database_url:
             self.env["TASKJOURNAL_DATABASE_URL"] = database_url
         self.log = open(data_dir / "server.log", "a")
-        self.process = subprocess.Popen([sys.executable, "-m", "services.cli", *command], env=self.env,
+        self.process = subprocess.Popen([sys.executable, "-P", "-m", "taskjournal.services.cli", *command], env=self.env,
                                         stdout=self.log, stderr=subprocess.STDOUT)
         self._wait_ready()
 

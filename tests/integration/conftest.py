@@ -4,7 +4,7 @@ RabbitMQ connections."""
 import aio_pika
 import pytest
 
-from shared.journal import open_journal
+from taskjournal.shared.journal import open_journal
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -17,7 +17,7 @@ def journal(request, tmp_path):
 
 @pytest.fixture
 async def publisher(amqp_url):
-    from shared.bus.rabbit import RabbitPublisher
+    from taskjournal.shared.bus.rabbit import RabbitPublisher
 
     async with RabbitPublisher(amqp_url) as p:
         yield p

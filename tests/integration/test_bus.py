@@ -13,15 +13,15 @@ import aio_pika
 import orjson
 import pytest
 
-from shared.bus import InProcessBus
-from shared.messages import (
+from taskjournal.shared.bus import InProcessBus
+from taskjournal.shared.messages import (
     EXCHANGES,
     INTERNAL_EXCHANGE,
     InternalEvent,
     PulseMessage,
     exchange,
 )
-from shared.metrics import REGISTRY
+from taskjournal.shared.metrics import REGISTRY
 from tests.integration.amqp_support import receive
 
 
@@ -94,7 +94,7 @@ async def test_internal_event_reaches_a_bound_queue(publisher, channel):
 async def test_internal_subscriber_redelivers_after_a_handler_error(publisher, channel, amqp_url):
     from faststream.rabbit import RabbitBroker
 
-    from shared.bus.consumer import internal_subscriber
+    from taskjournal.shared.bus.consumer import internal_subscriber
 
     prefix = f"Probe{unique()}"
     queue_name = f"tj-test-{prefix}"
@@ -124,7 +124,7 @@ async def test_internal_subscriber_redelivers_after_a_handler_error(publisher, c
 async def test_internal_subscriber_queue_is_quorum(amqp_url, channel):
     from faststream.rabbit import RabbitBroker
 
-    from shared.bus.consumer import internal_subscriber
+    from taskjournal.shared.bus.consumer import internal_subscriber
 
     queue_name = f"tj-test-{unique()}"
 

@@ -3,10 +3,10 @@ schedules nothing twice and resolves a task group once per transition."""
 
 import uuid
 
-from services.dependency_resolver.resolver import on_task_resolved
-from shared.domain.definition import normalize
-from shared.domain.ids import task_id_of
-from shared.domain.time import format_ms, now_ms
+from taskjournal.services.dependency_resolver.resolver import on_task_resolved
+from taskjournal.shared.domain.definition import normalize
+from taskjournal.shared.domain.ids import task_id_of
+from taskjournal.shared.domain.time import format_ms, now_ms
 
 HOUR = 3_600_000
 

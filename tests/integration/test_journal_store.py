@@ -17,12 +17,12 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import pytest
 
-from shared.domain import definition as definitions
-from shared.domain.errors import InputError, RequestConflict, ResourceNotFound
-from shared.domain.ids import task_id_of, task_uuid
-from shared.domain.task import Task
-from shared.domain.time import format_ms
-from shared.journal import open_journal
+from taskjournal.shared.domain import definition as definitions
+from taskjournal.shared.domain.errors import InputError, RequestConflict, ResourceNotFound
+from taskjournal.shared.domain.ids import task_id_of, task_uuid
+from taskjournal.shared.domain.task import Task
+from taskjournal.shared.domain.time import format_ms
+from taskjournal.shared.journal import open_journal
 
 DATABASE_URL_ENV = "TASKJOURNAL_TEST_DATABASE_URL"
 

@@ -19,13 +19,13 @@ import aio_pika
 import orjson
 import pytest
 
-from services.relay import Relay
-from shared.bus import InProcessBus
-from shared.domain.definition import normalize
-from shared.domain.ids import task_id_of
-from shared.domain.time import format_ms, now_ms
-from shared.journal import open_journal
-from shared.messages import EXCHANGES, INTERNAL_EXCHANGE, exchange
+from taskjournal.services.relay import Relay
+from taskjournal.shared.bus import InProcessBus
+from taskjournal.shared.domain.definition import normalize
+from taskjournal.shared.domain.ids import task_id_of
+from taskjournal.shared.domain.time import format_ms, now_ms
+from taskjournal.shared.journal import open_journal
+from taskjournal.shared.messages import EXCHANGES, INTERNAL_EXCHANGE, exchange
 from tests.integration.amqp_support import receive
 
 REFERENCE = Path(os.environ.get("TASKJOURNAL_REFERENCE_DIR",
@@ -223,9 +223,9 @@ async def test_restart_after_a_crash_before_the_position_write(journal, publishe
 
 KILLED_RELAY = """
 import asyncio, os, signal, sys
-from services.relay import Relay
-from shared.bus.rabbit import RabbitPublisher
-from shared.journal import open_journal
+from taskjournal.services.relay import Relay
+from taskjournal.shared.bus.rabbit import RabbitPublisher
+from taskjournal.shared.journal import open_journal
 
 async def main(database_url, data_dir, amqp_url):
     async def die(position):

@@ -6,11 +6,11 @@ import uuid
 
 import pytest
 
-from shared.domain.definition import normalize
-from shared.domain.errors import DomainError
-from shared.domain.ids import task_id_of
-from shared.domain.time import format_ms
-from shared.store.replay import PROJECTIONS, rebuild
+from taskjournal.shared.domain.definition import normalize
+from taskjournal.shared.domain.errors import DomainError
+from taskjournal.shared.domain.ids import task_id_of
+from taskjournal.shared.domain.time import format_ms
+from taskjournal.shared.store.replay import PROJECTIONS, rebuild
 
 NOW = 1_900_000_000_000
 QUEUES = ("replay/a", "replay/b")

@@ -4,10 +4,10 @@ models; nothing younger, and nothing not yet relayed, goes."""
 import uuid
 
 
-from shared.domain.definition import normalize
-from shared.domain.ids import task_id_of
-from shared.domain.time import format_ms
-from shared.store.retention import GRACE_MS, drop_expired
+from taskjournal.shared.domain.definition import normalize
+from taskjournal.shared.domain.ids import task_id_of
+from taskjournal.shared.domain.time import format_ms
+from taskjournal.shared.store.retention import GRACE_MS, drop_expired
 
 NOW = 1_900_000_000_000
 HOUR = 3_600_000

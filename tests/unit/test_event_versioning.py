@@ -6,10 +6,10 @@ import uuid
 from eventsourcing.application import Application
 from eventsourcing.utils import _topic_cache, register_topic
 
-from shared.domain.definition import normalize
-from shared.domain.ids import task_id_of
-from shared.domain.task import Task
-from shared.domain.time import format_ms
+from taskjournal.shared.domain.definition import normalize
+from taskjournal.shared.domain.ids import task_id_of
+from taskjournal.shared.domain.task import Task
+from taskjournal.shared.domain.time import format_ms
 
 NOW = 1_800_000_000_000
 

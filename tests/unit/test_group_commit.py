@@ -7,7 +7,7 @@ import time
 import pytest
 from eventsourcing.persistence import RecordConflictError
 
-from shared.store.group_commit import GroupCommit
+from taskjournal.shared.store.group_commit import GroupCommit
 
 
 class Aggregate:

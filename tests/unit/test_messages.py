@@ -9,12 +9,12 @@ from pathlib import Path
 import orjson
 import pytest
 
-from shared.domain.definition import normalize
-from shared.domain.ids import task_id_of
-from shared.domain.task import Task
-from shared.domain.task_group import TaskGroup
-from shared.domain.time import format_ms
-from shared.messages import (EXCHANGES, InternalEvent, PulseMessage, internal_event_for, messages_for,
+from taskjournal.shared.domain.definition import normalize
+from taskjournal.shared.domain.ids import task_id_of
+from taskjournal.shared.domain.task import Task
+from taskjournal.shared.domain.task_group import TaskGroup
+from taskjournal.shared.domain.time import format_ms
+from taskjournal.shared.messages import (EXCHANGES, InternalEvent, PulseMessage, internal_event_for, messages_for,
                              topic_matches)
 
 NOW = 1_700_000_000_000  # 2023-11-14T22:13:20.000Z

@@ -14,7 +14,7 @@ import mohawk.bewit
 import taskcluster
 import taskcluster.utils
 
-from shared.auth import AuthRequest, Authenticator, ClientStore, Roles, certificate_signature, host_and_port
+from taskjournal.shared.auth import AuthRequest, Authenticator, ClientStore, Roles, certificate_signature, host_and_port
 
 
 @dataclass

@@ -3,7 +3,7 @@
 import pytest
 
 from auth_testkit import FrozenClient
-from shared.auth import Client
+from taskjournal.shared.auth import Client
 
 
 @pytest.fixture

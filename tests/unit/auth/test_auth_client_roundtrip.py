@@ -9,7 +9,7 @@ import taskcluster
 import taskcluster.client
 
 from auth_testkit import NOW, auth_request, ext_value, hawk_request, make_authenticator, url_request
-from shared.auth import (
+from taskjournal.shared.auth import (
     Authenticator,
     AuthRequest,
     Client,

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from shared.auth import (
+from taskjournal.shared.auth import (
     Client,
     ClientStore,
     certificate_signature,

@@ -3,7 +3,7 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.auth import Roles, ScopeSet, normalize, satisfies, scope_satisfied, unsatisfied
+from taskjournal.shared.auth import Roles, ScopeSet, normalize, satisfies, scope_satisfied, unsatisfied
 
 # A tiny alphabet makes prefixes, stars and duplicates collide often.
 scope = st.text(alphabet="ab:*", max_size=5)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from shared.auth import (
+from taskjournal.shared.auth import (
     Roles,
     ScopeSet,
     TemplateError,
@@ -14,7 +14,7 @@ from shared.auth import (
     template_params,
     unsatisfied,
 )
-from shared.auth.scopes import insufficient_scopes_message
+from taskjournal.shared.auth.scopes import insufficient_scopes_message
 
 CREATE_TASK = {"AllOf": [
     {"each": "<scope>", "for": "scope", "in": "scopes"},

@@ -9,7 +9,7 @@ import taskcluster.client
 import taskcluster.utils
 
 from auth_testkit import auth_request, make_authenticator, url_request
-from shared.auth import (
+from taskjournal.shared.auth import (
     AuthRequest,
     Client,
     Roles,

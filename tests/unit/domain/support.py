@@ -3,10 +3,10 @@ and tasks driven into a given state. Times are integer milliseconds."""
 
 import uuid
 
-from shared.domain import definition as definitions
-from shared.domain.ids import task_id_of
-from shared.domain.task import Task
-from shared.domain.time import format_ms
+from taskjournal.shared.domain import definition as definitions
+from taskjournal.shared.domain.ids import task_id_of
+from taskjournal.shared.domain.task import Task
+from taskjournal.shared.domain.time import format_ms
 
 SECOND = 1000
 MINUTE = 60 * SECOND

@@ -6,11 +6,11 @@ import copy
 import pytest
 from eventsourcing.application import Application
 
-from shared.domain import definition as definitions
-from shared.domain.errors import InputError, RequestConflict, ResourceNotFound
-from shared.domain.ids import task_id_of, task_uuid
-from shared.domain.task import MAX_RUNS, Task
-from shared.domain.time import format_ms, parse_ms
+from taskjournal.shared.domain import definition as definitions
+from taskjournal.shared.domain.errors import InputError, RequestConflict, ResourceNotFound
+from taskjournal.shared.domain.ids import task_id_of, task_uuid
+from taskjournal.shared.domain.task import MAX_RUNS, Task
+from taskjournal.shared.domain.time import format_ms, parse_ms
 
 from .support import (CLAIM_TIMEOUT, DAY, HOUR, MINUTE, NOW, SECOND, claim_last, make_task, new_task_id,
                       pending_task, request_body, running_task)

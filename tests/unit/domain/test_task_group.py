@@ -3,10 +3,10 @@
 import pytest
 from eventsourcing.application import Application
 
-from shared.domain.errors import RequestConflict
-from shared.domain.ids import group_uuid, task_uuid
-from shared.domain.task_group import GROUP_EXTENSION_MS, LATEST_MS, TaskGroup, group_expiry
-from shared.domain.time import format_ms
+from taskjournal.shared.domain.errors import RequestConflict
+from taskjournal.shared.domain.ids import group_uuid, task_uuid
+from taskjournal.shared.domain.task_group import GROUP_EXTENSION_MS, LATEST_MS, TaskGroup, group_expiry
+from taskjournal.shared.domain.time import format_ms
 
 from .support import DAY, HOUR, NOW, new_task_id
 

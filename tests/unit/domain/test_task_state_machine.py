@@ -10,9 +10,9 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from shared.domain.errors import RequestConflict, ResourceNotFound
-from shared.domain.task import MAX_RUNS, RESOLVED
-from shared.domain.time import format_ms, parse_ms
+from taskjournal.shared.domain.errors import RequestConflict, ResourceNotFound
+from taskjournal.shared.domain.task import MAX_RUNS, RESOLVED
+from taskjournal.shared.domain.time import format_ms, parse_ms
 
 from .support import NOW, SECOND, make_task
 
