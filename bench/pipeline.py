@@ -34,7 +34,7 @@ import taskcluster
 import taskcluster.aio
 
 EXCHANGE = "exchange/taskcluster-queue/v1/"
-DEPENDENCY_QUEUE = "taskjournal.dependency-resolver"  # services/runtime.py
+DEPENDENCY_QUEUE = "taskjournal.dependency-resolver"  # services/bootstrap.py
 BATCH = 32  # tasks per claimWork call
 CLAIMERS = 2  # concurrent claimWork loops feeding the paced reportCompleted calls
 SPREAD = 2.0  # seconds over which the lateness phase spreads claims and deadlines

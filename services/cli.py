@@ -19,10 +19,10 @@ from dataclasses import replace
 
 from taskjournal.shared import logs
 from taskjournal.shared.config import Settings, without_password
-from taskjournal.shared.journal import open_journal
 from taskjournal.shared.store.replay import PROJECTIONS, rebuild
 
-from .runtime import ROLES, open_runtime, start_roles, stop_roles
+from . import bootstrap
+from .bootstrap import ROLES
 
 log = logging.getLogger("taskjournal")
 
@@ -53,12 +53,12 @@ def main(argv=None) -> int:
 
 
 async def serve(settings: Settings, roles, announce: bool) -> int:
-    runtime = open_runtime(settings)
-    await start_roles(runtime, roles)
+    process = bootstrap.bootstrap(settings)
+    await bootstrap.start(process, roles)
     describe(settings, roles, announce)
     await wait_for_stop_signal()
     log.info("shutting down", extra=logs.fields(services=list(roles)))
-    await stop_roles(runtime)
+    await bootstrap.stop(process)
     return 0
 
 
@@ -115,7 +115,7 @@ def run_replay(settings: Settings, names: list[str]) -> int:
     if not names or unknown:
         print(f"name projections among {', '.join(PROJECTIONS)}, or use --all", file=sys.stderr)
         return 2
-    journal = open_journal(settings.database_url, str(settings.data_dir))
+    journal = bootstrap.open_store(settings)
     started = time.monotonic()
 
     def progress(done: int, total: int) -> None:

@@ -4,6 +4,8 @@ optimistic concurrency, retrying on conflict; the inline projection is saved
 in the same transaction (ADR 0002, 0003)."""
 
 import os
+from collections.abc import Iterable
+from typing import Protocol
 from urllib.parse import unquote, urlsplit
 from uuid import UUID
 
@@ -44,16 +46,33 @@ def store_env(database_url: str | None, sqlite_path: str, max_connections: int =
             "APPLICATION_RECORDER_TOPIC": "taskjournal.shared.store.recorders:PostgresProjectingRecorder"}
 
 
+class CommitListener(Protocol):
+    """Told about every commit, on the committing thread (see bootstrap.Wakeups)."""
+
+    def saved(self) -> None:
+        """New events are in the log (an in-process relay follows it without polling)."""
+
+    def pending(self, task_queue_ids: Iterable[str]) -> None:
+        """These task queues got pending work (long-polling claimWork calls wake up)."""
+
+
+class NoListener:
+    def saved(self) -> None:
+        pass
+
+    def pending(self, task_queue_ids: Iterable[str]) -> None:
+        pass
+
+
 class Journal(Application):
     name = "taskjournal"
     is_snapshotting_enabled = False
 
-    def __init__(self, env: dict):
+    def __init__(self, env: dict, listener: CommitListener | None = None):
         super().__init__(env)
         dialect = "postgres" if env["PERSISTENCE_MODULE"].endswith("postgres") else "sqlite"
         self.views = ReadModel(self.recorder.datastore, dialect)
-        self.on_pending = lambda queues: None  # set by the gateway to wake long-polling claimWork calls
-        self.on_saved = lambda: None  # set by an in-process relay to follow the log without polling
+        self.listener: CommitListener = listener or NoListener()
         self.group_commit = GroupCommit(self._commit)
 
     # ------------------------------------------------------------ persistence
@@ -66,9 +85,9 @@ class Journal(Application):
         new = {a.id for a in aggregates if any(e.originator_version == 1 for e in a.pending_events)}
         changes = changes_for(aggregates, new)
         super().save(*aggregates, projection=changes)
-        self.on_saved()
+        self.listener.saved()
         if changes.pending_queues:
-            self.on_pending(changes.pending_queues)
+            self.listener.pending(changes.pending_queues)
 
     def _get(self, aggregate_id: UUID):
         try:
@@ -301,6 +320,7 @@ class Journal(Application):
         return self._retrying(attempt)
 
 
-def open_journal(database_url: str | None, data_dir: str, max_connections: int = 16) -> Journal:
+def open_journal(database_url: str | None, data_dir: str, max_connections: int = 16,
+                 listener: CommitListener | None = None) -> Journal:
     os.makedirs(data_dir, exist_ok=True)
-    return Journal(store_env(database_url, os.path.join(data_dir, "taskjournal.sqlite"), max_connections))
+    return Journal(store_env(database_url, os.path.join(data_dir, "taskjournal.sqlite"), max_connections), listener)

@@ -10,7 +10,7 @@ import hmac
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import orjson
 from aiohttp import web
@@ -26,7 +26,7 @@ from taskjournal.shared.journal import Journal
 from taskjournal.shared.metrics import REGISTRY
 from taskjournal.shared.schemas import SchemaError, validate
 
-from .claimwork import Claimer, PendingListener, PendingSignal
+from .claimwork import Claimer, PendingListener
 from .context import Context, require
 from .endpoints import ENDPOINTS
 from .errors import (
@@ -54,8 +54,8 @@ class Services:
     authenticator: Authenticator
     issuer: Client
     executor: ThreadPoolExecutor
-    claimer: Claimer = None
-    version: dict = None
+    claimer: Claimer
+    version: dict = field(default_factory=lambda: dict(VERSION))
     clock = staticmethod(now_ms)
 
     @property
@@ -174,9 +174,6 @@ async def _robots(request):
 
 def create_app(services: Services) -> web.Application:
     gateway = Gateway(services)
-    signal = PendingSignal()
-    services.claimer = Claimer(services, signal)
-    services.version = services.version or VERSION
     app = web.Application(client_max_size=MAX_BODY)
     app["services"] = services
 
@@ -184,10 +181,10 @@ def create_app(services: Services) -> web.Application:
         return web.json_response(services.version)
 
     async def start_wakeups(app):
-        loop = asyncio.get_running_loop()
-        services.journal.on_pending = lambda queues: loop.call_soon_threadsafe(signal.notify, queues)
+        # this process's commits wake claimWork through the Journal's listener; other processes' through NOTIFY
         if services.settings.database_url:
-            app["listener"] = asyncio.create_task(PendingListener(services.settings.database_url, signal).run())
+            listener = PendingListener(services.settings.database_url, services.claimer.signal)
+            app["listener"] = asyncio.create_task(listener.run())
 
     async def stop_wakeups(app):
         if "listener" in app:

@@ -6,9 +6,14 @@ NOTIFY sent by other processes' commits (see PendingListener)."""
 
 import asyncio
 import logging
+from collections.abc import Callable, Iterable
+from concurrent.futures import Executor
 
 import psycopg
 
+from taskjournal.shared.domain.task import Task
+from taskjournal.shared.domain.time import now_ms
+from taskjournal.shared.journal import Journal
 from taskjournal.shared.store.recorders import PENDING_CHANNEL
 
 log = logging.getLogger("taskjournal.claimwork")
@@ -24,7 +29,7 @@ class PendingSignal:
     def watch(self, task_queue_id: str) -> asyncio.Event:
         return self.events.setdefault(task_queue_id, asyncio.Event())
 
-    def notify(self, task_queue_ids) -> None:
+    def notify(self, task_queue_ids: Iterable[str]) -> None:
         for queue in task_queue_ids:
             event = self.events.pop(queue, None)
             if event is not None:
@@ -32,18 +37,20 @@ class PendingSignal:
 
 
 class Claimer:
-    def __init__(self, services, signal: PendingSignal):
-        self.services, self.signal = services, signal
+    def __init__(self, journal: Journal, executor: Executor, signal: PendingSignal, wait_s: float,
+                 claim_timeout_ms: int, clock: Callable[[], int] = now_ms):
+        self.journal, self.executor, self.signal = journal, executor, signal
+        self.wait_s, self.claim_timeout_ms, self.clock = wait_s, claim_timeout_ms, clock
 
-    async def claim(self, task_queue_id: str, worker_group: str, worker_id: str, count: int) -> list:
+    async def claim(self, task_queue_id: str, worker_group: str, worker_id: str, count: int) -> list[Task]:
         loop = asyncio.get_running_loop()
-        give_up = loop.time() + self.services.settings.claimwork_wait
+        give_up = loop.time() + self.wait_s
         while True:
             woken = self.signal.watch(task_queue_id)  # before looking, so no wake-up is missed
-            now = self.services.clock()
+            now = self.clock()
             claimed = await loop.run_in_executor(
-                self.services.executor, self.services.journal.claim_work, task_queue_id, worker_group, worker_id,
-                count, now, now + self.services.claim_timeout_ms)
+                self.executor, self.journal.claim_work, task_queue_id, worker_group, worker_id,
+                count, now, now + self.claim_timeout_ms)
             remaining = give_up - loop.time()
             if claimed or remaining <= 0:
                 return claimed

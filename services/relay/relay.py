@@ -37,7 +37,7 @@ class Relay:
     def __init__(self, journal, publisher: Publisher, name: str = "default", batch_size: int = 500,
                  cache_size: int = 10_000, poll_interval: float = 1.0, standby_interval: float = 2.0,
                  executor=None, after_publish: Callable[[int], Awaitable[None]] | None = None,
-                 internal_events: tuple[str, ...] = ("#",)):
+                 internal_events: tuple[str, ...] = ("#",), wake: asyncio.Event | None = None):
         self.journal = journal
         self.internal_events = internal_events  # topic patterns of the internal events services consume
         self.publisher = publisher
@@ -53,7 +53,7 @@ class Relay:
         self._select_sql, self._record_sql = SELECT_POSITION.format(mark), RECORD_POSITION.format(mark)
         self.position: int | None = None  # last recorded; None until `load_position`
         self._aggregates: OrderedDict = OrderedDict()  # LRU: aggregate id -> state after its last relayed event
-        self._wake = asyncio.Event()
+        self._wake = wake or asyncio.Event()  # set when new events are committed (bootstrap.Wakeups)
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # ------------------------------------------------------------ wake-ups
@@ -222,12 +222,3 @@ async def _first(*waits, timeout: float, also: asyncio.Future | None = None) -> 
     finally:
         for task in tasks:
             task.cancel()
-
-
-async def run_relay(journal, publisher: Publisher, stop_event: asyncio.Event, **options) -> None:
-    """The relay service: runs until `stop_event` is set. `options` go to
-    Relay. A journal with an `on_saved` hook gets it pointed at `wake`."""
-    relay = Relay(journal, publisher, **options)
-    if hasattr(journal, "on_saved"):
-        journal.on_saved = relay.wake
-    await relay.run(stop_event)

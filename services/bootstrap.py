@@ -1,0 +1,207 @@
+"""The composition root (as cosmicpython's bootstrap.py): the one place that
+builds a process from validated settings. It opens the store and the
+Journal, the executor for blocking store calls, the commit wake-ups, the bus
+and the authenticator, and hands each service what it needs; nothing is
+patched onto an object after it is built. `taskjournal dev`, `taskjournal
+run <service>`, the children of `taskjournal stack` and the tests start here."""
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from taskjournal.shared.bus import InProcessBus, Publisher
+from taskjournal.shared.config import Settings
+from taskjournal.shared.journal import CommitListener, Journal, open_journal
+
+from .api_gateway.claimwork import PendingSignal
+from .ops import add_ops_routes
+
+log = logging.getLogger("taskjournal")
+ROLES = ("api-gateway", "scheduler", "claim-resolver", "dependency-resolver", "relay")
+# Consumers exist before producers: a process starts its roles in this order.
+START_ORDER = ("dependency-resolver", "scheduler", "claim-resolver", "relay", "api-gateway")
+CONSUMERS_PER_PROCESS = 4
+
+
+class Wakeups:
+    """What a commit on a store thread tells the waiters on the event loop:
+    the relay (new events in the log) and long-polling claimWork calls (new
+    pending work, per task queue). The Journal calls it after each commit."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop):
+        self.loop = loop
+        self.log = asyncio.Event()
+        self.pending_work = PendingSignal()
+
+    def saved(self) -> None:
+        self._soon(self.log.set)
+
+    def pending(self, task_queue_ids: Iterable[str]) -> None:
+        self._soon(self.pending_work.notify, list(task_queue_ids))
+
+    def _soon(self, callback: Callable[..., Any], *args: Any) -> None:
+        if not self.loop.is_closed():
+            try:
+                self.loop.call_soon_threadsafe(callback, *args)
+            except RuntimeError:  # the loop closed meanwhile: nobody is waiting
+                pass
+
+
+@dataclass
+class Process:
+    """The parts one process shares between its roles."""
+
+    settings: Settings
+    journal: Journal
+    executor: ThreadPoolExecutor
+    wakeups: Wakeups
+    bus: InProcessBus = field(default_factory=InProcessBus)  # the bus when no AMQP URL is set
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    tasks: list[asyncio.Task] = field(default_factory=list)
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    async def blocking(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+
+    def background(self, coroutine: Awaitable[None]) -> None:
+        self.tasks.append(asyncio.ensure_future(coroutine))
+
+
+def open_store(settings: Settings, listener: CommitListener | None = None) -> Journal:
+    """The Journal over the configured store (also what `taskjournal replay` uses)."""
+    return open_journal(settings.database_url, str(settings.data_dir), max_connections=settings.executor_threads,
+                        listener=listener)
+
+
+def bootstrap(settings: Settings) -> Process:
+    """Build the shared parts of a process; call it on the running event loop."""
+    wakeups = Wakeups(asyncio.get_running_loop())
+    journal = open_store(settings, wakeups)
+    executor = ThreadPoolExecutor(settings.executor_threads, thread_name_prefix="store")
+    return Process(settings, journal, executor, wakeups)
+
+
+async def start(process: Process, roles: Iterable[str]) -> None:
+    wanted = set(roles)
+    for role in START_ORDER:
+        if role in wanted:
+            await STARTERS[role](process)
+    if "api-gateway" not in wanted:
+        await _serve_http(process, ops_app(process))
+
+
+async def stop(process: Process) -> None:
+    process.stop.set()
+    for task in process.tasks:
+        task.cancel()
+    await asyncio.gather(*process.tasks, return_exceptions=True)
+    for close in reversed(process.closers):
+        await close()
+    process.executor.shutdown(wait=True)
+    process.journal.close()
+
+
+# ------------------------------------------------------------------ roles
+async def _start_gateway(process: Process) -> None:
+    from .api_gateway.app import Services, build_auth, create_app
+    from .api_gateway.claimwork import Claimer
+
+    settings = process.settings
+    authenticator, issuer = build_auth(settings)
+    claimer = Claimer(process.journal, process.executor, process.wakeups.pending_work,
+                      wait_s=settings.claimwork_wait, claim_timeout_ms=int(settings.claim_timeout * 1000))
+    services = Services(settings, process.journal, authenticator, issuer, process.executor, claimer)
+    await _serve_http(process, create_app(services))
+
+
+async def _start_scheduler(process: Process) -> None:
+    from .scheduler import deadlines, expiry
+
+    process.background(deadlines.run(process.journal, process.executor, process.settings.resolver_interval))
+    process.background(expiry.run(process.journal, process.executor))
+
+
+async def _start_claim_resolver(process: Process) -> None:
+    from .claim_resolver import resolver
+
+    process.background(resolver.run(process.journal, process.executor, process.settings.resolver_interval))
+
+
+async def _start_dependency_resolver(process: Process) -> None:
+    from .dependency_resolver.resolver import ROUTING_KEYS, on_task_resolved
+
+    async def handle(event: dict) -> None:
+        await process.blocking(on_task_resolved, process.journal, event)
+
+    settings = process.settings
+    if not settings.amqp_url:
+        process.bus.subscribe_internal(ROUTING_KEYS, handle)
+        return
+    from faststream.rabbit import RabbitBroker
+
+    from taskjournal.shared.bus.consumer import internal_subscriber
+    from taskjournal.shared.bus.rabbit import internal_key
+
+    # A FastStream subscriber handles one message at a time and the handler mostly
+    # waits on the database, so a few consumers share the queue in one process.
+    for _ in range(CONSUMERS_PER_PROCESS):
+        broker = RabbitBroker(settings.amqp_url, logger=None)
+        internal_subscriber(broker, f"taskjournal.{settings.instance}.dependency-resolver",
+                            [internal_key(settings.instance, key) for key in ROUTING_KEYS], handle)
+        await _retrying("RabbitMQ (dependency-resolver)", broker.start)
+        process.closers.append(broker.stop)
+
+
+async def _start_relay(process: Process) -> None:
+    from .dependency_resolver.resolver import ROUTING_KEYS
+    from .relay.relay import Relay
+
+    publisher: Publisher = process.bus
+    if process.settings.amqp_url:
+        from taskjournal.shared.bus.rabbit import RabbitPublisher
+
+        rabbit = RabbitPublisher(process.settings.amqp_url, instance=process.settings.instance)
+        await _retrying("RabbitMQ (relay)", rabbit.connect)
+        process.closers.append(rabbit.close)
+        publisher = rabbit
+    # internal events go out only for the services that consume them (today: the dependency-resolver)
+    relay = Relay(process.journal, publisher, executor=process.executor, internal_events=ROUTING_KEYS,
+                  wake=process.wakeups.log)
+    process.background(relay.run(process.stop))
+
+
+STARTERS: dict[str, Callable[[Process], Awaitable[None]]] = {
+    "api-gateway": _start_gateway, "scheduler": _start_scheduler, "claim-resolver": _start_claim_resolver,
+    "dependency-resolver": _start_dependency_resolver, "relay": _start_relay}
+
+
+# ------------------------------------------------------------------ plumbing
+async def _retrying(what: str, connect: Callable[[], Awaitable[Any]], attempts: int = 30) -> None:
+    for attempt in range(1, attempts + 1):
+        try:
+            await connect()
+            return
+        except Exception as err:
+            if attempt == attempts:
+                raise
+            log.warning("cannot reach %s yet (%s); retrying", what, err)
+            await asyncio.sleep(1)
+
+
+async def _serve_http(process: Process, app: web.Application) -> None:
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=5)
+    await runner.setup()
+    await web.TCPSite(runner, process.settings.host, process.settings.port, reuse_port=True).start()
+    process.closers.insert(0, runner.cleanup)  # stop taking requests before anything else closes
+
+
+def ops_app(process: Process) -> web.Application:
+    """Health, readiness and metrics for a service without the API."""
+    app = web.Application()
+    add_ops_routes(app, process.journal, process.executor)
+    return app
