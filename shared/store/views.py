@@ -4,7 +4,10 @@ from taskjournal.shared.domain.ids import is_slugid
 
 from .sql import statements
 
-LEASE_MS = 30_000  # a leased pending entry the claimer never settles is retried after this
+# A pending entry leased by a claimWork that never settles it (its process
+# died) is offered again after this; the aggregates still decide each claim,
+# so a slow but living claimer that loses its lease only loses a race.
+LEASE_MS = 2_000
 
 
 class ReadModel:
