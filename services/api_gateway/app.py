@@ -32,6 +32,7 @@ from .endpoints import ENDPOINTS
 from .errors import (
     ApiError,
     error_body,
+    from_domain,
     internal_error,
     invalid_arguments,
     malformed,
@@ -145,7 +146,7 @@ def _as_api_error(err, root_url: str) -> ApiError:
     if isinstance(err, SchemaError):
         return ApiError("InputValidationError", 400, schema_message(root_url + err.schema_id, err.message))
     if isinstance(err, DomainError):
-        return ApiError(err.code, err.status, err.message)
+        return from_domain(err)
     return err
 
 

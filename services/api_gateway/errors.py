@@ -3,13 +3,21 @@
 import json
 import uuid
 
+from taskjournal.shared.domain.errors import DomainError
 from taskjournal.shared.domain.time import format_ms, now_ms
+
+# The HTTP status of each kind of domain rejection (Taskcluster's codes).
+DOMAIN_STATUS = {"InputError": 400, "ResourceNotFound": 404, "RequestConflict": 409}
 
 
 class ApiError(Exception):
     def __init__(self, code: str, status: int, message: str, headers: dict | None = None):
         super().__init__(message)
         self.code, self.status, self.message, self.headers = code, status, message, headers or {}
+
+
+def from_domain(err: DomainError) -> ApiError:
+    return ApiError(err.code, DOMAIN_STATUS.get(err.code, 500), err.message)
 
 
 def malformed(message: str) -> ApiError:

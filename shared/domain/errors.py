@@ -1,10 +1,10 @@
-"""Rejections the domain decides; the gateway renders each in Taskcluster's
-error format with the matching status and code."""
+"""Rejections the domain decides. Each names its kind with Taskcluster's error
+code; how a kind is answered over HTTP is the gateway's business
+(services/api_gateway/errors.py)."""
 
 
 class DomainError(Exception):
     code = "InternalServerError"
-    status = 500
 
     def __init__(self, message: str):
         super().__init__(message)
@@ -12,12 +12,12 @@ class DomainError(Exception):
 
 
 class InputError(DomainError):
-    code, status = "InputError", 400
+    code = "InputError"
 
 
 class ResourceNotFound(DomainError):
-    code, status = "ResourceNotFound", 404
+    code = "ResourceNotFound"
 
 
 class RequestConflict(DomainError):
-    code, status = "RequestConflict", 409
+    code = "RequestConflict"

@@ -78,7 +78,7 @@ class TestAdmit:
         assert caught.value.message == (
             "Task group `gGGGGGGGQ1qGCR8N6CGJjQ` contains tasks with a schedulerId other than `other`. "
             "All tasks in the same task-group must have the same schedulerId.")
-        assert caught.value.status == 409
+        assert caught.value.code == "RequestConflict"
         assert group.expires == EXPIRES  # a refused task does not extend the group
 
     def test_admit_to_a_sealed_group_is_a_conflict(self):
