@@ -10,8 +10,8 @@ import hmac
 import math
 import re
 import time
-from dataclasses import dataclass
-from typing import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping, NoReturn
 
 import orjson
 
@@ -57,7 +57,7 @@ class AuthenticationFailure(Exception):
         self.message = message
 
 
-def _fail(message: str):
+def _fail(message: str) -> NoReturn:
     raise AuthenticationFailure(message)
 
 
@@ -223,7 +223,7 @@ def _certificate_shape_error(cert) -> str | None:
     """Checks 1-5 of §4.5."""
     if not isinstance(cert, (dict, list)):  # a JS array is an Object too
         return "ext.certificate must be a JSON object"
-    get = cert.get if isinstance(cert, dict) else (lambda _name: None)
+    get: Callable[[str], Any] = cert.get if isinstance(cert, dict) else (lambda _name: None)
     version = get("version")
     if not (is_number(version) and version == 1):
         return "ext.certificate.version must be 1"
@@ -277,7 +277,7 @@ class _Grant:
     window: tuple[float, float] | None = None  # certificate (start, expiry) ms
     error_after_window: str | None = None
     key: str = ""
-    scopes: ScopeSet | None = None
+    scopes: ScopeSet = field(default_factory=lambda: ScopeSet(()))  # none until granted
     expires_ms: int | None = None
 
 
@@ -341,7 +341,7 @@ class Authenticator:
         return AuthResult("no-auth", None, self.anonymous_scopes, None, int(now_ms) + NO_AUTH_LIFETIME_MS)
 
     def _authenticate_header(self, req: AuthRequest, now_ms: float) -> AuthResult:
-        attrs = parse_authorization_header(req.authorization)
+        attrs = parse_authorization_header(req.authorization or "")
         if not all(name in attrs for name in _REQUIRED_ATTRIBUTES):
             _fail("Bad Request: Missing attributes")
         client_id = attrs["id"]
@@ -401,7 +401,7 @@ class Authenticator:
         """Key, scopes and expiry for Hawk id ``name`` with this ext (§3.8)."""
         ext = self._ext(ext_text) if ext_text else None
         issuer_id = name
-        cert = ext.get("certificate") if ext else None
+        cert: Any = ext.get("certificate") if ext else None
         if isinstance(cert, dict) and is_truthy(cert.get("issuer")):
             issuer_id = cert["issuer"]
             if not isinstance(issuer_id, str):
@@ -456,7 +456,7 @@ class Authenticator:
         key, expires, window = issuer.access_token, issuer.expires_ms, None
         ext = ext or {}
 
-        cert = ext.get("certificate")
+        cert: Any = ext.get("certificate")
         if is_truthy(cert):
             problem = _certificate_shape_error(cert)
             if problem:
@@ -470,7 +470,7 @@ class Authenticator:
             expiry = int(cert["expiry"])
             expires = expiry if expires is None else min(expires, expiry)
 
-        authorized = ext.get("authorizedScopes")
+        authorized: Any = ext.get("authorizedScopes")
         if is_truthy(authorized):
             # Anonymous scopes count as held here, so authorizedScopes may name them.
             problem = _authorized_scopes_error(authorized, self._final_scopes(scopes))

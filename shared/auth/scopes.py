@@ -113,7 +113,7 @@ def _as_scope_set(scopes) -> ScopeSet:
 # --------------------------------------------------------------- expressions
 
 
-def _operands(expr) -> tuple[str, list]:
+def _operands(expr) -> tuple[str, list | tuple]:
     """Split an AllOf/AnyOf expression, rejecting anything else."""
     if isinstance(expr, dict) and len(expr) == 1:
         op, items = next(iter(expr.items()))
