@@ -170,8 +170,9 @@ class Task(Aggregate):
     def _resolve_unfinished(self, reason: str, now: int) -> None:
         if not self.runs:
             self._run_added("exception", now, self.retries_left)
-        if self.last_run["state"] in ("pending", "running"):
-            self._run_resolved(self.last_run["runId"], "exception", reason, now)
+        last = self.runs[-1]
+        if last["state"] in ("pending", "running"):
+            self._run_resolved(last["runId"], "exception", reason, now)
 
     def _resolve_with_retry(self, run_id: int, reason: str, now: int) -> None:
         self._run_resolved(run_id, "exception", reason, now)

@@ -46,4 +46,4 @@ def validate(name: str, body):
     try:
         return check(body)
     except fastjsonschema.JsonSchemaException as err:
-        raise SchemaError(schema_id, err.message) from None
+        raise SchemaError(schema_id, str(err)) from None
