@@ -186,8 +186,7 @@ def create_app(services: Services) -> web.Application:
     async def start_wakeups(app):
         loop = asyncio.get_running_loop()
         services.journal.on_pending = lambda queues: loop.call_soon_threadsafe(signal.notify, queues)
-        if services.settings.database_url:
-            app["listener"] = asyncio.create_task(PendingListener(services.settings.database_url, signal).run())
+        app["listener"] = asyncio.create_task(PendingListener(services.journal.store, signal).run())
 
     async def stop_wakeups(app):
         if "listener" in app:

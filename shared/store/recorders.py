@@ -2,12 +2,14 @@
 and the tracking position are written in the transaction that appends the
 events, so a committed write is visible to every read at once (ADR 0003)."""
 
-from eventsourcing.postgres import PostgresApplicationRecorder
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresFactory
 from eventsourcing.sqlite import SQLiteApplicationRecorder
+from psycopg.rows import dict_row
 
+from .port import PENDING_CHANNEL
 from .sql import statements
 
-PENDING_CHANNEL = "taskjournal_pending"
+CONNINFO = "POSTGRES_CONNINFO"  # our setting: the libpq connection string every pool connection uses
 
 
 def _apply(execute, sql: dict, changes, stored_events, ids) -> None:
@@ -26,17 +28,31 @@ def _apply(execute, sql: dict, changes, stored_events, ids) -> None:
 SCHEMA_LOCK = 7_401_318_2024  # advisory lock: processes starting together create tables one at a time
 
 
+class ConninfoPostgresFactory(PostgresFactory):
+    """eventsourcing's factory builds its pool from host, port, user, password
+    and dbname only; this one connects with the whole connection string, so
+    every option of the database URL (sslmode, application_name, ...) holds."""
+
+    def __init__(self, env):
+        super().__init__(env)
+        conninfo = self.env.get(CONNINFO)
+        if conninfo:
+            self.datastore.pool.conninfo = conninfo
+            self.datastore.pool.kwargs = {"row_factory": dict_row}
+
+
 class PostgresProjectingRecorder(PostgresApplicationRecorder):
     def create_table(self) -> None:
+        locks = statements("notify.sql", "postgres")
         with self.datastore.get_connection() as conn:
-            conn.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK,))
+            conn.execute(locks["lock"], {"key": SCHEMA_LOCK})
             try:
                 super().create_table()
                 with self.datastore.transaction(commit=True) as curs:
                     for sql in statements("schema.sql", "postgres").values():
                         curs.execute(sql)
             finally:
-                conn.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK,))
+                conn.execute(locks["unlock"], {"key": SCHEMA_LOCK})
                 conn.commit()
 
     def _fetch_ids_after_insert_events(self, curs, stored_events, **kwargs):
@@ -45,8 +61,9 @@ class PostgresProjectingRecorder(PostgresApplicationRecorder):
         if changes is not None and ids:
             sql = statements("projection.sql", "postgres")
             _apply(lambda q, p: curs.execute(q, p, prepare=True), sql, changes, stored_events, ids)
+            notify = statements("notify.sql", "postgres")["notify"]
             for queue in sorted(changes.pending_queues):
-                curs.execute("SELECT pg_notify(%s, %s)", (PENDING_CHANNEL, queue))
+                curs.execute(notify, {"channel": PENDING_CHANNEL, "payload": queue})
         return ids
 
 
