@@ -2,7 +2,7 @@
 and the tracking position are written in the transaction that appends the
 events, so a committed write is visible to every read at once (ADR 0003)."""
 
-from eventsourcing.postgres import PostgresApplicationRecorder, PostgresFactory
+from eventsourcing.postgres import ConnectionPool, PostgresApplicationRecorder, PostgresFactory
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 from psycopg.rows import dict_row
 
@@ -30,15 +30,32 @@ SCHEMA_LOCK = 7_401_318_2024  # advisory lock: processes starting together creat
 
 class ConninfoPostgresFactory(PostgresFactory):
     """eventsourcing's factory builds its pool from host, port, user, password
-    and dbname only; this one connects with the whole connection string, so
-    every option of the database URL (sslmode, application_name, ...) holds."""
+    and dbname only; this one's pool connects with the whole connection string,
+    so every option of the database URL (sslmode, application_name, ...) holds.
+    With pre-ping, a connection found dead makes the pool check all its idle
+    ones: after a database restart the next request gets a fresh connection
+    instead of trying each dead one in turn (with growing pauses between)."""
 
     def __init__(self, env):
         super().__init__(env)
-        conninfo = self.env.get(CONNINFO)
-        if conninfo:
-            self.datastore.pool.conninfo = conninfo
-            self.datastore.pool.kwargs = {"row_factory": dict_row}
+        datastore, old = self.datastore, self.datastore.pool
+        conninfo = self.env.get(CONNINFO) or ""
+        pool = None
+
+        def check(conn) -> None:
+            try:
+                ConnectionPool.check_connection(conn)
+            except Exception:
+                pool.check()  # discards the dead idle connections and opens new ones
+                raise
+
+        pool = ConnectionPool(
+            conninfo, connection_class=old.connection_class,
+            kwargs={"row_factory": dict_row} if conninfo else old.kwargs,
+            min_size=old.min_size, max_size=old.max_size, open=False, configure=datastore.after_connect_func(),
+            timeout=old.timeout, max_waiting=old.max_waiting, max_lifetime=old.max_lifetime,
+            check=check if datastore.pre_ping else None)
+        datastore.pool = pool
 
 
 class PostgresProjectingRecorder(PostgresApplicationRecorder):

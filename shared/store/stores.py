@@ -121,6 +121,7 @@ class PostgresStore(SqlStore):
 
     def __init__(self, env: dict, conninfo: str):
         self.conninfo = conninfo  # the one way of connecting: every option of the URL
+        _check_connecting(conninfo)
         super().__init__(env)
         self.events_channel = self.recorder.channel_name
         self.notify_sql = statements("notify.sql", self.dialect)
@@ -145,6 +146,24 @@ class PostgresStore(SqlStore):
         async with await psycopg.AsyncConnection.connect(self.conninfo, autocommit=True) as conn:
             await conn.execute(SQL(self.notify_sql["listen"]).format(channel=Identifier(channel)))
             yield PostgresListener(conn, self.notify_sql["try_lock"])
+
+
+class StoreUnavailable(RuntimeError):
+    """The database cannot be reached with the settings given."""
+
+
+def _check_connecting(conninfo: str) -> None:
+    """Connect once at start, so a wrong setting (no SSL where sslmode=require,
+    a bad password, ...) fails with libpq's own words, not a pool timeout."""
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        psycopg.connect(conninfo).close()
+    except psycopg.OperationalError as error:
+        where = conninfo_to_dict(conninfo)
+        raise StoreUnavailable(f"cannot connect to PostgreSQL database {where.get('dbname')!r} at "
+                               f"{where.get('host')}:{where.get('port')}: {error}") from error
 
 
 class PostgresListener:
