@@ -60,8 +60,10 @@ def test_relay_position_is_zero_until_recorded_and_never_moves_back(journal):
 
 def test_an_error_reading_the_relay_position_does_not_let_retention_delete_unrelayed_events(journal):
     task_id = _create(journal, NOW + 2 * HOUR)
-    journal.store.record_relay_position("default", 0)  # a relay ran, and relayed nothing yet
-    with journal.store.datastore.transaction(commit=True) as curs:  # the position can no longer be read
+    with journal.recorder.datastore.transaction(commit=True) as curs:
+        # a relay ran and relayed nothing yet; then its position cannot be read
+        curs.execute("CREATE TABLE IF NOT EXISTS tj_relay_position (name TEXT PRIMARY KEY, position BIGINT NOT NULL)")
+        curs.execute("INSERT INTO tj_relay_position (name, position) VALUES ('default', 0)")
         curs.execute("DROP TABLE tj_relay_position")
     with pytest.raises(Exception):
         drop_expired(journal, NOW + 10 * HOUR)
@@ -117,18 +119,22 @@ def test_sslmode_require_fails_against_a_server_without_ssl(postgres_url, tmp_pa
 
 
 def test_pool_heals_after_its_connections_are_killed(postgres_url, tmp_path):
-    """What a database restart does to the pool: every connection dies."""
-    name = f"tj-{uuid.uuid4().hex[:12]}"
-    journal = open_journal(_with_query(postgres_url, f"application_name={name}"), str(tmp_path))
+    """What a database restart does to the pool: every connection dies. The
+    next call gets a fresh connection rather than an error."""
+    journal = open_journal(postgres_url, str(tmp_path))
     try:
         task_id = _create(journal)
-        with psycopg.connect(postgres_url, autocommit=True) as admin:
-            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
-                          (name,))
-        deadline = time.monotonic() + 10
-        while _sessions(postgres_url, name) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert journal.views.task_status(task_id) is not None  # the first call after the restart
+        database = postgres_url.rsplit("/", 1)[1]
+        with psycopg.connect(_with_query(postgres_url.rsplit("/", 1)[0] + "/postgres", "application_name=killer"),
+                             autocommit=True) as admin:
+            killed = admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                                   (database,)).fetchall()
+            assert killed
+            deadline = time.monotonic() + 10
+            while admin.execute("SELECT COUNT(*) FROM pg_stat_activity WHERE datname = %s",
+                                (database,)).fetchone()[0] and time.monotonic() < deadline:
+                time.sleep(0.05)
+        assert journal.views.task_status(task_id) is not None  # the first call after the "restart"
         assert journal.views.task_status(_create(journal)) is not None
     finally:
         journal.close()
