@@ -48,6 +48,13 @@ def test_tasks_by_id_takes_more_ids_than_postgres_has_bind_parameters(journal):
     assert all(row["state"] == "pending" for row in rows)
 
 
+def test_tasks_by_id_selects_only_known_columns(journal):
+    task_id = _create(journal)
+    assert journal.views.tasks_by_id([task_id], "status")[0]["task_id"] == task_id
+    with pytest.raises(ValueError):
+        journal.views.tasks_by_id([task_id], "status FROM tj_tasks; DROP TABLE tj_tasks; --")
+
+
 # ------------------------------------------------------------ the relay position
 def test_relay_position_is_zero_until_recorded_and_never_moves_back(journal):
     store = journal.store
