@@ -3,6 +3,7 @@ infrastructure (eventsourcing factory, datastore, recorder) and runs the
 named statements of shared/store/sql/ in its own dialect."""
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from uuid import UUID
@@ -152,18 +153,25 @@ class StoreUnavailable(RuntimeError):
     """The database cannot be reached with the settings given."""
 
 
-def _check_connecting(conninfo: str) -> None:
+def _check_connecting(conninfo: str, patience_s: float = 5.0) -> None:
     """Connect once at start, so a wrong setting (no SSL where sslmode=require,
-    a bad password, ...) fails with libpq's own words, not a pool timeout."""
+    a bad password, ...) fails with libpq's own words, not a pool timeout. A
+    database still starting gets `patience_s` to come up."""
     import psycopg
     from psycopg.conninfo import conninfo_to_dict
 
-    try:
-        psycopg.connect(conninfo).close()
-    except psycopg.OperationalError as error:
-        where = conninfo_to_dict(conninfo)
-        raise StoreUnavailable(f"cannot connect to PostgreSQL database {where.get('dbname')!r} at "
-                               f"{where.get('host')}:{where.get('port')}: {error}") from error
+    give_up = time.monotonic() + patience_s
+    while True:
+        try:
+            psycopg.connect(conninfo).close()
+            return
+        except psycopg.OperationalError as error:
+            if time.monotonic() < give_up:
+                time.sleep(0.5)
+                continue
+            where = conninfo_to_dict(conninfo)
+            raise StoreUnavailable(f"cannot connect to PostgreSQL database {where.get('dbname')!r} at "
+                                   f"{where.get('host')}:{where.get('port')}: {error}") from error
 
 
 class PostgresListener:
