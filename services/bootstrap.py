@@ -72,7 +72,7 @@ class Process:
         self.tasks.append(asyncio.ensure_future(coroutine))
 
 
-def open_store(settings: Settings, listener: CommitListener | None = None) -> Journal:
+def journal_for(settings: Settings, listener: CommitListener | None = None) -> Journal:
     """The Journal over the configured store (also what `taskjournal replay` uses)."""
     return open_journal(settings.database_url, str(settings.data_dir), max_connections=settings.executor_threads,
                         listener=listener)
@@ -81,7 +81,7 @@ def open_store(settings: Settings, listener: CommitListener | None = None) -> Jo
 def bootstrap(settings: Settings) -> Process:
     """Build the shared parts of a process; call it on the running event loop."""
     wakeups = Wakeups(asyncio.get_running_loop())
-    journal = open_store(settings, wakeups)
+    journal = journal_for(settings, wakeups)
     executor = ThreadPoolExecutor(settings.executor_threads, thread_name_prefix="store")
     return Process(settings, journal, executor, wakeups)
 

@@ -115,7 +115,7 @@ def run_replay(settings: Settings, names: list[str]) -> int:
     if not names or unknown:
         print(f"name projections among {', '.join(PROJECTIONS)}, or use --all", file=sys.stderr)
         return 2
-    journal = bootstrap.open_store(settings)
+    journal = bootstrap.journal_for(settings)
     started = time.monotonic()
 
     def progress(done: int, total: int) -> None:

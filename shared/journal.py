@@ -3,47 +3,27 @@ command loads aggregates, lets them decide, and appends their events with
 optimistic concurrency, retrying on conflict; the inline projection is saved
 in the same transaction (ADR 0002, 0003)."""
 
-import os
 from collections.abc import Iterable
 from typing import Protocol
-from urllib.parse import unquote, urlsplit
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import RecordConflictError
+from eventsourcing.utils import Environment
 
 from taskjournal.shared.domain.errors import InputError, RequestConflict, ResourceNotFound
 from taskjournal.shared.domain.ids import group_uuid, task_uuid
 from taskjournal.shared.domain.task import Task
 from taskjournal.shared.domain.task_group import TaskGroup, admits_unchanged, group_expiry
 from taskjournal.shared.domain.time import parse_ms
+from taskjournal.shared.store import Store, open_store
 from taskjournal.shared.store.group_commit import GroupCommit
 from taskjournal.shared.store.projection import changes_for
-from taskjournal.shared.store.views import ReadModel
 
 MAX_ATTEMPTS = 20
 NOT_CREATED = "Task `{task_id}` not found. Are you sure it was created?"
 NOT_EXISTING = "taskId `{task_id}` not found. Are you sure it exists?"
 SATISFYING = {"all-completed": ("completed",), "all-resolved": ("completed", "failed", "exception")}
-
-
-KEPT_CONNECTIONS = 4  # opened at start; more (up to max_connections) only under load
-
-
-def store_env(database_url: str | None, sqlite_path: str, max_connections: int = 16) -> dict:
-    """eventsourcing settings for PostgreSQL (when a URL is given) or SQLite."""
-    common = {"AGGREGATE_CACHE_MAXSIZE": "20000", "AGGREGATE_CACHE_FASTFORWARD": "y", "CREATE_TABLE": "y"}
-    if not database_url:
-        return {**common, "PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": sqlite_path,
-                "SQLITE_LOCK_TIMEOUT": "30",
-                "APPLICATION_RECORDER_TOPIC": "taskjournal.shared.store.recorders:SQLiteProjectingRecorder"}
-    url = urlsplit(database_url)
-    return {**common, "PERSISTENCE_MODULE": "eventsourcing.postgres",
-            "POSTGRES_DBNAME": url.path.lstrip("/") or "postgres", "POSTGRES_HOST": url.hostname or "localhost",
-            "POSTGRES_PORT": str(url.port or 5432), "POSTGRES_USER": unquote(url.username or "postgres"),
-            "POSTGRES_PASSWORD": unquote(url.password or ""), "POSTGRES_POOL_SIZE": str(KEPT_CONNECTIONS),
-            "POSTGRES_MAX_OVERFLOW": str(max(0, max_connections - KEPT_CONNECTIONS)), "POSTGRES_LOCK_TIMEOUT": "10",
-            "APPLICATION_RECORDER_TOPIC": "taskjournal.shared.store.recorders:PostgresProjectingRecorder"}
 
 
 class CommitListener(Protocol):
@@ -68,14 +48,38 @@ class Journal(Application):
     name = "taskjournal"
     is_snapshotting_enabled = False
 
-    def __init__(self, env: dict, listener: CommitListener | None = None):
+    def __init__(self, env: dict, store: Store, listener: CommitListener | None = None):
+        self.store = store  # the event store's infrastructure and the read models (shared/store/port.py)
         super().__init__(env)
-        dialect = "postgres" if env["PERSISTENCE_MODULE"].endswith("postgres") else "sqlite"
-        self.views = ReadModel(self.recorder.datastore, dialect)
+        self.views = store  # the read side, under the name callers use
         self.listener: CommitListener = listener or NoListener()
         self.group_commit = GroupCommit(self._commit)
 
     # ------------------------------------------------------------ persistence
+    def construct_env(self, name: str, env: dict | None = None) -> Environment:
+        """Our settings only: never os.environ (eventsourcing would merge it and
+        prefer TASKJOURNAL_* keys from it, e.g. TASKJOURNAL_POSTGRES_ENABLE_DB_FUNCTIONS)."""
+        return Environment(name, dict(env or {}))
+
+    def construct_factory(self, env: Environment):
+        return self.store.factory
+
+    def construct_recorder(self):
+        return self.store.recorder
+
+    def events_after(self, position: int, limit: int) -> list[tuple[int, object]]:
+        """Up to `limit` (log position, domain event) pairs after `position`, in log order."""
+        return [(n.id, self.mapper.to_domain_event(n)) for n in self.store.notifications(position + 1, limit)]
+
+    def forget(self, aggregate_id: UUID) -> None:
+        """Drop a deleted aggregate from the cache."""
+        cache = self.repository.cache
+        if cache is not None:
+            try:
+                cache.get(aggregate_id, evict=True)
+            except KeyError:
+                pass
+
     def save(self, *aggregates) -> None:
         """Append the aggregates' new events (and their read-model rows) in one
         transaction, shared with concurrent saves of other threads."""
@@ -322,5 +326,5 @@ class Journal(Application):
 
 def open_journal(database_url: str | None, data_dir: str, max_connections: int = 16,
                  listener: CommitListener | None = None) -> Journal:
-    os.makedirs(data_dir, exist_ok=True)
-    return Journal(store_env(database_url, os.path.join(data_dir, "taskjournal.sqlite"), max_connections), listener)
+    env, store = open_store(database_url, data_dir, max_connections)
+    return Journal(env, store, listener)

@@ -183,9 +183,8 @@ def create_app(services: Services) -> web.Application:
 
     async def start_wakeups(app):
         # this process's commits wake claimWork through the Journal's listener; other processes' through NOTIFY
-        if services.settings.database_url:
-            listener = PendingListener(services.settings.database_url, services.claimer.signal)
-            app["listener"] = asyncio.create_task(listener.run())
+        listener = PendingListener(services.journal.store, services.claimer.signal)
+        app["listener"] = asyncio.create_task(listener.run())
 
     async def stop_wakeups(app):
         if "listener" in app:

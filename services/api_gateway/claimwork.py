@@ -1,20 +1,18 @@
 """claimWork's long poll: claim at once if work is pending, else sleep until
 the store reports new pending work for the queue (or the wait ends).
 
-Wake-ups come from this process's own commits and, on PostgreSQL, from
-NOTIFY sent by other processes' commits (see PendingListener)."""
+Wake-ups come from this process's own commits and from other processes'
+commits, heard through the store (see PendingListener)."""
 
 import asyncio
 import logging
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor
 
-import psycopg
-
 from taskjournal.shared.domain.task import Task
 from taskjournal.shared.domain.time import now_ms
 from taskjournal.shared.journal import Journal
-from taskjournal.shared.store.recorders import PENDING_CHANNEL
+from taskjournal.shared.store import PENDING_CHANNEL, Store
 
 log = logging.getLogger("taskjournal.claimwork")
 SAFETY_POLL_S = 5.0  # a missed wake-up costs at most this long
@@ -61,18 +59,17 @@ class Claimer:
 
 
 class PendingListener:
-    """LISTENs for other processes' pending work on PostgreSQL."""
+    """Hears other processes' pending work through the store."""
 
-    def __init__(self, database_url: str, signal: PendingSignal):
-        self.database_url, self.signal = database_url, signal
+    def __init__(self, store: Store, signal: PendingSignal):
+        self.store, self.signal = store, signal
 
     async def run(self) -> None:
         while True:
             try:
-                async with await psycopg.AsyncConnection.connect(self.database_url, autocommit=True) as conn:
-                    await conn.execute(f"LISTEN {PENDING_CHANNEL}")
-                    async for note in conn.notifies():
-                        self.signal.notify([note.payload])
+                async with self.store.listen(PENDING_CHANNEL) as notes:
+                    async for queue in notes:
+                        self.signal.notify([queue])
             except asyncio.CancelledError:
                 raise
             except Exception as err:  # reconnect: the safety poll covers the gap

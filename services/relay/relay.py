@@ -10,8 +10,6 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 
-from eventsourcing.postgres import PostgresApplicationRecorder
-
 from taskjournal.shared.bus import Publisher
 from taskjournal.shared.logs import fields
 from taskjournal.shared.messages import event_type, internal_event_for, messages_for, topic_matches
@@ -23,11 +21,6 @@ REGISTRY.describe("taskjournal_relay_events_total", "counter", "events relayed f
 REGISTRY.describe("taskjournal_relay_messages_total", "counter", "Pulse messages published, by exchange")
 REGISTRY.describe("taskjournal_relay_publish_seconds", "summary", "time to publish a batch until confirmed")
 REGISTRY.describe("taskjournal_relay_errors_total", "counter", "failed relay batches (retried)")
-
-CREATE_TABLE = "CREATE TABLE IF NOT EXISTS tj_relay_position (name TEXT PRIMARY KEY, position BIGINT NOT NULL)"
-SELECT_POSITION = "SELECT position FROM tj_relay_position WHERE name = {0}"
-RECORD_POSITION = ("INSERT INTO tj_relay_position (name, position) VALUES ({0}, {0}) ON CONFLICT (name) "
-                   "DO UPDATE SET position = excluded.position WHERE tj_relay_position.position < excluded.position")
 
 
 class Relay:
@@ -48,9 +41,6 @@ class Relay:
         self.standby_interval = standby_interval
         self.executor = executor
         self.after_publish = after_publish
-        self.postgres = isinstance(journal.recorder, PostgresApplicationRecorder)
-        mark = "%s" if self.postgres else "?"
-        self._select_sql, self._record_sql = SELECT_POSITION.format(mark), RECORD_POSITION.format(mark)
         self.position: int | None = None  # last recorded; None until `load_position`
         self._aggregates: OrderedDict = OrderedDict()  # LRU: aggregate id -> state after its last relayed event
         self._wake = wake or asyncio.Event()  # set when new events are committed (bootstrap.Wakeups)
@@ -70,10 +60,7 @@ class Relay:
     # ------------------------------------------------------------ the loop
     async def run(self, stop: asyncio.Event) -> None:
         self._loop = asyncio.get_running_loop()
-        if self.postgres:
-            await self._run_as_leader(stop)
-        else:
-            await self._relay(stop, lost=None)
+        await self._run_as_leader(stop)
 
     async def _relay(self, stop: asyncio.Event, lost: asyncio.Future | None) -> None:
         """Relay until stopped (or `lost`, the leadership, ends)."""
@@ -120,29 +107,23 @@ class Relay:
 
     # ------------------------------------------------------------ the log and the position (blocking)
     def load_position(self) -> int:
-        with self.journal.recorder.datastore.transaction(commit=True) as curs:
-            curs.execute(CREATE_TABLE)
-            curs.execute(self._select_sql, (self.name,))
-            row = curs.fetchone()
-        self.position = row["position"] if row else 0
+        self.position = self.journal.store.relay_position(self.name)
         return self.position
 
     def _record(self, position: int) -> None:
-        with self.journal.recorder.datastore.transaction(commit=True) as curs:
-            curs.execute(self._record_sql, (self.name, position))
+        self.journal.store.record_relay_position(self.name, position)
 
     def _read_batch(self):
-        notifications = self.journal.recorder.select_notifications(start=self.position + 1, limit=self.batch_size)
-        if not notifications:
+        events = self.journal.events_after(self.position, self.batch_size)
+        if not events:
             return None
         messages, internal = [], []
-        for notification in notifications:
-            event = self.journal.mapper.to_domain_event(notification)
+        for notification_id, event in events:
             after = self._state_after(event)
             messages += messages_for(event, after)
             if any(topic_matches(pattern, event_type(event)) for pattern in self.internal_events):
-                internal.append(internal_event_for(event, after, notification.id))
-        return notifications[-1].id, len(notifications), messages, internal
+                internal.append(internal_event_for(event, after, notification_id))
+        return events[-1][0], len(events), messages, internal
 
     def _state_after(self, event):
         key, version = event.originator_id, event.originator_version
@@ -158,21 +139,17 @@ class Relay:
     async def _blocking(self, function, *args):
         return await asyncio.get_running_loop().run_in_executor(self.executor, function, *args)
 
-    # ------------------------------------------------------------ PostgreSQL: one active relay
+    # ------------------------------------------------------------ one active relay per store
     async def _run_as_leader(self, stop: asyncio.Event) -> None:
-        """Hold a session advisory lock on a dedicated connection while
+        """Hold a session lock on the store's listening connection while
         relaying (closing the connection releases it); stand by otherwise.
-        The same connection LISTENs for the event store's NOTIFY."""
-        import psycopg
-        from psycopg import sql
-
+        The same connection hears the event store's notifications."""
+        store = self.journal.store
         while not stop.is_set():
             try:
-                async with await psycopg.AsyncConnection.connect(**self._conninfo(), autocommit=True) as conn:
+                async with store.listen(store.events_channel) as conn:
                     if not await self._acquire_lock(conn, stop):
                         return  # stopped while standing by
-                    channel = self.journal.recorder.channel_name
-                    await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
                     listener = asyncio.ensure_future(self._listen(conn))
                     try:
                         await self._relay(stop, lost=listener)
@@ -190,8 +167,7 @@ class Relay:
         key = advisory_key(self.name)
         announced = False
         while not stop.is_set():
-            cursor = await conn.execute("SELECT pg_try_advisory_lock(%s)", (key,))
-            if (await cursor.fetchone())[0]:
+            if await conn.try_lock(key):
                 return True
             if not announced:
                 log.info("relay standing by: another relay is active", extra=fields(relay=self.name))
@@ -200,13 +176,8 @@ class Relay:
         return False
 
     async def _listen(self, conn) -> None:
-        async for _ in conn.notifies():
+        async for _ in conn:
             self._wake.set()
-
-    def _conninfo(self) -> dict:
-        kwargs = dict(self.journal.recorder.datastore.pool.kwargs)
-        kwargs.pop("row_factory", None)
-        return kwargs
 
 
 def advisory_key(name: str) -> int:

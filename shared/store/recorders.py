@@ -2,12 +2,14 @@
 and the tracking position are written in the transaction that appends the
 events, so a committed write is visible to every read at once (ADR 0003)."""
 
-from eventsourcing.postgres import PostgresApplicationRecorder
+from eventsourcing.postgres import ConnectionPool, PostgresApplicationRecorder, PostgresFactory
 from eventsourcing.sqlite import SQLiteApplicationRecorder
+from psycopg.rows import dict_row
 
+from .port import PENDING_CHANNEL
 from .sql import statements
 
-PENDING_CHANNEL = "taskjournal_pending"
+CONNINFO = "POSTGRES_CONNINFO"  # our setting: the libpq connection string every pool connection uses
 
 
 def _apply(execute, sql: dict, changes, stored_events, ids) -> None:
@@ -26,17 +28,48 @@ def _apply(execute, sql: dict, changes, stored_events, ids) -> None:
 SCHEMA_LOCK = 7_401_318_2024  # advisory lock: processes starting together create tables one at a time
 
 
+class ConninfoPostgresFactory(PostgresFactory):
+    """eventsourcing's factory builds its pool from host, port, user, password
+    and dbname only; this one's pool connects with the whole connection string,
+    so every option of the database URL (sslmode, application_name, ...) holds.
+    With pre-ping, a connection found dead makes the pool check all its idle
+    ones: after a database restart the next request gets a fresh connection
+    instead of trying each dead one in turn (with growing pauses between)."""
+
+    def __init__(self, env):
+        super().__init__(env)
+        datastore, old = self.datastore, self.datastore.pool
+        conninfo = self.env.get(CONNINFO) or ""
+        pool = None
+
+        def check(conn) -> None:
+            try:
+                ConnectionPool.check_connection(conn)
+            except Exception:
+                pool.check()  # discards the dead idle connections and opens new ones
+                raise
+
+        pool = ConnectionPool(
+            conninfo, connection_class=old.connection_class,
+            kwargs={"row_factory": dict_row} if conninfo else old.kwargs,
+            min_size=old.min_size, max_size=old.max_size, open=False, configure=datastore.after_connect_func(),
+            timeout=old.timeout, max_waiting=old.max_waiting, max_lifetime=old.max_lifetime,
+            check=check if datastore.pre_ping else None)
+        datastore.pool = pool
+
+
 class PostgresProjectingRecorder(PostgresApplicationRecorder):
     def create_table(self) -> None:
+        locks = statements("notify.sql", "postgres")
         with self.datastore.get_connection() as conn:
-            conn.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK,))
+            conn.execute(locks["lock"], {"key": SCHEMA_LOCK})
             try:
                 super().create_table()
                 with self.datastore.transaction(commit=True) as curs:
                     for sql in statements("schema.sql", "postgres").values():
                         curs.execute(sql)
             finally:
-                conn.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK,))
+                conn.execute(locks["unlock"], {"key": SCHEMA_LOCK})
                 conn.commit()
 
     def _fetch_ids_after_insert_events(self, curs, stored_events, **kwargs):
@@ -45,8 +78,9 @@ class PostgresProjectingRecorder(PostgresApplicationRecorder):
         if changes is not None and ids:
             sql = statements("projection.sql", "postgres")
             _apply(lambda q, p: curs.execute(q, p, prepare=True), sql, changes, stored_events, ids)
+            notify = statements("notify.sql", "postgres")["notify"]
             for queue in sorted(changes.pending_queues):
-                curs.execute("SELECT pg_notify(%s, %s)", (PENDING_CHANNEL, queue))
+                curs.execute(notify, {"channel": PENDING_CHANNEL, "payload": queue})
         return ids
 
 

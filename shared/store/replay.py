@@ -5,7 +5,6 @@ written. The result equals the live projection (a test proves it)."""
 from collections import defaultdict
 
 from .projection import changes_for
-from .sql import statements
 
 PROJECTIONS = {  # projection name -> (table, the projection statements that fill it)
     "tasks": ("tj_tasks", ("insert_task",)),
@@ -21,16 +20,15 @@ def fold_log(journal, aggregates: dict, first_position: dict, position: int = 0,
              progress=lambda done, total: None) -> int:
     """Fold events after `position` into `aggregates`, noting each aggregate's
     first notification id; returns the last position read."""
-    total = journal.recorder.max_notification_id() or 0
+    total = journal.store.last_event_position()
     while True:
-        page = journal.recorder.select_notifications(position + 1, PAGE)
+        page = journal.events_after(position, PAGE)
         if not page:
             break
-        for notification in page:
-            event = journal.mapper.to_domain_event(notification)
+        for notification_id, event in page:
             aggregates[event.originator_id] = event.mutate(aggregates.get(event.originator_id))
-            first_position.setdefault(event.originator_id, notification.id)
-        position = page[-1].id
+            first_position.setdefault(event.originator_id, notification_id)
+        position = page[-1][0]
         progress(position, max(total, position))
     return position
 
@@ -39,22 +37,12 @@ def rebuild(journal, names: list[str], progress=lambda done, total: None) -> int
     """Drop and rebuild the named projections; returns the log position reached."""
     aggregates, first_position = {}, {}
     position = fold_log(journal, aggregates, first_position, 0, progress)
-    dialect = journal.views.dialect
-    sql = statements("projection.sql", dialect)
-    with journal.recorder.datastore.transaction(commit=True) as curs:
-        if dialect == "postgres":  # hold writers back, then catch up with what they wrote meanwhile
-            for lock in journal.recorder.lock_table_statements:
-                curs.execute(lock)
-        position = fold_log(journal, aggregates, first_position, position, progress)
-        batches = _rows(aggregates, first_position, names)
-        for name in names:  # dropped, not emptied: a replay also moves a table to its current schema
-            curs.execute(f"DROP TABLE IF EXISTS {PROJECTIONS[name][0]}")
-        for create in statements("schema.sql", dialect).values():
-            curs.execute(create)
-        for stmt, rows in batches.items():
-            curs.executemany(sql[stmt], rows)
-        curs.execute(sql["advance_position"], {"position": position})
-    return position
+
+    def rows():  # with writers held back: catch up with what they wrote meanwhile
+        last = fold_log(journal, aggregates, first_position, position, progress)
+        return _rows(aggregates, first_position, names), last
+
+    return journal.store.rebuild([PROJECTIONS[name][0] for name in names], rows)
 
 
 def _rows(aggregates: dict, first_position: dict, names: list[str]) -> dict[str, list[dict]]:

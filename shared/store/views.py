@@ -8,6 +8,7 @@ from .sql import statements
 # died) is offered again after this; the aggregates still decide each claim,
 # so a slow but living claimer that loses its lease only loses a race.
 LEASE_MS = 2_000
+TASK_COLUMNS = frozenset({"definition", "status", "state", "expires"})  # what tasks_by_id may select
 
 
 class ReadModel:
@@ -17,13 +18,20 @@ class ReadModel:
         self.sql = statements("queries.sql", dialect)
 
     def _rows(self, name: str, commit: bool = False, **params) -> list[dict]:
+        return self._run(self.sql[name], commit, **params)
+
+    def _run(self, sql, commit: bool = False, **params) -> list[dict]:
         with self.datastore.transaction(commit=commit) as curs:
-            curs.execute(self.sql[name], params)
+            curs.execute(sql, params)
             return [dict(row) for row in curs.fetchall()]
 
     def _execute(self, name: str, **params) -> None:
         with self.datastore.transaction(commit=True) as curs:
             curs.execute(self.sql[name], params)
+
+    def _id_list(self, ids: list[str]):
+        """A list of ids as one parameter (an array; SQLite: a JSON text)."""
+        return ids
 
     def _value(self, name: str, **params):
         rows = self._rows(name, **params)
@@ -40,11 +48,12 @@ class ReadModel:
         unique = [task_id for task_id in dict.fromkeys(task_ids) if is_slugid(task_id)]  # others match nothing
         if not unique:
             return []
-        mark = "%s" if self.dialect == "postgres" else "?"
-        sql = f"SELECT task_id, {columns} FROM tj_tasks WHERE task_id IN ({','.join([mark] * len(unique))})"
-        with self.datastore.transaction(commit=False) as curs:
-            curs.execute(sql, unique)
-            found = {row["task_id"]: dict(row) for row in curs.fetchall()}
+        wanted = [c.strip() for c in columns.split(",")]
+        if not set(wanted) <= TASK_COLUMNS:
+            raise ValueError(f"tasks_by_id cannot select {columns!r}")
+        sql = self.sql["tasks_by_id"].replace("{columns}", ", ".join(wanted))
+        # one parameter for all ids (PostgreSQL caps bind parameters at 65,535)
+        found = {row["task_id"]: row for row in self._run(sql, task_ids=self._id_list(unique))}
         return [found[task_id] for task_id in unique if task_id in found]
 
     def group_view(self, task_group_id: str) -> str | None:
@@ -94,13 +103,6 @@ class ReadModel:
 
     def expired_groups(self, cutoff: int, limit: int) -> list[str]:
         return [row["task_group_id"] for row in self._rows("expired_groups", cutoff=cutoff, limit=limit)]
-
-    def relayed_position(self) -> int | None:
-        """How far every relay got; None when no relay ever ran on this store."""
-        try:
-            return self._value("relayed_position")
-        except Exception:  # the relay creates its table when it first runs
-            return None
 
     def position(self) -> int:
         return self._value("position") or 0

@@ -82,5 +82,10 @@ SELECT task_id FROM tj_tasks WHERE expires < :cutoff ORDER BY expires LIMIT :lim
 -- name: expired_groups
 SELECT task_group_id FROM tj_task_groups WHERE expires < :cutoff ORDER BY expires LIMIT :limit;
 
--- name: relayed_position
-SELECT MIN(position) AS position FROM tj_relay_position;
+-- name: tasks_by_id [postgres]
+-- {columns} is filled in from a fixed list by the store.
+SELECT task_id, {columns} FROM tj_tasks WHERE task_id = ANY(:task_ids);
+
+-- name: tasks_by_id [sqlite]
+-- :task_ids is a JSON array: any number of ids in one parameter.
+SELECT task_id, {columns} FROM tj_tasks WHERE task_id IN (SELECT value FROM json_each(:task_ids));

@@ -86,3 +86,10 @@ CREATE TABLE IF NOT EXISTS tj_position (
     name TEXT PRIMARY KEY,
     position BIGINT NOT NULL
 );
+
+-- name: create_relay_position
+-- How far each relay got in the log (ADR 0005); no row: that relay never ran.
+CREATE TABLE IF NOT EXISTS tj_relay_position (
+    name TEXT PRIMARY KEY,
+    position BIGINT NOT NULL
+);

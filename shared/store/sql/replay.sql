@@ -1,0 +1,17 @@
+-- Dropping read models before a rebuild (shared/store/replay.py): dropped, not
+-- emptied, so a replay also moves a table to its current schema.
+
+-- name: drop_tj_tasks
+DROP TABLE IF EXISTS tj_tasks;
+
+-- name: drop_tj_pending
+DROP TABLE IF EXISTS tj_pending;
+
+-- name: drop_tj_claims
+DROP TABLE IF EXISTS tj_claims;
+
+-- name: drop_tj_task_groups
+DROP TABLE IF EXISTS tj_task_groups;
+
+-- name: drop_tj_dependencies
+DROP TABLE IF EXISTS tj_dependencies;

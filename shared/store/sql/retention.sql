@@ -1,0 +1,27 @@
+-- Deleting an expired aggregate's events and read-model rows (shared/store/retention.py).
+-- {events} is the event store's table, filled in by the store.
+
+-- name: last_event [postgres]
+SELECT MAX(notification_id) AS last FROM {events} WHERE originator_id = :originator_id;
+
+-- name: last_event [sqlite]
+SELECT MAX(rowid) AS last FROM {events} WHERE originator_id = :originator_id;
+
+-- name: delete_events
+DELETE FROM {events} WHERE originator_id = :originator_id;
+
+-- name: delete_task
+DELETE FROM tj_tasks WHERE task_id = :task_id;
+
+-- name: delete_task_pending
+DELETE FROM tj_pending WHERE task_id = :task_id;
+
+-- name: delete_task_claim
+DELETE FROM tj_claims WHERE task_id = :task_id;
+
+-- name: delete_task_dependencies
+-- Dependency rows go with the dependent.
+DELETE FROM tj_dependencies WHERE dependent_task_id = :task_id;
+
+-- name: delete_task_group
+DELETE FROM tj_task_groups WHERE task_group_id = :task_group_id;

@@ -1,0 +1,220 @@
+"""The store port's two implementations. Each owns the event store's
+infrastructure (eventsourcing factory, datastore, recorder) and runs the
+named statements of shared/store/sql/ in its own dialect."""
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from uuid import UUID
+
+import orjson
+from eventsourcing.persistence import InfrastructureFactory
+from eventsourcing.utils import Environment
+
+from .port import Rows
+from .sql import statements
+from .views import ReadModel
+
+APPLICATION_NAME = "taskjournal"  # names the event store's table: taskjournal_events (PostgreSQL)
+
+
+class SqlStore(ReadModel):
+    """What both dialects share; subclasses say how events are keyed, how
+    the events table is named, how writers are held back and how to LISTEN."""
+
+    dialect: str
+
+    def __init__(self, env: dict):
+        self.factory = InfrastructureFactory.construct(Environment(APPLICATION_NAME, env))  # our settings only
+        self.recorder = self.factory.application_recorder()
+        super().__init__(self.recorder.datastore, self.dialect)
+        self.relay_sql = statements("relay.sql", self.dialect)
+        self.retention_sql = {name: self._with_events_table(sql)
+                              for name, sql in statements("retention.sql", self.dialect).items()}
+
+    # ---------------------------------------------------------- the log
+    def last_event_position(self) -> int:
+        return self.recorder.max_notification_id() or 0
+
+    def notifications(self, start: int, limit: int) -> list:
+        return self.recorder.select_notifications(start=start, limit=limit)
+
+    # ---------------------------------------------------------- the relay's position
+    def relay_position(self, name: str) -> int:
+        rows = self._run(self.relay_sql["relay_position"], name=name)
+        return rows[0]["position"] if rows else 0
+
+    def record_relay_position(self, name: str, position: int) -> None:
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(self.relay_sql["record_relay_position"], {"name": name, "position": position})
+
+    def relayed_position(self) -> int | None:
+        """How far every relay got; None when no relay ever ran on this store.
+        Errors propagate: retention must not take them for "no relay"."""
+        return self._run(self.relay_sql["relayed_position"])[0]["position"]
+
+    # ---------------------------------------------------------- retention
+    def delete_if_relayed(self, tasks: dict[str, UUID], groups: dict[str, UUID]) -> tuple[list[str], list[str]]:
+        """Delete each aggregate's events and read-model rows, in one
+        transaction, unless some of its events are not relayed yet.
+        `tasks`/`groups`: id -> aggregate id. Returns the ids deleted."""
+        sql = self.retention_sql
+        dropped_tasks, dropped_groups = [], []
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(self.relay_sql["relayed_position"])
+            relayed = dict(curs.fetchone())["position"]
+            for task_id, aggregate_id in tasks.items():
+                if self._delete_events(curs, aggregate_id, relayed):
+                    for name in ("delete_task", "delete_task_pending", "delete_task_claim", "delete_task_dependencies"):
+                        curs.execute(sql[name], {"task_id": task_id})
+                    dropped_tasks.append(task_id)
+            for group_id, aggregate_id in groups.items():
+                if self._delete_events(curs, aggregate_id, relayed):
+                    curs.execute(sql["delete_task_group"], {"task_group_id": group_id})
+                    dropped_groups.append(group_id)
+        return dropped_tasks, dropped_groups
+
+    def _delete_events(self, curs, aggregate_id: UUID, relayed: int | None) -> bool:
+        key = {"originator_id": self._event_key(aggregate_id)}
+        if relayed is not None:  # None: no relay ever ran, nobody to wait for
+            curs.execute(self.retention_sql["last_event"], key)
+            last = dict(curs.fetchone())["last"]
+            if last is not None and last > relayed:
+                return False
+        curs.execute(self.retention_sql["delete_events"], key)
+        return True
+
+    # ---------------------------------------------------------- replay
+    def rebuild(self, tables: list[str], rows: Callable[[], tuple[Rows, int]]) -> int:
+        """Drop and refill read-model `tables` in one transaction; `rows()`,
+        called once writers are held back, gives the rows and the log
+        position they reflect. Returns that position."""
+        projection, drops = statements("projection.sql", self.dialect), statements("replay.sql", self.dialect)
+        with self.datastore.transaction(commit=True) as curs:
+            self._hold_writers(curs)
+            batches, position = rows()
+            for table in tables:
+                curs.execute(drops[f"drop_{table}"])
+            for create in statements("schema.sql", self.dialect).values():
+                curs.execute(create)
+            for name, params in batches.items():
+                curs.executemany(projection[name], params)
+            curs.execute(projection["advance_position"], {"position": position})
+        return position
+
+    def close(self) -> None:
+        self.factory.close()
+
+    # ---------------------------------------------------------- dialect specifics
+    def _event_key(self, aggregate_id: UUID):
+        raise NotImplementedError
+
+    def _with_events_table(self, sql: str):
+        raise NotImplementedError
+
+    def _hold_writers(self, curs) -> None:
+        raise NotImplementedError
+
+
+class PostgresStore(SqlStore):
+    dialect = "postgres"
+
+    def __init__(self, env: dict, conninfo: str):
+        self.conninfo = conninfo  # the one way of connecting: every option of the URL
+        _check_connecting(conninfo)
+        super().__init__(env)
+        self.events_channel = self.recorder.channel_name
+        self.notify_sql = statements("notify.sql", self.dialect)
+
+    def _event_key(self, aggregate_id: UUID):
+        return aggregate_id
+
+    def _with_events_table(self, sql: str):
+        from psycopg.sql import SQL, Identifier
+
+        return SQL(sql).format(events=Identifier(self.datastore.schema, self.recorder.events_table_name))
+
+    def _hold_writers(self, curs) -> None:
+        for lock in self.recorder.lock_table_statements:  # then catch up with what they wrote meanwhile
+            curs.execute(lock)
+
+    @asynccontextmanager
+    async def listen(self, channel: str) -> AsyncIterator["PostgresListener"]:
+        import psycopg
+        from psycopg.sql import SQL, Identifier
+
+        async with await psycopg.AsyncConnection.connect(self.conninfo, autocommit=True) as conn:
+            await conn.execute(SQL(self.notify_sql["listen"]).format(channel=Identifier(channel)))
+            yield PostgresListener(conn, self.notify_sql["try_lock"])
+
+
+class StoreUnavailable(RuntimeError):
+    """The database cannot be reached with the settings given."""
+
+
+def _check_connecting(conninfo: str, patience_s: float = 5.0) -> None:
+    """Connect once at start, so a wrong setting (no SSL where sslmode=require,
+    a bad password, ...) fails with libpq's own words, not a pool timeout. A
+    database still starting gets `patience_s` to come up."""
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+
+    give_up = time.monotonic() + patience_s
+    while True:
+        try:
+            psycopg.connect(conninfo).close()
+            return
+        except psycopg.OperationalError as error:
+            if time.monotonic() < give_up:
+                time.sleep(0.5)
+                continue
+            where = conninfo_to_dict(conninfo)
+            raise StoreUnavailable(f"cannot connect to PostgreSQL database {where.get('dbname')!r} at "
+                                   f"{where.get('host')}:{where.get('port')}: {error}") from error
+
+
+class PostgresListener:
+    def __init__(self, conn, try_lock_sql: str):
+        self.conn, self.try_lock_sql = conn, try_lock_sql
+
+    async def __aiter__(self) -> AsyncIterator[str]:
+        async for note in self.conn.notifies():
+            yield note.payload
+
+    async def try_lock(self, key: int) -> bool:
+        cursor = await self.conn.execute(self.try_lock_sql, {"key": key})
+        return bool((await cursor.fetchone())[0])
+
+
+class SQLiteStore(SqlStore):
+    """One process owns a SQLite store: nothing to hear from others, no
+    other relay to exclude."""
+
+    dialect = "sqlite"
+    events_channel = "events"
+
+    def _event_key(self, aggregate_id: UUID):
+        return aggregate_id.hex
+
+    def _id_list(self, ids: list[str]) -> str:
+        return orjson.dumps(ids).decode()
+
+    def _with_events_table(self, sql: str):
+        return sql.replace("{events}", f'"{self.recorder.events_table_name}"')
+
+    def _hold_writers(self, curs) -> None:
+        pass  # the rebuild's own write transaction excludes other writers
+
+    @asynccontextmanager
+    async def listen(self, channel: str) -> AsyncIterator["SQLiteListener"]:
+        yield SQLiteListener()
+
+
+class SQLiteListener:
+    async def __aiter__(self) -> AsyncIterator[str]:
+        await asyncio.Event().wait()  # no other process notifies: wait until cancelled
+        yield ""  # never reached; makes this an async generator
+
+    async def try_lock(self, key: int) -> bool:
+        return True
