@@ -4,6 +4,7 @@ optimistic concurrency, retrying on conflict; the inline projection is saved
 in the same transaction (ADR 0002, 0003)."""
 
 import os
+from typing import Callable
 from urllib.parse import unquote, urlsplit
 from uuid import UUID
 
@@ -23,6 +24,10 @@ MAX_ATTEMPTS = 20
 NOT_CREATED = "Task `{task_id}` not found. Are you sure it was created?"
 NOT_EXISTING = "taskId `{task_id}` not found. Are you sure it exists?"
 SATISFYING = {"all-completed": ("completed",), "all-resolved": ("completed", "failed", "exception")}
+
+# A caller's check on the aggregate a command loaded: raises (e.g. 403) to
+# stop the command before it decides anything.
+Authorize = Callable[[object], None] | None
 
 
 KEPT_CONNECTIONS = 4  # opened at start; more (up to max_connections) only under load
@@ -91,11 +96,16 @@ class Journal(Application):
                 continue
         raise RequestConflict("Too many concurrent changes; try again.")
 
-    def _change_task(self, task_id: str, decide, missing: str):
+    def _change_task(self, task_id: str, decide, missing: str, authorize: Authorize = None):
+        """Load-decide-save one task. `authorize` sees the very task the
+        command then decides on (after the 404, before anything else), so
+        no concurrent change can slip between the check and the decision."""
         def attempt():
             task = self.task(task_id)
             if task is None:
                 raise ResourceNotFound(missing.format(task_id=task_id))
+            if authorize is not None:
+                authorize(task)
             decide(task)
             if task.pending_events:
                 self.save(task)
@@ -177,19 +187,19 @@ class Journal(Application):
         satisfying = SATISFYING[definition["requires"]]
         return all(found[d]["state"] in satisfying for d in others)
 
-    def schedule_task(self, task_id: str, now: int) -> Task:
-        return self._change_task(task_id, lambda t: t.schedule(now), NOT_EXISTING)
+    def schedule_task(self, task_id: str, now: int, authorize: Authorize = None) -> Task:
+        return self._change_task(task_id, lambda t: t.schedule(now), NOT_EXISTING, authorize)
 
-    def rerun_task(self, task_id: str, now: int) -> Task:
-        return self._change_task(task_id, lambda t: t.rerun(now), NOT_CREATED)
+    def rerun_task(self, task_id: str, now: int, authorize: Authorize = None) -> Task:
+        return self._change_task(task_id, lambda t: t.rerun(now), NOT_CREATED, authorize)
 
-    def cancel_task(self, task_id: str, now: int) -> Task:
-        return self._change_task(task_id, lambda t: t.cancel(now), NOT_CREATED)
+    def cancel_task(self, task_id: str, now: int, authorize: Authorize = None) -> Task:
+        return self._change_task(task_id, lambda t: t.cancel(now), NOT_CREATED, authorize)
 
     def claim_task(self, task_id: str, run_id: int, worker_group: str, worker_id: str, now: int,
-                   taken_until: int) -> Task:
+                   taken_until: int, authorize: Authorize = None) -> Task:
         return self._change_task(task_id, lambda t: t.claim_run(run_id, worker_group, worker_id, now, taken_until),
-                                 NOT_CREATED)
+                                 NOT_CREATED, authorize)
 
     def reclaim_task(self, task_id: str, run_id: int, now: int, taken_until: int) -> Task:
         return self._change_task(task_id, lambda t: t.reclaim(run_id, now, taken_until),
@@ -203,19 +213,30 @@ class Journal(Application):
         return self._change_task(task_id, lambda t: t.report_exception(run_id, reason, now),
                                  NOT_CREATED)
 
-    def seal_task_group(self, task_group_id: str, now: int) -> TaskGroup:
+    def seal_task_group(self, task_group_id: str, now: int, authorize: Authorize = None) -> TaskGroup:
         def attempt():
             group = self.task_group(task_group_id)
             if group is None:
                 raise ResourceNotFound(f"No task-group with taskGroupId: `{task_group_id}`")
+            if authorize is not None:
+                authorize(group)
             group.seal(now)
             if group.pending_events:
                 self.save(group)
             return group
         return self._retrying(attempt)
 
-    def cancel_task_group(self, task_group_id: str, now: int) -> list[str]:
-        """Cancel every unresolved task of a sealed group; the ids cancelled now."""
+    def cancel_task_group(self, task_group_id: str, now: int, authorize: Authorize = None) -> list[str]:
+        """Cancel every unresolved task of a sealed group; the ids cancelled now.
+        Upstream's order: 404 (no group), 409 (unsealed), then `authorize`
+        on the loaded group (its schedulerId and seal never change after)."""
+        group = self.task_group(task_group_id)
+        if group is None:
+            raise ResourceNotFound(f"No task-group with taskGroupId: `{task_group_id}`")
+        if group.sealed is None:
+            raise RequestConflict(f"Cannot cancel unsealed task group: `{task_group_id}`")
+        if authorize is not None:
+            authorize(group)
         cancelled = []
         for task_id in self.views.group_member_ids(task_group_id):
             def attempt(task_id=task_id):
