@@ -23,7 +23,6 @@ from taskjournal.shared.store.views import ReadModel
 MAX_ATTEMPTS = 20
 NOT_CREATED = "Task `{task_id}` not found. Are you sure it was created?"
 NOT_EXISTING = "taskId `{task_id}` not found. Are you sure it exists?"
-SATISFYING = {"all-completed": ("completed",), "all-resolved": ("completed", "failed", "exception")}
 
 # A caller's check on the aggregate a command loaded: raises (e.g. 403) to
 # stop the command before it decides anything.
@@ -114,7 +113,23 @@ class Journal(Application):
 
     # ------------------------------------------------------------ commands
     def create_task(self, task_id: str, definition: dict, now: int) -> Task:
-        return self._retrying(lambda: self._create_task(task_id, definition, now))
+        task = self._retrying(lambda: self._create_task(task_id, definition, now))
+        if task.state == "unscheduled" and definition["dependencies"]:
+            return self._schedule_if_dependencies_allow(task, now)
+        return task
+
+    def _schedule_if_dependencies_allow(self, task: Task, now: int) -> Task:
+        """Look at the dependencies again, after our commit. _create_task read
+        them before it committed; a dependency resolving in between is looked
+        at by the dependency-resolver, whose query for its dependents either
+        sees our committed task (and schedules it) or began before our commit
+        - and so after the dependency's resolution committed, which this
+        statement, begun after our commit, therefore sees. One of the two
+        schedules the task; the aggregate makes a second attempt a no-op."""
+        if not self.views.dependencies_satisfied(task.task_id):
+            return task
+        self._change_if(task.task_id, lambda t: t.schedule_dependent(now))
+        return self.task(task.task_id) or task
 
     def _create_task(self, task_id: str, definition: dict, now: int) -> Task:
         # New tasks are the common case: insert without looking first; the
@@ -174,7 +189,8 @@ class Journal(Application):
         others = [d for d in definition["dependencies"] if d != task_id]
         if not definition["dependencies"]:
             return True
-        found = {row["task_id"]: row for row in self.views.tasks_by_id(others, "state, expires")}
+        rows = self.views.tasks_by_id(others, "ever_completed, ever_resolved, expires")
+        found = {row["task_id"]: row for row in rows}
         missing = [d for d in others if d not in found]
         deadline = parse_ms(definition["deadline"])
         expiring = [d for d in others if d in found and found[d]["expires"] < deadline]
@@ -184,8 +200,7 @@ class Journal(Application):
             raise InputError("Task dependencies are not satisfiable:\n" + "\n".join(lines))
         if task_id in definition["dependencies"]:
             return False
-        satisfying = SATISFYING[definition["requires"]]
-        return all(found[d]["state"] in satisfying for d in others)
+        return all(dependency_satisfied(found[d], definition["requires"]) for d in others)
 
     def schedule_task(self, task_id: str, now: int, authorize: Authorize = None) -> Task:
         return self._change_task(task_id, lambda t: t.schedule(now), NOT_EXISTING, authorize)
@@ -320,6 +335,15 @@ class Journal(Application):
             self.save(task)
             return True
         return self._retrying(attempt)
+
+
+def dependency_satisfied(row: dict, requires: str) -> bool:
+    """A dependency (its read-model row) satisfies a dependent once it ever
+    completed, or for `all-resolved` ever resolved: upstream marks the
+    dependency satisfied when it resolves and a rerun never unsatisfies it
+    (spec §5). ready_dependents / unsatisfied_dependency in
+    store/sql/queries.sql apply the same test for the dependency-resolver."""
+    return bool(row["ever_completed"]) or (requires == "all-resolved" and bool(row["ever_resolved"]))
 
 
 def open_journal(database_url: str | None, data_dir: str, max_connections: int = 16) -> Journal:
