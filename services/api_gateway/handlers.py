@@ -125,6 +125,7 @@ async def _task_command(ctx: Context, command):
 
 def _scheduler_check(ctx: Context):
     ctx.auth  # authenticate here on the loop; the command only checks scopes
+
     def authorize(task) -> None:
         d = task.definition
         ctx.authorize(schedulerId=d["schedulerId"], taskGroupId=d["taskGroupId"], projectId=d["projectId"])
