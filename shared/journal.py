@@ -3,7 +3,7 @@ command loads aggregates, lets them decide, and appends their events with
 optimistic concurrency, retrying on conflict; the inline projection is saved
 in the same transaction (ADR 0002, 0003)."""
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Protocol
 from uuid import UUID
 
@@ -23,7 +23,10 @@ from taskjournal.shared.store.projection import changes_for
 MAX_ATTEMPTS = 20
 NOT_CREATED = "Task `{task_id}` not found. Are you sure it was created?"
 NOT_EXISTING = "taskId `{task_id}` not found. Are you sure it exists?"
-SATISFYING = {"all-completed": ("completed",), "all-resolved": ("completed", "failed", "exception")}
+
+# A caller's check on the aggregate a command loaded: raises (e.g. 403) to
+# stop the command before it decides anything.
+Authorize = Callable[[object], None] | None
 
 
 class CommitListener(Protocol):
@@ -114,11 +117,16 @@ class Journal(Application):
                 continue
         raise RequestConflict("Too many concurrent changes; try again.")
 
-    def _change_task(self, task_id: str, decide, missing: str):
+    def _change_task(self, task_id: str, decide, missing: str, authorize: Authorize = None):
+        """Load-decide-save one task. `authorize` sees the very task the
+        command then decides on (after the 404, before anything else), so
+        no concurrent change can slip between the check and the decision."""
         def attempt():
             task = self.task(task_id)
             if task is None:
                 raise ResourceNotFound(missing.format(task_id=task_id))
+            if authorize is not None:
+                authorize(task)
             decide(task)
             if task.pending_events:
                 self.save(task)
@@ -127,7 +135,23 @@ class Journal(Application):
 
     # ------------------------------------------------------------ commands
     def create_task(self, task_id: str, definition: dict, now: int) -> Task:
-        return self._retrying(lambda: self._create_task(task_id, definition, now))
+        task = self._retrying(lambda: self._create_task(task_id, definition, now))
+        if task.state == "unscheduled" and definition["dependencies"]:
+            return self._schedule_if_dependencies_allow(task, now)
+        return task
+
+    def _schedule_if_dependencies_allow(self, task: Task, now: int) -> Task:
+        """Look at the dependencies again, after our commit. _create_task read
+        them before it committed; a dependency resolving in between is looked
+        at by the dependency-resolver, whose query for its dependents either
+        sees our committed task (and schedules it) or began before our commit
+        - and so after the dependency's resolution committed, which this
+        statement, begun after our commit, therefore sees. One of the two
+        schedules the task; the aggregate makes a second attempt a no-op."""
+        if not self.views.dependencies_satisfied(task.task_id):
+            return task
+        self._change_if(task.task_id, lambda t: t.schedule_dependent(now))
+        return self.task(task.task_id) or task
 
     def _create_task(self, task_id: str, definition: dict, now: int) -> Task:
         # New tasks are the common case: insert without looking first; the
@@ -187,7 +211,8 @@ class Journal(Application):
         others = [d for d in definition["dependencies"] if d != task_id]
         if not definition["dependencies"]:
             return True
-        found = {row["task_id"]: row for row in self.views.tasks_by_id(others, "state, expires")}
+        rows = self.views.tasks_by_id(others, "ever_completed, ever_resolved, expires")
+        found = {row["task_id"]: row for row in rows}
         missing = [d for d in others if d not in found]
         deadline = parse_ms(definition["deadline"])
         expiring = [d for d in others if d in found and found[d]["expires"] < deadline]
@@ -197,22 +222,21 @@ class Journal(Application):
             raise InputError("Task dependencies are not satisfiable:\n" + "\n".join(lines))
         if task_id in definition["dependencies"]:
             return False
-        satisfying = SATISFYING[definition["requires"]]
-        return all(found[d]["state"] in satisfying for d in others)
+        return all(dependency_satisfied(found[d], definition["requires"]) for d in others)
 
-    def schedule_task(self, task_id: str, now: int) -> Task:
-        return self._change_task(task_id, lambda t: t.schedule(now), NOT_EXISTING)
+    def schedule_task(self, task_id: str, now: int, authorize: Authorize = None) -> Task:
+        return self._change_task(task_id, lambda t: t.schedule(now), NOT_EXISTING, authorize)
 
-    def rerun_task(self, task_id: str, now: int) -> Task:
-        return self._change_task(task_id, lambda t: t.rerun(now), NOT_CREATED)
+    def rerun_task(self, task_id: str, now: int, authorize: Authorize = None) -> Task:
+        return self._change_task(task_id, lambda t: t.rerun(now), NOT_CREATED, authorize)
 
-    def cancel_task(self, task_id: str, now: int) -> Task:
-        return self._change_task(task_id, lambda t: t.cancel(now), NOT_CREATED)
+    def cancel_task(self, task_id: str, now: int, authorize: Authorize = None) -> Task:
+        return self._change_task(task_id, lambda t: t.cancel(now), NOT_CREATED, authorize)
 
     def claim_task(self, task_id: str, run_id: int, worker_group: str, worker_id: str, now: int,
-                   taken_until: int) -> Task:
+                   taken_until: int, authorize: Authorize = None) -> Task:
         return self._change_task(task_id, lambda t: t.claim_run(run_id, worker_group, worker_id, now, taken_until),
-                                 NOT_CREATED)
+                                 NOT_CREATED, authorize)
 
     def reclaim_task(self, task_id: str, run_id: int, now: int, taken_until: int) -> Task:
         return self._change_task(task_id, lambda t: t.reclaim(run_id, now, taken_until),
@@ -226,19 +250,30 @@ class Journal(Application):
         return self._change_task(task_id, lambda t: t.report_exception(run_id, reason, now),
                                  NOT_CREATED)
 
-    def seal_task_group(self, task_group_id: str, now: int) -> TaskGroup:
+    def seal_task_group(self, task_group_id: str, now: int, authorize: Authorize = None) -> TaskGroup:
         def attempt():
             group = self.task_group(task_group_id)
             if group is None:
                 raise ResourceNotFound(f"No task-group with taskGroupId: `{task_group_id}`")
+            if authorize is not None:
+                authorize(group)
             group.seal(now)
             if group.pending_events:
                 self.save(group)
             return group
         return self._retrying(attempt)
 
-    def cancel_task_group(self, task_group_id: str, now: int) -> list[str]:
-        """Cancel every unresolved task of a sealed group; the ids cancelled now."""
+    def cancel_task_group(self, task_group_id: str, now: int, authorize: Authorize = None) -> list[str]:
+        """Cancel every unresolved task of a sealed group; the ids cancelled now.
+        Upstream's order: 404 (no group), 409 (unsealed), then `authorize`
+        on the loaded group (its schedulerId and seal never change after)."""
+        group = self.task_group(task_group_id)
+        if group is None:
+            raise ResourceNotFound(f"No task-group with taskGroupId: `{task_group_id}`")
+        if group.sealed is None:
+            raise RequestConflict(f"Cannot cancel unsealed task group: `{task_group_id}`")
+        if authorize is not None:
+            authorize(group)
         cancelled = []
         for task_id in self.views.group_member_ids(task_group_id):
             def attempt(task_id=task_id):
@@ -328,3 +363,17 @@ def open_journal(database_url: str | None, data_dir: str, max_connections: int =
                  listener: CommitListener | None = None) -> Journal:
     env, store = open_store(database_url, data_dir, max_connections)
     return Journal(env, store, listener)
+
+
+def dependency_satisfied(row: dict, requires: str) -> bool:
+    """A dependency (its read-model row) satisfies a dependent once it ever
+    completed, or for `all-resolved` ever resolved: upstream marks the
+    dependency satisfied when it resolves and a rerun never unsatisfies it
+    (spec §5). ready_dependents / unsatisfied_dependency in
+    store/sql/queries.sql apply the same test for the dependency-resolver."""
+    return bool(row["ever_completed"]) or (requires == "all-resolved" and bool(row["ever_resolved"]))
+
+
+def open_journal(database_url: str | None, data_dir: str, max_connections: int = 16) -> Journal:
+    os.makedirs(data_dir, exist_ok=True)
+    return Journal(store_env(database_url, os.path.join(data_dir, "taskjournal.sqlite"), max_connections))

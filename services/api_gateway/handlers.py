@@ -8,7 +8,7 @@ import orjson
 
 from taskjournal.shared.domain import definition as definitions
 from taskjournal.shared.domain import priority as priorities
-from taskjournal.shared.domain.errors import RequestConflict, ResourceNotFound
+from taskjournal.shared.domain.errors import ResourceNotFound
 from taskjournal.shared.domain.time import format_ms
 
 from . import paging
@@ -104,27 +104,32 @@ async def create_task(ctx: Context):
 
 
 async def schedule_task(ctx: Context):
-    return await _task_command(ctx, "schedule_task")
+    return await _task_command(ctx, ctx.services.journal.schedule_task)
 
 
 async def rerun_task(ctx: Context):
-    return await _task_command(ctx, "rerun_task")
+    return await _task_command(ctx, ctx.services.journal.rerun_task)
 
 
 async def cancel_task(ctx: Context):
-    return await _task_command(ctx, "cancel_task")
+    return await _task_command(ctx, ctx.services.journal.cancel_task)
 
 
-async def _task_command(ctx: Context, command: str):
+async def _task_command(ctx: Context, command):
     """scheduleTask / rerunTask / cancelTask: 404 first, then the scopes that
-    name the task's scheduler, group and project."""
-    journal, task_id = ctx.services.journal, ctx.params["taskId"]
-    current = await ctx.run(journal.task, task_id)
-    if current is not None:
-        d = current.definition
-        ctx.authorize(schedulerId=d["schedulerId"], taskGroupId=d["taskGroupId"], projectId=d["projectId"])
-    changed = await ctx.run(getattr(journal, command), task_id, ctx.services.clock())
+    name the task's scheduler, group and project - checked by the command on
+    the very task it then changes (a task created meanwhile cannot skip it)."""
+    changed = await ctx.run(command, ctx.params["taskId"], ctx.services.clock(), _scheduler_check(ctx))
     return {"status": changed.status()}
+
+
+def _scheduler_check(ctx: Context):
+    ctx.auth  # authenticate here on the loop; the command only checks scopes
+
+    def authorize(task) -> None:
+        d = task.definition
+        ctx.authorize(schedulerId=d["schedulerId"], taskGroupId=d["taskGroupId"], projectId=d["projectId"])
+    return authorize
 
 
 # ---------------------------------------------------------------- worker interactions
@@ -138,13 +143,15 @@ async def claim_work(ctx: Context):
 
 async def claim_task(ctx: Context):
     journal, task_id, run_id = ctx.services.journal, ctx.params["taskId"], int(ctx.params["runId"])
-    current = await ctx.run(journal.task, task_id)
-    if current is not None:
-        provisioner, worker_type = definitions.split_queue(current.definition["taskQueueId"])
+    ctx.auth  # authenticate here on the loop; the command only checks scopes
+
+    def authorize(task) -> None:  # on the task the claim then decides on (404 first)
+        provisioner, worker_type = definitions.split_queue(task.definition["taskQueueId"])
         ctx.authorize(provisionerId=provisioner, workerType=worker_type, **ctx.body)
+
     now = ctx.services.clock()
     claimed = await ctx.run(journal.claim_task, task_id, run_id, ctx.body["workerGroup"], ctx.body["workerId"],
-                            now, now + ctx.services.claim_timeout_ms)
+                            now, now + ctx.services.claim_timeout_ms, authorize)
     return claim_body(ctx.services, claimed, run_id)
 
 
@@ -199,21 +206,22 @@ async def list_task_group(ctx: Context):
 
 
 async def seal_task_group(ctx: Context):
-    group = orjson.loads(await _group_view(ctx))
-    ctx.authorize(schedulerId=group["schedulerId"])
-    sealed = await ctx.run(ctx.services.journal.seal_task_group, group["taskGroupId"], ctx.services.clock())
+    sealed = await ctx.run(ctx.services.journal.seal_task_group, ctx.params["taskGroupId"], ctx.services.clock(),
+                           _group_scheduler_check(ctx))
     return sealed.view()
 
 
 async def cancel_task_group(ctx: Context):
-    group = orjson.loads(await _group_view(ctx))
-    if "sealed" not in group:
-        raise RequestConflict(f"Cannot cancel unsealed task group: `{group['taskGroupId']}`")
-    ctx.authorize(schedulerId=group["schedulerId"])
-    journal, group_id = ctx.services.journal, group["taskGroupId"]
-    cancelled = await ctx.run(journal.cancel_task_group, group_id, ctx.services.clock())
+    journal, group_id = ctx.services.journal, ctx.params["taskGroupId"]
+    cancelled = await ctx.run(journal.cancel_task_group, group_id, ctx.services.clock(), _group_scheduler_check(ctx))
     size = await ctx.run(journal.views.group_size, group_id)
     return {"taskGroupId": group_id, "taskGroupSize": size, "cancelledCount": len(cancelled), "taskIds": cancelled}
+
+
+def _group_scheduler_check(ctx: Context):
+    """The group commands' scope check, on the group the command loaded."""
+    ctx.auth  # authenticate here on the loop; the command only checks scopes
+    return lambda group: ctx.authorize(schedulerId=group.scheduler_id)
 
 
 # ---------------------------------------------------------------- task queues

@@ -78,6 +78,12 @@ class ReadModel:
     def ready_dependents(self, task_id: str) -> list[str]:
         return [row["task_id"] for row in self._rows("ready_dependents", task_id=task_id)]
 
+    def dependencies_satisfied(self, task_id: str) -> bool:
+        """True when none of the task's recorded dependencies is unsatisfied
+        (the same test as ready_dependents). A fresh statement: it sees every
+        commit made before it starts."""
+        return not self._rows("unsatisfied_dependency", task_id=task_id)
+
     def group_has_unresolved(self, task_group_id: str) -> bool:
         return bool(self._rows("group_has_unresolved", task_group_id=task_group_id))
 

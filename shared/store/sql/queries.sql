@@ -64,6 +64,9 @@ WHERE d.required_task_id = :task_id ORDER BY d.dependent_task_id LIMIT :limit OF
 
 -- name: ready_dependents
 -- Unscheduled dependents of :task_id none of whose dependencies is unsatisfied.
+-- A dependency is satisfied once it ever completed (all-resolved: ever
+-- resolved); a rerun does not unsatisfy it (spec §5). The same test as
+-- unsatisfied_dependency and Journal.dependency_satisfied.
 SELECT d.dependent_task_id AS task_id FROM tj_dependencies d JOIN tj_tasks t ON t.task_id = d.dependent_task_id
 WHERE d.required_task_id = :task_id AND t.state = 'unscheduled' AND NOT EXISTS (
     SELECT 1 FROM tj_dependencies o LEFT JOIN tj_tasks r ON r.task_id = o.required_task_id
@@ -71,6 +74,13 @@ WHERE d.required_task_id = :task_id AND t.state = 'unscheduled' AND NOT EXISTS (
       AND NOT (COALESCE(r.ever_completed, 0) = 1 OR (o.requires = 'all-resolved' AND COALESCE(r.ever_resolved, 0) = 1))
 )
 ORDER BY d.dependent_task_id;
+
+-- name: unsatisfied_dependency
+-- A dependency of :task_id that is not satisfied (the test of ready_dependents).
+SELECT o.required_task_id AS task_id FROM tj_dependencies o LEFT JOIN tj_tasks r ON r.task_id = o.required_task_id
+WHERE o.dependent_task_id = :task_id
+  AND NOT (COALESCE(r.ever_completed, 0) = 1 OR (o.requires = 'all-resolved' AND COALESCE(r.ever_resolved, 0) = 1))
+LIMIT 1;
 
 -- name: group_has_unresolved
 SELECT 1 AS found FROM tj_tasks WHERE task_group_id = :task_group_id AND state IN ('unscheduled', 'pending', 'running')
