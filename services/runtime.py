@@ -95,16 +95,16 @@ async def _start_dependency_resolver(runtime: Runtime) -> None:
         return
     from faststream.rabbit import RabbitBroker
 
-    from taskjournal.shared.bus.consumer import internal_subscriber
-    from taskjournal.shared.bus.rabbit import internal_key
+    from taskjournal.shared.bus.consumer import service_subscriber
+    from taskjournal.shared.bus.queues import service_queue
 
-    instance = runtime.settings.instance
+    # the relay's publisher declares the same queue (see _start_relay)
+    queue = service_queue(runtime.settings.instance, "dependency-resolver", ROUTING_KEYS)
     # A FastStream subscriber handles one message at a time and the handler mostly
     # waits on the database, so a few consumers share the queue in one process.
     for _ in range(CONSUMERS_PER_PROCESS):
         broker = RabbitBroker(runtime.settings.amqp_url, logger=None)
-        internal_subscriber(broker, f"taskjournal.{instance}.dependency-resolver",
-                            [internal_key(instance, key) for key in ROUTING_KEYS], handle)
+        service_subscriber(broker, queue, handle)
         await _retrying("RabbitMQ (dependency-resolver)", broker.start)
         runtime.closers.append(broker.stop)
 
@@ -115,9 +115,12 @@ async def _start_relay(runtime: Runtime) -> None:
 
     publisher = runtime.bus
     if runtime.settings.amqp_url:
+        from taskjournal.shared.bus.queues import service_queue
         from taskjournal.shared.bus.rabbit import RabbitPublisher
 
-        publisher = RabbitPublisher(runtime.settings.amqp_url, instance=runtime.settings.instance)
+        # declared before the first publish, so no event is published before its queue exists
+        queues = [service_queue(runtime.settings.instance, "dependency-resolver", ROUTING_KEYS)]
+        publisher = RabbitPublisher(runtime.settings.amqp_url, instance=runtime.settings.instance, queues=queues)
         await _retrying("RabbitMQ (relay)", publisher.connect)
         runtime.closers.append(publisher.close)
     # internal events go out only for the services that consume them (today: the dependency-resolver)
