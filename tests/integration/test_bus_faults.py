@@ -266,3 +266,33 @@ async def test_an_event_failing_twice_then_succeeding_is_handled_once(instance, 
     assert await receive(dead_queue, 0) == []
     service = await channel.declare_queue(queue.name, passive=True)
     assert await receive(service, 0) == []
+
+
+async def test_dead_letters_can_be_listed_and_requeued_once_the_cause_is_fixed(instance, amqp_url, channel):
+    from taskjournal.shared.bus.deadletter import list_dead_letters, requeue_dead_letters
+
+    queue = resolver_queue(instance)
+    fixed, got, parked, handled = False, [], asyncio.Event(), asyncio.Event()
+
+    async def handler(body: dict) -> None:
+        if not fixed:
+            parked.set()  # set before raising: the broker is stopped only after the event is parked
+            raise RuntimeError("bug")
+        got.append(body["id"])
+        handled.set()
+
+    async with RabbitPublisher(amqp_url, instance=instance, queues=[queue]) as publisher:
+        await publisher.publish([], [resolved("parked", 3)])
+    await _consume(amqp_url, queue, handler, parked, retry_delay=0.05, max_attempts=1)
+
+    listed = await list_dead_letters(amqp_url, queue)
+    assert [(orjson.loads(d["body"])["id"], d["attempts"], d["routingKey"]) for d in listed] == [
+        ("parked", 1, f"{instance}.Task.RunResolved")]
+    assert "RuntimeError: bug" in listed[0]["error"]
+    assert len(await list_dead_letters(amqp_url, queue)) == 1  # listing leaves them parked
+
+    fixed = True
+    assert await requeue_dead_letters(amqp_url, queue) == 1
+    assert await list_dead_letters(amqp_url, queue) == []
+    await _consume(amqp_url, queue, handler, handled)
+    assert got == ["parked"]
