@@ -45,19 +45,22 @@ async def declare_exchanges(channel: aio_pika.abc.AbstractChannel) -> dict[str, 
     return declared
 
 
-async def declare_service_queue(channel: aio_pika.abc.AbstractChannel, queue: ServiceQueue) -> None:
+async def declare_service_queue(channel: aio_pika.abc.AbstractRobustChannel, queue: ServiceQueue,
+                                robust: bool = True) -> None:
     """Declare a service queue, its bindings to the internal exchange and its
-    dead-letter queue (not bound: only the consumer puts events there)."""
+    dead-letter queue (not bound: only the consumer puts events there).
+    `robust`: the channel declares them again after each reconnection."""
+    options = {"durable": queue.durable, "arguments": queue.arguments, "robust": robust}
     try:
-        declared = await channel.declare_queue(queue.name, durable=queue.durable, arguments=queue.arguments)
-        await channel.declare_queue(queue.dead_letter_name, durable=queue.durable, arguments=queue.arguments)
+        declared = await channel.declare_queue(queue.name, **options)
+        await channel.declare_queue(queue.dead_letter_name, **options)
     except aiormq.exceptions.ChannelPreconditionFailed as error:
         raise QueueMismatch(
             f"RabbitMQ queue {queue.name!r} (or its dead-letter queue) exists with other arguments than "
             f"durable={queue.durable} {queue.arguments}; delete it once drained, or use a new instance name "
             f"({error})") from error
     for key in queue.routing_keys:
-        await declared.bind(INTERNAL_EXCHANGE, key)
+        await declared.bind(INTERNAL_EXCHANGE, key, robust=robust)
 
 
 class RabbitPublisher:
@@ -91,11 +94,12 @@ class RabbitPublisher:
             raise
         return self
 
-    async def declare_queues(self) -> None:
+    async def declare_queues(self, robust: bool = True) -> None:
         """Declare the service queues (idempotent). The robust channel declares
-        them again after a reconnection."""
+        them again after a reconnection (declared once as robust: each robust
+        declaration is remembered)."""
         for queue in self.queues:
-            await declare_service_queue(self.channel, queue)
+            await declare_service_queue(self.channel, queue, robust)
         self._queues_missing = False
 
     async def close(self) -> None:
@@ -115,7 +119,7 @@ class RabbitPublisher:
         each task's order while costing one round trip per batch. A failed
         batch is sent again whole by the relay (at least once)."""
         if self._queues_missing and internal:
-            await self.declare_queues()  # e.g. a queue was deleted: restore it before publishing again
+            await self.declare_queues(robust=False)  # e.g. a queue was deleted: restore it before publishing again
         sends = [self._send_pulse(m) for m in messages] + [self._send_internal(e) for e in internal]
         try:
             async with asyncio.TaskGroup() as group:

@@ -96,6 +96,17 @@ async def test_the_consumer_declares_the_queue_exactly_as_the_publisher(instance
     assert declared.name == queue.name
 
 
+async def test_a_queue_declared_with_other_arguments_is_a_clear_error(instance, amqp_url, channel):
+    from taskjournal.shared.bus.rabbit import QueueMismatch
+
+    queue = resolver_queue(instance)
+    await channel.declare_queue(queue.name, durable=True)  # classic: as an older or foreign deployment might
+    publisher = RabbitPublisher(amqp_url, instance=instance, queues=[queue])
+    with pytest.raises(QueueMismatch, match=queue.name):
+        await publisher.connect()
+    assert publisher.connection is None  # closed: a caller retrying connect leaks nothing
+
+
 async def test_a_deleted_queue_fails_the_publish_then_is_declared_again(instance, amqp_url, channel):
     queue = resolver_queue(instance)
     async with RabbitPublisher(amqp_url, instance=instance, queues=[queue]) as publisher:
