@@ -15,6 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from taskjournal.shared.bus import InProcessBus, Publisher
+from taskjournal.shared.bus.queues import ServiceQueue, service_queue
 from taskjournal.shared.config import Settings
 from taskjournal.shared.journal import CommitListener, Journal, open_journal
 
@@ -144,15 +145,13 @@ async def _start_dependency_resolver(process: Process) -> None:
         return
     from faststream.rabbit import RabbitBroker
 
-    from taskjournal.shared.bus.consumer import internal_subscriber
-    from taskjournal.shared.bus.rabbit import internal_key
+    from taskjournal.shared.bus.consumer import service_subscriber
 
     # A FastStream subscriber handles one message at a time and the handler mostly
     # waits on the database, so a few consumers share the queue in one process.
     for _ in range(CONSUMERS_PER_PROCESS):
         broker = RabbitBroker(settings.amqp_url, logger=None)
-        internal_subscriber(broker, f"taskjournal.{settings.instance}.dependency-resolver",
-                            [internal_key(settings.instance, key) for key in ROUTING_KEYS], handle)
+        service_subscriber(broker, _dependency_queue(settings), handle)
         await _retrying("RabbitMQ (dependency-resolver)", broker.start)
         process.closers.append(broker.stop)
 
@@ -165,7 +164,9 @@ async def _start_relay(process: Process) -> None:
     if process.settings.amqp_url:
         from taskjournal.shared.bus.rabbit import RabbitPublisher
 
-        rabbit = RabbitPublisher(process.settings.amqp_url, instance=process.settings.instance)
+        # the relay declares its consumers' queues before its first publish: no event can route nowhere
+        rabbit = RabbitPublisher(process.settings.amqp_url, instance=process.settings.instance,
+                                 queues=[_dependency_queue(process.settings)])
         await _retrying("RabbitMQ (relay)", rabbit.connect)
         process.closers.append(rabbit.close)
         publisher = rabbit
@@ -173,6 +174,13 @@ async def _start_relay(process: Process) -> None:
     relay = Relay(process.journal, publisher, executor=process.executor, internal_events=ROUTING_KEYS,
                   wake=process.wakeups.log)
     process.background(relay.run(process.stop))
+
+
+def _dependency_queue(settings: Settings) -> ServiceQueue:
+    """The dependency-resolver's queue, as its consumers and the relay both declare it."""
+    from .dependency_resolver.resolver import ROUTING_KEYS
+
+    return service_queue(settings.instance, "dependency-resolver", ROUTING_KEYS)
 
 
 STARTERS: dict[str, Callable[[Process], Awaitable[None]]] = {

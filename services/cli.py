@@ -3,7 +3,8 @@
   dev                 every service in one process (SQLite unless TASKJOURNAL_DATABASE_URL is set)
   run <service>       one service: api-gateway, scheduler, claim-resolver, dependency-resolver, relay
   stack               every service as its own OS process (PostgreSQL and RabbitMQ required)
-  replay <name>|--all drop and rebuild read models from the event log"""
+  replay <name>|--all drop and rebuild read models from the event log
+  dead-letters        list (or --requeue) internal events a service kept failing on (docs/operations.md)"""
 
 import argparse
 import asyncio
@@ -40,11 +41,16 @@ def main(argv=None) -> int:
     replay = sub.add_parser("replay", help="drop and rebuild read models from the event log")
     replay.add_argument("projections", nargs="*", metavar="projection", help=f"any of: {', '.join(PROJECTIONS)}")
     replay.add_argument("--all", action="store_true", help="rebuild every projection")
+    dead = sub.add_parser("dead-letters", help="list, or --requeue, the dependency-resolver's dead letters")
+    dead.add_argument("--requeue", action="store_true", help="move them back to the service queue")
+    dead.add_argument("--limit", type=int, default=100, help="list at most this many")
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     logs.configure(settings.log_format)
     if args.command == "replay":
         return run_replay(settings, list(PROJECTIONS) if args.all else args.projections)
+    if args.command == "dead-letters":
+        return run_dead_letters(settings, args.requeue, args.limit)
     if args.command == "stack":
         return run_stack(settings, dict(_replicas(item) for item in args.scale))
     if args.command == "dev":
@@ -127,6 +133,25 @@ def run_replay(settings: Settings, names: list[str]) -> int:
     print(f"\nreplayed {position} events into {', '.join(names)} in {seconds:.2f}s "
           f"({position / max(seconds, 1e-9):.0f} events/s)", file=sys.stderr)
     journal.close()
+    return 0
+
+
+def run_dead_letters(settings: Settings, requeue: bool, limit: int) -> int:
+    """One JSON line per parked event, or move them all back to the service queue."""
+    if not settings.amqp_url:
+        print("dead-letters needs TASKJOURNAL_AMQP_URL", file=sys.stderr)
+        return 2
+    from taskjournal.services.dependency_resolver.resolver import ROUTING_KEYS
+    from taskjournal.shared.bus.deadletter import list_dead_letters, requeue_dead_letters
+    from taskjournal.shared.bus.queues import service_queue
+
+    queue = service_queue(settings.instance, "dependency-resolver", ROUTING_KEYS)
+    if requeue:
+        moved = asyncio.run(requeue_dead_letters(settings.amqp_url, queue))
+        print(f"moved {moved} events from {queue.dead_letter_name} back to {queue.name}", file=sys.stderr)
+        return 0
+    for letter in asyncio.run(list_dead_letters(settings.amqp_url, queue, limit)):
+        print(json.dumps(letter))
     return 0
 
 

@@ -372,8 +372,3 @@ def dependency_satisfied(row: dict, requires: str) -> bool:
     (spec §5). ready_dependents / unsatisfied_dependency in
     store/sql/queries.sql apply the same test for the dependency-resolver."""
     return bool(row["ever_completed"]) or (requires == "all-resolved" and bool(row["ever_resolved"]))
-
-
-def open_journal(database_url: str | None, data_dir: str, max_connections: int = 16) -> Journal:
-    os.makedirs(data_dir, exist_ok=True)
-    return Journal(store_env(database_url, os.path.join(data_dir, "taskjournal.sqlite"), max_connections))

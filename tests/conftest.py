@@ -69,7 +69,9 @@ def _delete_service_queues(instance: str) -> None:
         connection = await aio_pika.connect(AMQP_URL, timeout=3)
         async with connection:
             channel = await connection.channel()
-            await channel.queue_delete(f"taskjournal.{instance}.dependency-resolver")
+            for name in (f"taskjournal.{instance}.dependency-resolver",
+                         f"taskjournal.{instance}.dependency-resolver.dead"):
+                await channel.queue_delete(name)  # a missing queue is no error (RabbitMQ 3.10)
 
     try:
         asyncio.run(delete())

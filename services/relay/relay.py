@@ -30,9 +30,11 @@ class Relay:
     def __init__(self, journal, publisher: Publisher, name: str = "default", batch_size: int = 500,
                  cache_size: int = 10_000, poll_interval: float = 1.0, standby_interval: float = 2.0,
                  executor=None, after_publish: Callable[[int], Awaitable[None]] | None = None,
-                 internal_events: tuple[str, ...] = ("#",), wake: asyncio.Event | None = None):
+                 internal_events: tuple[str, ...] = (), wake: asyncio.Event | None = None):
         self.journal = journal
-        self.internal_events = internal_events  # topic patterns of the internal events services consume
+        # topic patterns of the internal events services consume; each needs a queue bound for it,
+        # or the publisher refuses the batch (an unroutable internal event is never acknowledged)
+        self.internal_events = internal_events
         self.publisher = publisher
         self.name = name
         self.batch_size = batch_size
@@ -66,18 +68,18 @@ class Relay:
         """Relay until stopped (or `lost`, the leadership, ends)."""
         log.info("relay active", extra=fields(relay=self.name))
         self.position = None  # another relay may have moved it while this one stood by
-        backoff = 0.5
+        backoff = 0.0
         while not stop.is_set() and not (lost and lost.done()):
             self._wake.clear()  # before reading, so a wake during the batch is not lost
             try:
                 count = await self.step()
-                backoff = 0.5
+                backoff = 0.0
             except Exception as error:
+                backoff = next_backoff(backoff)
                 REGISTRY.inc("taskjournal_relay_errors_total")
                 log.warning("relay batch failed; retrying", exc_info=error,
                             extra=fields(relay=self.name, position=self.position, retryIn=backoff))
                 await _first(stop.wait(), timeout=backoff, also=lost)
-                backoff = min(backoff * 2, 30.0)
                 continue
             if count < self.batch_size:  # caught up: wait for news
                 await _first(stop.wait(), self._wake.wait(), timeout=self.poll_interval, also=lost)
@@ -178,6 +180,16 @@ class Relay:
     async def _listen(self, conn) -> None:
         async for _ in conn:
             self._wake.set()
+
+
+FIRST_BACKOFF, MAX_BACKOFF = 0.1, 1.0  # seconds
+
+
+def next_backoff(previous: float) -> float:
+    """The wait before retrying a failed batch: doubling from 0.1 s, capped at
+    1 s, so publishing resumes within about a second of the broker (or the
+    database) coming back; each retry costs one connection attempt at most."""
+    return min(max(previous * 2, FIRST_BACKOFF), MAX_BACKOFF)
 
 
 def advisory_key(name: str) -> int:

@@ -1,51 +1,138 @@
 """How a service consumes internal events: a FastStream subscriber on a
-durable quorum queue bound to `taskjournal.events`."""
+durable quorum queue bound to `taskjournal.events` (declared from the same
+`ServiceQueue` definition the relay's publisher declares it with).
+
+A handler that raises gets its event back after a short delay; every failure
+is logged and counted; an event that failed `max_attempts` times is parked
+in the queue's dead-letter queue (`<queue>.dead`), never dropped."""
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Iterable
 
+import aiormq
+import orjson
 from faststream import AckPolicy
 from faststream.rabbit import ExchangeType, RabbitBroker, RabbitExchange, RabbitQueue
+from faststream.rabbit.annotations import RabbitMessage
 from faststream.rabbit.schemas import QueueType
 
+from taskjournal.shared.logs import fields
 from taskjournal.shared.messages import INTERNAL_EXCHANGE
+from taskjournal.shared.metrics import REGISTRY
+
+from .queues import ServiceQueue
+
+log = logging.getLogger("taskjournal.bus.consumer")
 
 EVENTS_EXCHANGE = RabbitExchange(INTERNAL_EXCHANGE, type=ExchangeType.TOPIC, durable=True, auto_delete=False)
+MAX_ATTEMPTS = 10  # with the 1 s retry delay: an event keeps failing ~10 s before it is parked
+
+# headers of a dead-lettered event: where it came from and why it was parked
+ORIGINAL_ROUTING_KEY = "x-taskjournal-routing-key"
+ORIGINAL_QUEUE = "x-taskjournal-queue"
+ATTEMPTS = "x-taskjournal-attempts"
+LAST_ERROR = "x-taskjournal-error"
+
+REGISTRY.describe("taskjournal_consumer_failures_total", "counter",
+                  "internal events a service handler failed on (each attempt), by queue")
+REGISTRY.describe("taskjournal_dead_letters_total", "counter",
+                  "internal events parked in a dead-letter queue after repeated failures, by queue")
 
 
 def internal_subscriber(broker: RabbitBroker, queue_name: str, routing_keys: Iterable[str],
-                        handler: Callable[[dict], Awaitable[None]], retry_delay: float = 1.0):
+                        handler: Callable[[dict], Awaitable[None]], retry_delay: float = 1.0,
+                        max_attempts: int = MAX_ATTEMPTS):
     """Call `handler(body)` for each internal event whose routing key (e.g.
     "Task.RunResolved"; topic patterns such as "Task.*" work) matches one of
-    `routing_keys`. Register before `broker.start()`.
+    `routing_keys`. Register before `broker.start()`. See `service_subscriber`."""
+    keys = tuple(routing_keys)
+    if not keys:
+        raise ValueError("internal_subscriber needs at least one routing key")
+    return service_subscriber(broker, ServiceQueue(queue_name, keys), handler, retry_delay, max_attempts)
+
+
+def rabbit_queue(queue: ServiceQueue, routing_key: str = "", name: str = "") -> RabbitQueue:
+    """The FastStream declaration of a service queue (or of another `name`
+    with its arguments): the same arguments the publisher declares."""
+    return RabbitQueue(name or queue.name, queue_type=QueueType(queue.arguments["x-queue-type"]), durable=queue.durable,
+                       arguments={k: v for k, v in queue.arguments.items() if k != "x-queue-type"},
+                       routing_key=routing_key)
+
+
+def service_subscriber(broker: RabbitBroker, queue: ServiceQueue, handler: Callable[[dict], Awaitable[None]],
+                       retry_delay: float = 1.0, max_attempts: int = MAX_ATTEMPTS):
+    """Consume `queue` with `handler(body)`.
 
     Delivery is at least once: the relay may publish an event again after a
     crash, and a handler that raises gets its event back (NACK with requeue,
     after `retry_delay` seconds so a failing handler does not spin). Handlers
     must therefore be idempotent, e.g. by comparing the event's `id` and
-    `version` (or `position`) with what they already applied.
+    `version` (or `position`) with what they already applied. The attempt
+    count is the quorum queue's `x-delivery-count`: it survives restarts and
+    is shared by the replicas.
 
     The queue is a durable quorum queue (safe fail-over, RabbitMQ 3.10), so
-    replicas sharing `queue_name` compete for events; per-task order holds
-    for a single consumer. Returns the FastStream subscriber."""
-    keys = list(routing_keys)
-    if not keys:
-        raise ValueError("internal_subscriber needs at least one routing key")
-
-    def queue(key: str) -> RabbitQueue:
-        return RabbitQueue(queue_name, queue_type=QueueType.QUORUM, durable=True, routing_key=key)
-
+    replicas sharing it compete for events; per-task order holds for a
+    single consumer. Returns the FastStream subscriber."""
     # FastStream binds one routing key per subscriber: subscribers without a
     # handler only declare the other bindings and never consume.
-    for key in keys[1:]:
-        broker.subscriber(queue(key), EVENTS_EXCHANGE)
+    for key in queue.routing_keys[1:]:
+        broker.subscriber(rabbit_queue(queue, key), EVENTS_EXCHANGE)
 
-    async def consume(body: dict) -> None:
+    async def consume(message: RabbitMessage) -> None:
+        attempt = _delivery_count(message) + 1
         try:
-            await handler(body)
-        except Exception:
+            await handler(orjson.loads(message.body))
+        except Exception as error:
+            _record_failure(queue, message, attempt, error)
+            if attempt >= max_attempts:
+                await _dead_letter(broker, queue, message, attempt, error)
+                return  # parked: acknowledged on the service queue
             await asyncio.sleep(retry_delay)
             raise
 
     # FastStream's default (REJECT_ON_ERROR) would drop the event on an error.
-    return broker.subscriber(queue(keys[0]), EVENTS_EXCHANGE, ack_policy=AckPolicy.NACK_ON_ERROR)(consume)
+    return broker.subscriber(rabbit_queue(queue, queue.routing_keys[0]), EVENTS_EXCHANGE,
+                             ack_policy=AckPolicy.NACK_ON_ERROR)(consume)
+
+
+def _delivery_count(message) -> int:
+    """How often the broker delivered this event before (quorum queues count NACKs with requeue)."""
+    count = (message.headers or {}).get("x-delivery-count", 0)
+    return count if isinstance(count, int) else 0
+
+
+def _describe(message) -> dict:
+    try:
+        body = orjson.loads(message.body)
+    except orjson.JSONDecodeError:
+        body = {}
+    body = body if isinstance(body, dict) else {}
+    return {"routingKey": message.raw_message.routing_key, "taskId": body.get("id"),
+            "position": body.get("position")}
+
+
+def _record_failure(queue: ServiceQueue, message, attempt: int, error: Exception) -> None:
+    REGISTRY.inc("taskjournal_consumer_failures_total", queue=queue.name)
+    log.warning("handling an internal event failed", exc_info=error,
+                extra=fields(queue=queue.name, attempt=attempt, **_describe(message)))
+
+
+async def _dead_letter(broker: RabbitBroker, queue: ServiceQueue, message, attempts: int, error: Exception) -> None:
+    """Park the event in `<queue>.dead` (confirmed) before it is acknowledged;
+    if that fails, raise: the event goes back to the service queue instead."""
+    await broker.declare_queue(rabbit_queue(queue, name=queue.dead_letter_name))
+    raw = message.raw_message
+    headers = {**{k: v for k, v in (message.headers or {}).items() if not k.startswith("x-delivery")},
+               ORIGINAL_ROUTING_KEY: raw.routing_key or "", ORIGINAL_QUEUE: queue.name, ATTEMPTS: attempts,
+               LAST_ERROR: f"{type(error).__name__}: {error}"[:1000]}
+    result = await broker.publish(message.body, queue.dead_letter_name, persist=True, mandatory=True,
+                                  headers=headers, content_type=raw.content_type,
+                                  content_encoding=raw.content_encoding, message_type=raw.type)
+    if isinstance(result, aiormq.abc.DeliveredMessage):
+        raise RuntimeError(f"dead-letter queue {queue.dead_letter_name} is missing") from error
+    REGISTRY.inc("taskjournal_dead_letters_total", queue=queue.name)
+    log.error("internal event parked in the dead-letter queue after repeated failures", exc_info=error,
+              extra=fields(queue=queue.name, deadLetterQueue=queue.dead_letter_name, attempts=attempts,
+                           **_describe(message)))

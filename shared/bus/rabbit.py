@@ -1,8 +1,12 @@
 """Publishing to RabbitMQ with publisher confirms: the nine public
-Taskcluster exchanges and the internal `taskjournal.events` exchange."""
+Taskcluster exchanges and the internal `taskjournal.events` exchange. The
+publisher also declares the service queues internal events are for, so
+none is published before its queue exists, and an internal event that still
+routes nowhere fails the publish (the relay retries the batch)."""
 
 import asyncio
 import logging
+from collections.abc import Iterable
 
 import aio_pika
 import aiormq
@@ -12,10 +16,24 @@ from taskjournal.shared.logs import fields
 from taskjournal.shared.messages import EXCHANGES, INTERNAL_EXCHANGE, InternalEvent, PulseMessage, exchange
 from taskjournal.shared.metrics import REGISTRY
 
+from .queues import ServiceQueue, internal_key
+
+__all__ = ["RabbitPublisher", "UnroutableEvent", "QueueMismatch", "declare_exchanges", "declare_service_queue",
+           "internal_key"]
+
 log = logging.getLogger("taskjournal.bus")
 
 REGISTRY.describe("taskjournal_bus_unroutable_total", "counter",
-                  "internal events no service queue was bound for, by routing key")
+                  "internal events no service queue was bound for, by routing key (the batch is retried)")
+RECONNECT_INTERVAL = 1.0  # seconds between reconnection attempts (aio-pika's default is 5)
+
+
+class UnroutableEvent(RuntimeError):
+    """The broker returned a mandatory internal event: no queue is bound for it."""
+
+
+class QueueMismatch(RuntimeError):
+    """A service queue exists with other arguments than taskjournal declares it with."""
 
 
 async def declare_exchanges(channel: aio_pika.abc.AbstractChannel) -> dict[str, aio_pika.abc.AbstractExchange]:
@@ -27,27 +45,62 @@ async def declare_exchanges(channel: aio_pika.abc.AbstractChannel) -> dict[str, 
     return declared
 
 
-def internal_key(instance: str, routing_key: str) -> str:
-    """The routing key of an internal event of one deployment (`<instance>.Task.RunResolved`)."""
-    return f"{instance}.{routing_key}" if instance else routing_key
+async def declare_service_queue(channel: aio_pika.abc.AbstractRobustChannel, queue: ServiceQueue,
+                                robust: bool = True) -> None:
+    """Declare a service queue, its bindings to the internal exchange and its
+    dead-letter queue (not bound: only the consumer puts events there).
+    `robust`: the channel declares them again after each reconnection."""
+    options = {"durable": queue.durable, "arguments": queue.arguments, "robust": robust}
+    try:
+        declared = await channel.declare_queue(queue.name, **options)
+        await channel.declare_queue(queue.dead_letter_name, **options)
+    except aiormq.exceptions.ChannelPreconditionFailed as error:
+        raise QueueMismatch(
+            f"RabbitMQ queue {queue.name!r} (or its dead-letter queue) exists with other arguments than "
+            f"durable={queue.durable} {queue.arguments}; delete it once drained, or use a new instance name "
+            f"({error})") from error
+    for key in queue.routing_keys:
+        await declared.bind(INTERNAL_EXCHANGE, key, robust=robust)
 
 
 class RabbitPublisher:
-    """One robust connection, one channel with publisher confirms."""
+    """One robust connection, one channel with publisher confirms. `queues`
+    are the service queues to declare (and re-declare after a returned event)."""
 
-    def __init__(self, url: str, confirm_timeout: float = 15.0, instance: str = ""):
+    def __init__(self, url: str, confirm_timeout: float = 15.0, instance: str = "",
+                 queues: Iterable[ServiceQueue] = (), reconnect_interval: float = RECONNECT_INTERVAL,
+                 connection_name: str = "taskjournal-relay"):
         self.url = url
         self.instance = instance  # prefixes internal routing keys: deployments may share a broker
         self.confirm_timeout = confirm_timeout
+        self.queues = tuple(queues)
+        self.reconnect_interval = reconnect_interval
+        self.connection_name = connection_name
         self.connection: aio_pika.abc.AbstractRobustConnection | None = None
+        self.channel: aio_pika.abc.AbstractChannel | None = None
         self.exchanges: dict[str, aio_pika.abc.AbstractExchange] = {}
+        self._queues_missing = False  # an event came back: declare the queues again before the next batch
 
     async def connect(self) -> "RabbitPublisher":
         self.connection = await aio_pika.connect_robust(
-            self.url, client_properties={"connection_name": "taskjournal-relay"})
-        channel = await self.connection.channel(publisher_confirms=True)
-        self.exchanges = await declare_exchanges(channel)
+            self.url, client_properties={"connection_name": self.connection_name},
+            reconnect_interval=self.reconnect_interval)
+        self.channel = await self.connection.channel(publisher_confirms=True)
+        try:
+            self.exchanges = await declare_exchanges(self.channel)
+            await self.declare_queues()
+        except Exception:
+            await self.close()  # a caller retrying `connect` must not leak connections
+            raise
         return self
+
+    async def declare_queues(self, robust: bool = True) -> None:
+        """Declare the service queues (idempotent). The robust channel declares
+        them again after a reconnection (declared once as robust: each robust
+        declaration is remembered)."""
+        for queue in self.queues:
+            await declare_service_queue(self.channel, queue, robust)
+        self._queues_missing = False
 
     async def close(self) -> None:
         if self.connection is not None:
@@ -65,6 +118,8 @@ class RabbitPublisher:
         confirm: one channel delivers in publish order, so pipelining keeps
         each task's order while costing one round trip per batch. A failed
         batch is sent again whole by the relay (at least once)."""
+        if self._queues_missing and internal:
+            await self.declare_queues(robust=False)  # e.g. a queue was deleted: restore it before publishing again
         sends = [self._send_pulse(m) for m in messages] + [self._send_internal(e) for e in internal]
         try:
             async with asyncio.TaskGroup() as group:
@@ -85,8 +140,11 @@ class RabbitPublisher:
                                                                  timeout=self.confirm_timeout)
         if isinstance(result, aiormq.abc.DeliveredMessage):  # returned: no queue bound for it
             REGISTRY.inc("taskjournal_bus_unroutable_total", routing_key=e.routing_key)
-            log.debug("internal event routed nowhere",
-                      extra=fields(routingKey=e.routing_key, position=e.body.get("position")))
+            log.warning("internal event routed nowhere; the batch will be published again",
+                        extra=fields(routingKey=key, position=e.body.get("position"), taskId=e.body.get("id")))
+            self._queues_missing = True
+            raise UnroutableEvent(f"no queue is bound for internal event {key!r} "
+                                  f"(position {e.body.get('position')})")
 
 
 _PROPERTIES = {"delivery_mode": aio_pika.DeliveryMode.PERSISTENT, "content_type": "application/json",

@@ -74,10 +74,13 @@ async def test_batch_keeps_each_tasks_order_across_exchanges(publisher, channel)
         assert [b["i"] for b in got if b["tag"] == tag] == list(range(len(names)))
 
 
-async def test_unroutable_internal_event_is_counted_not_fatal(publisher):
+async def test_unroutable_internal_event_is_counted_and_fails_the_publish(publisher):
+    from taskjournal.shared.bus.rabbit import UnroutableEvent
+
     key = f"Probe{unique()}.Happened"
     before = REGISTRY.counters[("taskjournal_bus_unroutable_total", (("routing_key", key),))]
-    await publisher.publish([], [InternalEvent(key, {"id": "x", "version": 1, "type": key, "position": 1})])
+    with pytest.raises(UnroutableEvent):  # never acknowledged as sent: the relay publishes the batch again
+        await publisher.publish([], [InternalEvent(key, {"id": "x", "version": 1, "type": key, "position": 1})])
     assert REGISTRY.counters[("taskjournal_bus_unroutable_total", (("routing_key", key),))] == before + 1
 
 

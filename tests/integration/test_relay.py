@@ -176,7 +176,7 @@ async def test_internal_events_carry_the_log_in_order(journal, publisher, channe
     scenario = Scenario()
     queue = await channel.declare_queue(exclusive=True, auto_delete=True)
     await queue.bind(INTERNAL_EXCHANGE, "Task.*")
-    running = Running(Relay(journal, publisher))
+    running = Running(Relay(journal, publisher, internal_events=("Task.*",)))  # each needs a bound queue
     try:
         task_id = await asyncio.to_thread(scenario.run_lifecycle, journal)
         await until(lambda: running.relay.position and running.relay.position >= 5)
@@ -288,7 +288,7 @@ async def test_sqlite_relay_with_the_in_process_bus(tmp_path):
     bus.subscribe_pulse(pulses.append, routing_key="route.#")
     bus.subscribe_pulse(groups.append, exchange("task-group-sealed"))
     bus.subscribe_internal(["#"], events.append)
-    relay = Relay(journal, bus, poll_interval=30)  # only a wake-up can make it look in time
+    relay = Relay(journal, bus, poll_interval=30, internal_events=("#",))  # only a wake-up can make it look in time
     running = Running(relay)
     try:
         await until(lambda: relay.position == 0)
