@@ -8,7 +8,7 @@ from .sql import statements
 # died) is offered again after this; the aggregates still decide each claim,
 # so a slow but living claimer that loses its lease only loses a race.
 LEASE_MS = 2_000
-TASK_COLUMNS = frozenset({"definition", "status", "state", "expires"})  # what tasks_by_id may select
+TASK_COLUMNS = frozenset({"definition", "status", "state", "expires", "ever_completed", "ever_resolved"})  # what tasks_by_id may select
 
 
 class ReadModel:
