@@ -3,13 +3,13 @@ command loads aggregates, lets them decide, and appends their events with
 optimistic concurrency, retrying on conflict; the inline projection is saved
 in the same transaction (ADR 0002, 0003)."""
 
-import os
 from urllib.parse import unquote, urlsplit
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import RecordConflictError
 
+from taskjournal.shared.config import private_dir, private_file
 from taskjournal.shared.domain.errors import InputError, RequestConflict, ResourceNotFound
 from taskjournal.shared.domain.ids import group_uuid, task_uuid
 from taskjournal.shared.domain.task import Task
@@ -302,5 +302,7 @@ class Journal(Application):
 
 
 def open_journal(database_url: str | None, data_dir: str, max_connections: int = 16) -> Journal:
-    os.makedirs(data_dir, exist_ok=True)
-    return Journal(store_env(database_url, os.path.join(data_dir, "taskjournal.sqlite"), max_connections))
+    sqlite_file = private_dir(data_dir) / "taskjournal.sqlite"
+    if not database_url:
+        private_file(sqlite_file)  # SQLite gives its -wal and -shm files the same mode
+    return Journal(store_env(database_url, str(sqlite_file), max_connections))
