@@ -142,7 +142,7 @@ def test_a_port_someone_listens_on_is_refused_even_with_reuse_port():
 
 def test_a_host_that_is_not_ours_is_refused():
     with pytest.raises(SettingError, match="^TASKJOURNAL_HOST: "):
-        check_port_free("192.0.2.1", 8080)  # TEST-NET-1: never a local address
+        check_port_free("198.51.100.77", 8080)  # TEST-NET-2: documentation only, not ours
 
 
 # ------------------------------------------------------------------ exposure of `taskjournal dev`
