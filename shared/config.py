@@ -310,24 +310,29 @@ def settings_table() -> str:
 
 
 def private_dir(path: Path) -> Path:
-    """Create a directory readable by its owner only (0700); an existing one is left as it is."""
+    """Create the data directory readable by its owner only (0700); an existing
+    one is left as it is (it may be shared, like /tmp)."""
     path = Path(path)
-    if path.parent != path:
-        path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        path.mkdir(mode=0o700)
-    except FileExistsError:
-        pass
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.mkdir(mode=0o700, exist_ok=True)
+    except FileExistsError as err:  # exist_ok only forgives directories
+        raise SettingError(PREFIX + "DATA_DIR", f"cannot create {str(path)!r}: {err.filename} is not a directory") from None
+    except OSError as err:
+        raise SettingError(PREFIX + "DATA_DIR", f"cannot create {str(path)!r}: {err.strerror or err}") from None
     return path
 
 
 def private_file(path: Path) -> Path:
-    """Make sure a file exists readable by its owner only (0600) before anyone opens it."""
+    """Make sure a file of the data directory exists readable by its owner only
+    (0600) before anyone opens it; an existing one is made so."""
     try:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     except FileExistsError:
         if os.stat(path).st_mode & 0o077:
             os.chmod(path, 0o600)
+    except OSError as err:
+        raise SettingError(PREFIX + "DATA_DIR", f"cannot create {str(path)!r}: {err.strerror or err}") from None
     return Path(path)
 
 

@@ -76,6 +76,13 @@ def test_a_bad_clients_file_stops_the_process(tmp_path, command, content, expect
     assert line.startswith("taskjournal: TASKJOURNAL_CLIENTS_FILE: ") and expected in line
 
 
+def test_a_data_dir_that_cannot_be_created_stops_the_process(tmp_path):
+    (tmp_path / "file").write_text("")
+    for command in COMMANDS:  # dev writes credentials there, every command the SQLite store
+        line = refusal(command, tmp_path, TASKJOURNAL_DATA_DIR=str(tmp_path / "file" / "data"))
+        assert line.startswith("taskjournal: TASKJOURNAL_DATA_DIR: cannot create")
+
+
 def test_a_database_that_does_not_exist_stops_the_process(tmp_path, postgres_base_url):
     if postgres_base_url is None:
         pytest.skip("no PostgreSQL")

@@ -204,6 +204,14 @@ def test_private_file_tightens_an_existing_file(tmp_path):
     assert stat.S_IMODE(path.stat().st_mode) == 0o600 and path.read_text() == "x"
 
 
+def test_a_data_dir_that_cannot_be_created_is_refused(tmp_path):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(SettingError, match="^TASKJOURNAL_DATA_DIR: cannot create"):
+        cli.with_root_credentials(Settings(data_dir=tmp_path / "file" / "data"))
+    with pytest.raises(SettingError, match="^TASKJOURNAL_DATA_DIR: cannot create"):
+        private_dir(tmp_path / "file")
+
+
 def test_private_dir_leaves_an_existing_directory_alone(tmp_path):
     tmp_path.chmod(0o755)
     private_dir(tmp_path)
