@@ -162,7 +162,7 @@ def with_root_credentials(settings: Settings) -> Settings:
 
 def _write_private_once(path, text: str) -> None:
     """Write a 0600 file unless it exists (then the first writer wins)."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}")
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(fd, "w") as file:
@@ -184,8 +184,7 @@ def describe(settings: Settings, roles, announce: bool) -> None:
         store=settings.store_description, broker=_redacted(broker)))
     if announce:
         # a token we generated is news to the user; one they configured stays off the terminal and logs
-        token = (settings.root_access_token if _generated_here(settings)
-                 else "<from TASKJOURNAL_ROOT_ACCESS_TOKEN>")
+        token = settings.root_access_token if _generated_here(settings) else '"$TASKJOURNAL_ROOT_ACCESS_TOKEN"'
         print(f"taskjournal is running ({', '.join(roles)})\n"
               f"  listening: {settings.host}:{settings.port}\n"
               f"  root URL:  {settings.public_root_url}   (API: {settings.public_root_url}/api/queue/v1/)\n"

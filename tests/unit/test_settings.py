@@ -181,6 +181,17 @@ def test_the_banner_shows_a_generated_token_only(tmp_path, capsys):
     cli.describe(configured, ("api-gateway",), announce=True)
     printed = capsys.readouterr().err
     assert "from-the-environment" not in printed and "TASKCLUSTER_CLIENT_ID=me" in printed
+    assert 'export TASKCLUSTER_ACCESS_TOKEN="$TASKJOURNAL_ROOT_ACCESS_TOKEN"' in printed  # still pasteable
+
+
+def test_concurrent_starts_agree_on_one_generated_token(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(8) as pool:
+        tokens = set(pool.map(lambda _: cli.with_root_credentials(Settings(data_dir=tmp_path)).root_access_token,
+                              range(32)))
+    assert len(tokens) == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["root-credentials.json"]
 
 
 def test_the_sqlite_store_is_private(tmp_path):
