@@ -184,13 +184,24 @@ def test_the_banner_shows_a_generated_token_only(tmp_path, capsys):
     assert 'export TASKCLUSTER_ACCESS_TOKEN="$TASKJOURNAL_ROOT_ACCESS_TOKEN"' in printed  # still pasteable
 
 
-def test_concurrent_starts_agree_on_one_generated_token(tmp_path):
+def test_concurrent_starts_agree_on_one_generated_token(tmp_path, monkeypatch):
+    import itertools
+    import threading
     from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(8) as pool:
+    both_generated = threading.Barrier(2, timeout=10)  # both starts found no file and made a token
+    counter = itertools.count()
+
+    def token(_: int) -> str:
+        both_generated.wait()
+        return f"token-{next(counter)}"
+
+    monkeypatch.setattr(cli.secrets, "token_urlsafe", token)
+    with ThreadPoolExecutor(2) as pool:
         tokens = set(pool.map(lambda _: cli.with_root_credentials(Settings(data_dir=tmp_path)).root_access_token,
-                              range(32)))
+                              range(2)))
     assert len(tokens) == 1
+    assert json.loads((tmp_path / "root-credentials.json").read_text())["accessToken"] in tokens
     assert [p.name for p in tmp_path.iterdir()] == ["root-credentials.json"]
 
 
