@@ -27,10 +27,33 @@ def check_reachable(settings: Settings, roles: Iterable[str], *, port_must_be_fr
     roles_need(settings, roles)
     if port_must_be_free:
         check_port_free(settings.host, settings.port)
+    probes = []
     if settings.database_url:
-        check_database(settings.database_url)
+        probes.append((check_database, settings.database_url))
     if settings.amqp_url and roles & BROKER_ROLES:
-        check_broker(settings.amqp_url)
+        probes.append((check_broker, settings.amqp_url))
+    _side_by_side(probes)
+
+
+def _side_by_side(probes: list) -> None:
+    """Run the probes at once, so two silent servers cost one timeout, not two;
+    raise the first failure in list order without waiting for the later probes
+    (daemon threads: a process that gives up does not wait for them either)."""
+    failures: dict[int, BaseException] = {}
+
+    def run(index: int, probe, argument) -> None:
+        try:
+            probe(argument)
+        except BaseException as err:  # handed to the caller's thread
+            failures[index] = err
+
+    threads = [threading.Thread(target=run, args=(index, *probe), daemon=True) for index, probe in enumerate(probes)]
+    for thread in threads:
+        thread.start()
+    for index, thread in enumerate(threads):
+        thread.join()
+        if index in failures:
+            raise failures[index]
 
 
 def check_port_free(host: str, port: int) -> None:
@@ -81,7 +104,7 @@ async def _connect_broker(url: str, timeout: float) -> BaseException | None:
     quiet = logging.getLogger("aiormq")  # it logs the failure too: the one line is ours
     level, quiet.level = quiet.level, logging.CRITICAL
     try:
-        connection = await asyncio.wait_for(aio_pika.connect(url, timeout=timeout), timeout + 1)
+        connection = await asyncio.wait_for(aio_pika.connect(url, timeout=timeout), timeout + 0.5)
     except asyncio.TimeoutError:
         return TimeoutError(f"no answer within {timeout:g} s")
     except Exception as err:  # aio-pika raises many kinds: refused, auth, protocol, DNS
