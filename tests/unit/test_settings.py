@@ -140,6 +140,24 @@ def test_a_port_someone_listens_on_is_refused_even_with_reuse_port():
     check_port_free("127.0.0.1", port)
 
 
+@pytest.fixture
+def silent_server():
+    """A port that accepts connections and never answers (a hung server, a black hole)."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        yield listener.getsockname()[1]
+
+
+def test_a_silent_broker_or_database_is_given_up_on(silent_server):
+    from taskjournal.shared.preflight import check_broker, check_database
+
+    with pytest.raises(SettingError, match="^TASKJOURNAL_AMQP_URL: cannot use amqp://u:\\*\\*\\*@127.0.0.1:.*no answer"):
+        check_broker(f"amqp://u:pw@127.0.0.1:{silent_server}/", timeout=0.5)
+    with pytest.raises(SettingError, match="^TASKJOURNAL_DATABASE_URL: .*timeout"):
+        check_database(f"postgresql://u:pw@127.0.0.1:{silent_server}/db", timeout=2)
+
+
 def test_a_host_that_is_not_ours_is_refused():
     with pytest.raises(SettingError, match="^TASKJOURNAL_HOST: "):
         check_port_free("198.51.100.77", 8080)  # TEST-NET-2: documentation only, not ours
