@@ -83,7 +83,7 @@ def test_a_data_dir_that_cannot_be_created_stops_the_process(tmp_path):
         assert line.startswith("taskjournal: TASKJOURNAL_DATA_DIR: cannot create")
 
 
-def test_a_database_that_does_not_exist_stops_the_process(tmp_path, postgres_base_url):
+def test_a_database_that_does_not_accept_us_stops_the_process(tmp_path, postgres_base_url):
     if postgres_base_url is None:
         pytest.skip("no PostgreSQL")
     url = urlunsplit(urlsplit(postgres_base_url)._replace(path="/tj_no_such_database"))
@@ -91,6 +91,11 @@ def test_a_database_that_does_not_exist_stops_the_process(tmp_path, postgres_bas
         line = refusal(command, tmp_path, TASKJOURNAL_DATABASE_URL=url)
         assert line.startswith("taskjournal: TASKJOURNAL_DATABASE_URL: ")
         assert 'database "tj_no_such_database" does not exist' in line
+    stranger = urlunsplit(urlsplit(postgres_base_url)._replace(
+        netloc=f"tj_no_such_role:hunter2@{urlsplit(postgres_base_url).hostname}:{urlsplit(postgres_base_url).port or 5432}"))
+    line = refusal(("dev",), tmp_path, TASKJOURNAL_DATABASE_URL=stranger)
+    assert line.startswith("taskjournal: TASKJOURNAL_DATABASE_URL: ") and "tj_no_such_role" in line
+    assert "hunter2" not in line and "tj_no_such_role:***@" in line
 
 
 def test_a_broker_that_does_not_answer_stops_the_process(tmp_path, postgres_url):
