@@ -19,18 +19,22 @@ import time
 from dataclasses import replace
 
 from taskjournal.shared import logs
-from taskjournal.shared.config import Settings, without_password
+from taskjournal.shared.config import Settings, SettingError, private_dir, without_password
+from taskjournal.shared.preflight import check_reachable
 from taskjournal.shared.store.replay import PROJECTIONS, rebuild
+from taskjournal.shared.version import version_line
 
 from . import bootstrap
 from .bootstrap import ROLES
 
 log = logging.getLogger("taskjournal")
+ROOT_CREDENTIALS = "root-credentials.json"
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="taskjournal", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=version_line())
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("dev", help="run every service in one process")
     stack = sub.add_parser("stack", help="run every service as its own process")
@@ -38,6 +42,8 @@ def main(argv=None) -> int:
                        help="run N processes of a service (gateways share the port), e.g. api-gateway=2")
     run = sub.add_parser("run", help="run one service")
     run.add_argument("service", choices=ROLES)
+    run.add_argument("--shared-port", action="store_true",
+                     help="the port may already be taken by this stack's other gateways (SO_REUSEPORT)")
     replay = sub.add_parser("replay", help="drop and rebuild read models from the event log")
     replay.add_argument("projections", nargs="*", metavar="projection", help=f"any of: {', '.join(PROJECTIONS)}")
     replay.add_argument("--all", action="store_true", help="rebuild every projection")
@@ -45,17 +51,26 @@ def main(argv=None) -> int:
     dead.add_argument("--requeue", action="store_true", help="move them back to the service queue")
     dead.add_argument("--limit", type=int, default=100, help="list at most this many")
     args = parser.parse_args(argv)
-    settings = Settings.from_env()
-    logs.configure(settings.log_format)
-    if args.command == "replay":
-        return run_replay(settings, list(PROJECTIONS) if args.all else args.projections)
-    if args.command == "dead-letters":
-        return run_dead_letters(settings, args.requeue, args.limit)
-    if args.command == "stack":
-        return run_stack(settings, dict(_replicas(item) for item in args.scale))
-    if args.command == "dev":
-        return asyncio.run(serve(with_root_credentials(settings), ROLES, announce=True))
-    return asyncio.run(serve(settings, (args.service,), announce=False))
+    try:
+        settings = Settings.from_env(dev=args.command == "dev")
+        logs.configure(settings.log_format)
+        if args.command == "replay":
+            check_reachable(settings, (), port_must_be_free=False)
+            return run_replay(settings, list(PROJECTIONS) if args.all else args.projections)
+        if args.command == "dead-letters":
+            return run_dead_letters(settings, args.requeue, args.limit)
+        if args.command == "stack":
+            check_reachable(with_root_credentials(settings), ROLES)
+            return run_stack(settings, dict(_replicas(item) for item in args.scale))
+        if args.command == "dev":
+            settings = with_root_credentials(settings)
+            check_reachable(settings, ROLES)
+            return asyncio.run(serve(settings, ROLES, announce=True))
+        check_reachable(settings, (args.service,), port_must_be_free=not args.shared_port)
+        return asyncio.run(serve(settings, (args.service,), announce=False))
+    except SettingError as err:  # a setting that cannot work: one line, no traceback
+        print(f"taskjournal: {err}", file=sys.stderr, flush=True)
+        return 2
 
 
 async def serve(settings: Settings, roles, announce: bool) -> int:
@@ -91,7 +106,9 @@ def run_stack(settings: Settings, scale: dict | None = None) -> int:
                "TASKJOURNAL_ROOT_CLIENT_ID": settings.root_client_id,
                "TASKJOURNAL_ROOT_ACCESS_TOKEN": settings.root_access_token,
                "TASKJOURNAL_ROOT_URL": settings.public_root_url}
-        processes.append(subprocess.Popen([sys.executable, "-P", "-m", "taskjournal.services.cli", "run", role], env=env))
+        shared = ["--shared-port"] if role == "api-gateway" and gateways > 1 else []  # main() checked it is free
+        processes.append(subprocess.Popen([sys.executable, "-P", "-m", "taskjournal.services.cli", "run", role, *shared],
+                                          env=env))
         print(f"started {role} (pid {processes[-1].pid}, port {settings.port + offset})", file=sys.stderr)
     describe(settings, ROLES, announce=True)
     stopping = []
@@ -156,18 +173,33 @@ def run_dead_letters(settings: Settings, requeue: bool, limit: int) -> int:
 
 
 def with_root_credentials(settings: Settings) -> Settings:
-    """Generate root credentials once and keep them in the data dir, unless configured."""
+    """Generate root credentials once and keep them in the data dir, unless configured.
+    The file is private (0600) from its first byte, and written whole before it
+    appears, so a second process starting at the same time reads it complete."""
     if settings.root_client_id and settings.root_access_token:
         return settings
-    path = settings.data_dir / "root-credentials.json"
-    if path.exists():
-        saved = json.loads(path.read_text())
-    else:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        saved = {"clientId": "root", "accessToken": secrets.token_urlsafe(32)}
-        path.write_text(json.dumps(saved))
-        os.chmod(path, 0o600)
+    path = private_dir(settings.data_dir) / ROOT_CREDENTIALS
+    if not path.exists():
+        _write_private_once(path, json.dumps({"clientId": "root", "accessToken": secrets.token_urlsafe(32)}))
+    saved = json.loads(path.read_text())
     return replace(settings, root_client_id=saved["clientId"], root_access_token=saved["accessToken"])
+
+
+def _write_private_once(path, text: str) -> None:
+    """Write a 0600 file unless it exists (then the first writer wins)."""
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        try:
+            os.link(temporary, path)  # fails if another process got there first
+        except FileExistsError:
+            pass
+    finally:
+        os.unlink(temporary)
 
 
 def describe(settings: Settings, roles, announce: bool) -> None:
@@ -176,15 +208,27 @@ def describe(settings: Settings, roles, announce: bool) -> None:
         services=list(roles), rootUrl=settings.public_root_url, listen=f"{settings.host}:{settings.port}",
         store=settings.store_description, broker=_redacted(broker)))
     if announce:
+        # a token we generated is news to the user; one they configured stays off the terminal and logs
+        token = settings.root_access_token if _generated_here(settings) else '"$TASKJOURNAL_ROOT_ACCESS_TOKEN"'
         print(f"taskjournal is running ({', '.join(roles)})\n"
+              f"  listening: {settings.host}:{settings.port}\n"
               f"  root URL:  {settings.public_root_url}   (API: {settings.public_root_url}/api/queue/v1/)\n"
               f"  store:     {settings.store_description}\n"
               f"  broker:    {_redacted(broker)}\n"
               f"  root credentials (scope *):\n"
               f"    export TASKCLUSTER_ROOT_URL={settings.public_root_url}\n"
               f"    export TASKCLUSTER_CLIENT_ID={settings.root_client_id}\n"
-              f"    export TASKCLUSTER_ACCESS_TOKEN={settings.root_access_token}\n"
+              f"    export TASKCLUSTER_ACCESS_TOKEN={token}\n"
               f"  stop with Ctrl-C", file=sys.stderr, flush=True)
+
+
+def _generated_here(settings: Settings) -> bool:
+    """Whether the root credentials are the ones with_root_credentials generated."""
+    try:
+        saved = json.loads((settings.data_dir / ROOT_CREDENTIALS).read_text())
+    except (OSError, ValueError):
+        return False
+    return (saved.get("clientId"), saved.get("accessToken")) == (settings.root_client_id, settings.root_access_token)
 
 
 def _redacted(url: str) -> str:

@@ -1,0 +1,3 @@
+from .version import package_version
+
+__version__ = package_version()

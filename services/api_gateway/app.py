@@ -19,12 +19,13 @@ from taskjournal.services.ops import add_ops_routes
 from taskjournal.shared.auth import scopes as scope_rules
 from taskjournal.shared.auth.clients import Client, ClientStore, load_config_file
 from taskjournal.shared.auth.hawk import Authenticator, AuthRequest, host_and_port
-from taskjournal.shared.config import Settings
+from taskjournal.shared.config import Settings, roles_need
 from taskjournal.shared.domain.errors import DomainError
 from taskjournal.shared.domain.time import now_ms
 from taskjournal.shared.journal import Journal
 from taskjournal.shared.metrics import REGISTRY
 from taskjournal.shared.schemas import SchemaError, validate
+from taskjournal.shared.version import version_info
 
 from .claimwork import Claimer, PendingListener
 from .context import Context, require
@@ -45,7 +46,6 @@ from .routing import API_PREFIX, Router, invalid_params, invalid_query
 log = logging.getLogger("taskjournal.gateway")
 MAX_BODY = 10 * 1024 * 1024
 ISSUER_ID = "static/taskjournal/queue"
-VERSION = {"version": "64.2.5", "commit": "", "source": "https://github.com/taskcluster/taskcluster", "build": "taskjournal"}
 
 
 @dataclass
@@ -56,7 +56,7 @@ class Services:
     issuer: Client
     executor: ThreadPoolExecutor
     claimer: Claimer
-    version: dict = field(default_factory=lambda: dict(VERSION))
+    version: dict = field(default_factory=version_info)
     clock = staticmethod(now_ms)
 
     @property
@@ -65,7 +65,9 @@ class Services:
 
 
 def build_auth(settings: Settings) -> tuple[Authenticator, Client]:
-    """Static clients (root, the queue's own issuer, a clients file) and roles."""
+    """Static clients (root, the queue's own issuer, a clients file) and roles.
+    SettingError without root credentials: the issuer is derived from them."""
+    roles_need(settings, ("api-gateway",))
     clients, roles = [], {"anonymous": list(settings.anonymous_scopes)}
     if settings.clients_file:
         file_clients, file_roles = load_config_file(settings.clients_file)

@@ -3,6 +3,9 @@
 database URL, which dialect the store speaks."""
 
 import os
+from pathlib import Path
+
+from taskjournal.shared.config import private_dir, private_file
 
 from .port import PENDING_CHANNEL, Store
 from .stores import PostgresStore, SQLiteStore
@@ -20,8 +23,8 @@ def open_store(database_url: str | None, data_dir: str, max_connections: int = 1
     if database_url:
         env = store_env(database_url, "", max_connections)
         return env, PostgresStore(env, env["POSTGRES_CONNINFO"])
-    os.makedirs(data_dir, exist_ok=True)
-    env = store_env(None, os.path.join(data_dir, "taskjournal.sqlite"), max_connections)
+    sqlite_file = private_file(private_dir(Path(data_dir)) / "taskjournal.sqlite")  # SQLite's -wal, -shm follow
+    env = store_env(None, str(sqlite_file), max_connections)
     return env, SQLiteStore(env)
 
 
