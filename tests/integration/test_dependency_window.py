@@ -9,7 +9,6 @@ all-resolved, ever resolved) stays satisfied, also while it is rerun."""
 
 import uuid
 
-import pytest
 
 from taskjournal.services.dependency_resolver.resolver import on_task_resolved
 from taskjournal.shared.domain.definition import normalize
@@ -87,13 +86,3 @@ def test_a_failed_then_rerun_dependency_satisfies_all_resolved_only(journal):
     assert strict.state == "unscheduled"
     on_task_resolved(journal, _resolve(journal, dependency, run_id=1))
     assert journal.task(strict.task_id).state == "pending"
-
-
-@pytest.mark.xfail(strict=True, reason="known deviation: spec §5 step 3 initialises a dependency's satisfied flag "
-                   "from its current state at createTask; the read model has no per-dependency flag, so both "
-                   "paths use 'ever completed' (see Journal.dependency_satisfied)")
-def test_spec_a_dependency_being_rerun_does_not_satisfy_a_new_dependent(journal):
-    dependency = _create(journal).task_id
-    _resolve(journal, dependency)
-    journal.rerun_task(dependency, now_ms())
-    assert _create(journal, [dependency]).state == "unscheduled"
