@@ -21,6 +21,7 @@ from dataclasses import replace
 from taskjournal.shared import logs
 from taskjournal.shared.config import Settings, SettingError, private_dir, without_password
 from taskjournal.shared.preflight import check_reachable
+from taskjournal.shared.store import describe as describe_store
 from taskjournal.shared.store.replay import PROJECTIONS, rebuild
 from taskjournal.shared.version import version_line
 
@@ -206,14 +207,14 @@ def describe(settings: Settings, roles, announce: bool) -> None:
     broker = settings.amqp_url or "in-process bus"
     log.info("taskjournal started", extra=logs.fields(
         services=list(roles), rootUrl=settings.public_root_url, listen=f"{settings.host}:{settings.port}",
-        store=settings.store_description, broker=_redacted(broker)))
+        store=describe_store(settings.database_url, settings.data_dir), broker=_redacted(broker)))
     if announce:
         # a token we generated is news to the user; one they configured stays off the terminal and logs
         token = settings.root_access_token if _generated_here(settings) else '"$TASKJOURNAL_ROOT_ACCESS_TOKEN"'
         print(f"taskjournal is running ({', '.join(roles)})\n"
               f"  listening: {settings.host}:{settings.port}\n"
               f"  root URL:  {settings.public_root_url}   (API: {settings.public_root_url}/api/queue/v1/)\n"
-              f"  store:     {settings.store_description}\n"
+              f"  store:     {describe_store(settings.database_url, settings.data_dir)}\n"
               f"  broker:    {_redacted(broker)}\n"
               f"  root credentials (scope *):\n"
               f"    export TASKCLUSTER_ROOT_URL={settings.public_root_url}\n"

@@ -231,12 +231,6 @@ class Settings:
         name = self.instance_name or (urlsplit(self.database_url).path.lstrip("/") if self.database_url else "dev")
         return re.sub(r"[^A-Za-z0-9_-]", "_", name or "default")
 
-    @property
-    def store_description(self) -> str:
-        if self.database_url:
-            return "postgresql " + without_password(self.database_url)
-        return f"sqlite {self.data_dir / 'taskjournal.sqlite'}"
-
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ, *, dev: bool = False) -> "Settings":
         """Settings from TASKJOURNAL_* variables (empty means unset, except

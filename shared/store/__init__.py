@@ -5,12 +5,12 @@ database URL, which dialect the store speaks."""
 import os
 from pathlib import Path
 
-from taskjournal.shared.config import private_dir, private_file
+from taskjournal.shared.config import private_dir, private_file, without_password
 
 from .port import PENDING_CHANNEL, Store
 from .stores import PostgresStore, SQLiteStore
 
-__all__ = ["PENDING_CHANNEL", "Store", "open_store", "store_env", "postgres_conninfo"]
+__all__ = ["PENDING_CHANNEL", "Store", "describe", "open_store", "store_env", "postgres_conninfo"]
 
 KEPT_CONNECTIONS = 4  # opened at start; more (up to max_connections) only under load
 CONNECT_TIMEOUT_S = 5  # a restarted database is reachable again within seconds
@@ -26,6 +26,13 @@ def open_store(database_url: str | None, data_dir: str, max_connections: int = 1
     sqlite_file = private_file(private_dir(Path(data_dir)) / "taskjournal.sqlite")  # SQLite's -wal, -shm follow
     env = store_env(None, str(sqlite_file), max_connections)
     return env, SQLiteStore(env)
+
+
+def describe(database_url: str | None, data_dir: Path) -> str:
+    """Which store a process uses, for its start-up line (no password)."""
+    if database_url:
+        return "postgresql " + without_password(database_url)
+    return f"sqlite {Path(data_dir) / 'taskjournal.sqlite'}"
 
 
 def postgres_conninfo(database_url: str) -> str:
