@@ -35,7 +35,8 @@ class Claimer:
     def __init__(self, services, signal: PendingSignal):
         self.services, self.signal = services, signal
 
-    async def claim(self, task_queue_id: str, worker_group: str, worker_id: str, count: int) -> list:
+    async def claim(self, task_queue_id: str, worker_group: str, worker_id: str, count: int,
+                    deliverable=lambda task: True) -> list:
         loop = asyncio.get_running_loop()
         give_up = loop.time() + self.services.settings.claimwork_wait
         while True:
@@ -43,7 +44,7 @@ class Claimer:
             now = self.services.clock()
             claimed = await loop.run_in_executor(
                 self.services.executor, self.services.journal.claim_work, task_queue_id, worker_group, worker_id,
-                count, now, now + self.services.claim_timeout_ms)
+                count, now, now + self.services.claim_timeout_ms, deliverable)
             remaining = give_up - loop.time()
             if claimed or remaining <= 0:
                 return claimed

@@ -12,7 +12,7 @@ from taskjournal.shared.domain.errors import RequestConflict, ResourceNotFound
 from taskjournal.shared.domain.time import format_ms
 
 from . import paging
-from .claims import claim_body, reclaim_body
+from .claims import claim_body, claim_reply, reclaim_body
 from .context import Context
 from .responses import Raw
 
@@ -63,10 +63,24 @@ async def statuses(ctx: Context):
 async def _many(ctx: Context, column: str, key: str, field: str):
     task_ids = ctx.body["taskIds"]
     ctx.authorize(taskIds=task_ids)
-    rows = await ctx.run(ctx.services.journal.views.tasks_by_id, task_ids, column)
+    rows = await ctx.run(_tasks_by_id, ctx.services.journal.views, task_ids, column)
     offset, limit = paging.offset_of(ctx.query), paging.page_size(ctx.query)
     page, token = paging.offset_page(rows[offset:offset + limit + 1], offset, limit)
     return _with_token({key: [{"taskId": row["task_id"], field: orjson.loads(row[column])} for row in page]}, token)
+
+
+LOOKUP_CHUNK = 10_000  # ids per query: under every database's bind-parameter limit (PostgreSQL 65,535)
+
+
+def _tasks_by_id(views, task_ids: list[str], column: str) -> list[dict]:
+    """Rows for the ids that exist, in request order; a body may carry any
+    number of ids (up to the 10 MB body limit, some 400,000), so they are
+    looked up in chunks."""
+    unique = list(dict.fromkeys(task_ids))
+    rows = []
+    for start in range(0, len(unique), LOOKUP_CHUNK):
+        rows += views.tasks_by_id(unique[start:start + LOOKUP_CHUNK], column)
+    return rows
 
 
 def _with_token(body: dict, token: str | None) -> dict:
@@ -131,9 +145,18 @@ async def _task_command(ctx: Context, command: str):
 async def claim_work(ctx: Context):
     body = ctx.body
     ctx.authorize(workerGroup=body["workerGroup"], workerId=body["workerId"])
+    replies: dict[str, bytes] = {}
+
+    def deliverable(task) -> bool:
+        """Render each task's reply before its claim is committed (see Journal.claim_work)."""
+        reply = claim_reply(ctx.services, task)
+        if reply is not None:
+            replies[task.task_id] = reply
+        return reply is not None
+
     claimed = await ctx.services.claimer.claim(ctx.params["taskQueueId"], body["workerGroup"], body["workerId"],
-                                               int(body["tasks"]))
-    return {"tasks": [claim_body(ctx.services, t) for t in claimed]}
+                                               int(body["tasks"]), deliverable)
+    return Raw('{"tasks":[%s]}' % ",".join(replies[t.task_id].decode() for t in claimed))
 
 
 async def claim_task(ctx: Context):
