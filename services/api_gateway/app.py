@@ -224,8 +224,9 @@ def create_app(services: Services) -> web.Application:
     add_ops_routes(app, services.journal, services.executor)
     app.router.add_get("/__version__", version)
     app.router.add_get("/robots.txt", _robots)
-    app.router.add_route("*", API_PREFIX + "/{tail:.*}", gateway.dispatch)
-    app.router.add_route("*", "/{tail:.*}", _not_found)
+    # [\s\S]: any character, a decoded %0A too (`.` would leave such paths to aiohttp's plain-text 404)
+    app.router.add_route("*", API_PREFIX + "/{tail:[\\s\\S]*}", gateway.dispatch)
+    app.router.add_route("*", "/{tail:[\\s\\S]*}", _not_found)
     return app
 
 
