@@ -41,7 +41,7 @@ from .errors import (
 )
 from .responses import json_response
 from .routing import API_PREFIX, Router, invalid_params, invalid_query
-from .unparsable import answer_in_json
+from .unparsable import answer_in_json, expect_handler
 
 log = logging.getLogger("taskjournal.gateway")
 MAX_BODY = 10 * 1024 * 1024
@@ -225,8 +225,8 @@ def create_app(services: Services) -> web.Application:
     app.router.add_get("/__version__", version)
     app.router.add_get("/robots.txt", _robots)
     # [\s\S]: any character, a decoded %0A too (`.` would leave such paths to aiohttp's plain-text 404)
-    app.router.add_route("*", API_PREFIX + "/{tail:[\\s\\S]*}", gateway.dispatch)
-    app.router.add_route("*", "/{tail:[\\s\\S]*}", _not_found)
+    app.router.add_route("*", API_PREFIX + "/{tail:[\\s\\S]*}", gateway.dispatch, expect_handler=expect_handler)
+    app.router.add_route("*", "/{tail:[\\s\\S]*}", _not_found, expect_handler=expect_handler)
     return app
 
 

@@ -8,6 +8,7 @@ import logging
 
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_urldispatcher import _default_expect_handler
 
 from .errors import ApiError, error_body, internal_error
 from .responses import json_response
@@ -50,3 +51,13 @@ def answer_in_json(app: web.Application) -> None:
         return server
 
     app._make_handler = make_json_error_server
+
+
+async def expect_handler(request: web.Request) -> web.StreamResponse | None:
+    """aiohttp's handling of `Expect:` (100-continue), with an unknown expectation
+    answered 417 in JSON rather than aiohttp's plain text."""
+    try:
+        return await _default_expect_handler(request)
+    except web.HTTPExpectationFailed as failed:
+        err = ApiError("InvalidRequestArguments", 417, failed.text)
+        return json_response(error_body(err, "unknown", {}, {}), err.status)

@@ -864,3 +864,12 @@ def test_requests_the_http_parser_refuses_get_a_json_4xx(server, case):
     assert body["code"] == "InvalidRequestArguments" and "could not be parsed" in body["message"]
     assert set(body) == {"code", "message", "requestInfo"}
     assert send(server, "GET", "/ping").json()["alive"] is True
+
+
+def test_an_unknown_expectation_is_417_in_json_and_100_continue_still_works(server):
+    status, body = raw_exchange(server, b"POST /api/queue/v1/tasks HTTP/1.1\r\nHost: x\r\nExpect: 100-banana\r\n"
+                                        b"Content-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n"
+                                        b"\r\n{}")
+    assert status == 417 and body["code"] == "InvalidRequestArguments"
+    reply = send(server, "POST", "/tasks", {"taskIds": []}, headers={"Expect": "100-continue"})
+    assert reply.status_code == 200 and reply.json() == {"tasks": []}
