@@ -90,7 +90,8 @@ def from_schema(schema: dict, strict: bool, name: str = "") -> st.SearchStrategy
             optional={key: field(sub, strict, key) for key, sub in properties.items() if key not in required})
     if kind == "array":
         items = field(schema.get("items", {}), strict, name)
-        return st.lists(items, max_size=min(schema.get("maxItems", 4), 4), unique=schema.get("uniqueItems", False))
+        unique = (lambda v: json.dumps(v, sort_keys=True)) if schema.get("uniqueItems") else None
+        return st.lists(items, max_size=min(schema.get("maxItems", 4), 4), unique_by=unique)
     if kind == "string":
         if schema.get("format") == "date-time":
             return date_time(name)
