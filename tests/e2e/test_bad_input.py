@@ -873,3 +873,16 @@ def test_an_unknown_expectation_is_417_in_json_and_100_continue_still_works(serv
     assert status == 417 and body["code"] == "InvalidRequestArguments"
     reply = send(server, "POST", "/tasks", {"taskIds": []}, headers={"Expect": "100-continue"})
     assert reply.status_code == 200 and reply.json() == {"tasks": []}
+
+
+def test_nul_and_other_odd_characters_in_a_task_never_get_a_500(server, queue, unique_queue):
+    """PostgreSQL text and jsonb refuse NUL; JSON carries it escaped, so it must round-trip."""
+    task_id = slug()
+    odd = "a\u0000b\u202e\ud7ff\U0001f600"
+    definition = task_definition(unique_queue, routes=[odd], tags={odd: odd}, payload={odd: [odd]}, extra={"x": odd},
+                                 metadata={**META, "name": odd, "description": odd})
+    reply = send(server, "PUT", f"/task/{task_id}", definition)
+    assert reply.status_code == 200, reply.text[:300]
+    stored = queue.task(task_id)
+    assert (stored["routes"], stored["payload"], stored["metadata"]["name"]) == ([odd], {odd: [odd]}, odd)
+    assert queue.listTaskGroup(task_id)["tasks"][0]["task"]["tags"] == {odd: odd}
