@@ -8,7 +8,7 @@ run <service>`, the children of `taskjournal stack` and the tests start here."""
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -109,15 +109,20 @@ async def stop(process: Process) -> None:
 
 # ------------------------------------------------------------------ roles
 async def _start_gateway(process: Process) -> None:
+    app = gateway_app(process.settings, process.journal, process.executor, process.wakeups.pending_work)
+    await _serve_http(process, app)
+
+
+def gateway_app(settings: Settings, journal: Journal, executor: Executor, pending_work: PendingSignal) -> web.Application:
+    """The api-gateway's aiohttp application with everything it needs (also
+    what in-process tests serve)."""
     from .api_gateway.app import Services, build_auth, create_app
     from .api_gateway.claimwork import Claimer
 
-    settings = process.settings
     authenticator, issuer = build_auth(settings)
-    claimer = Claimer(process.journal, process.executor, process.wakeups.pending_work,
-                      wait_s=settings.claimwork_wait, claim_timeout_ms=int(settings.claim_timeout * 1000))
-    services = Services(settings, process.journal, authenticator, issuer, process.executor, claimer)
-    await _serve_http(process, create_app(services))
+    claimer = Claimer(journal, executor, pending_work, wait_s=settings.claimwork_wait,
+                      claim_timeout_ms=int(settings.claim_timeout * 1000))
+    return create_app(Services(settings, journal, authenticator, issuer, executor, claimer))
 
 
 async def _start_scheduler(process: Process) -> None:

@@ -288,35 +288,41 @@ class Journal(Application):
         return cancelled
 
     def claim_work(self, task_queue_id: str, worker_group: str, worker_id: str, count: int, now: int,
-                   taken_until: int) -> list[Task]:
-        """Claim up to `count` pending runs of a queue for one worker, in one commit."""
+                   taken_until: int, deliverable: Callable[[Task], bool] = lambda task: True) -> list[Task]:
+        """Claim up to `count` pending runs of a queue for one worker, in one commit.
+
+        `deliverable` says whether the caller can hand a claimed task out (its
+        reply renders). It is asked before the commit: a claim the worker never
+        receives would leave the task running with nobody on it until the claim
+        expires, and then again on every retry. Such a task is resolved in the
+        same commit as exception `malformed-payload` (never retried) instead."""
         leased = self.views.lease_pending(task_queue_id, count, now)
-        claimed = []
+        changed = []
         for task_id, run_id in leased:
             task = self.task(task_id)
-            if task is not None and task.claim(run_id, worker_group, worker_id, now, taken_until):
-                claimed.append(task)
-        if not claimed:
+            if task is not None and _take(task, run_id, worker_group, worker_id, now, taken_until, deliverable):
+                changed.append(task)
+        if not changed:
             return []
         try:
-            self.save(*claimed)
-            return claimed
+            self.save(*changed)
+            return _running(changed)
         except RecordConflictError:
-            return self._claim_one_by_one(claimed, worker_group, worker_id, now, taken_until)
+            return self._claim_one_by_one(changed, worker_group, worker_id, now, taken_until, deliverable)
 
-    def _claim_one_by_one(self, tasks, worker_group, worker_id, now, taken_until) -> list[Task]:
+    def _claim_one_by_one(self, tasks, worker_group, worker_id, now, taken_until, deliverable) -> list[Task]:
         """A batch lost a race (e.g. a concurrent cancel): claim what still can be."""
-        claimed = []
+        changed = []
         for stale in tasks:
-            run_id = stale.last_run["runId"]
+            run_id = stale.last_run["runId"]  # malformed-payload is never retried: still the run claimed
             task = self.task(stale.task_id)
-            if task.claim(run_id, worker_group, worker_id, now, taken_until):
+            if _take(task, run_id, worker_group, worker_id, now, taken_until, deliverable):
                 try:
                     self.save(task)
-                    claimed.append(task)
+                    changed.append(task)
                 except RecordConflictError:
                     self.views.release_lease(task.task_id, run_id)
-        return claimed
+        return _running(changed)
 
     # ------------------------------------------------------------ resolvers (called by background services)
     def schedule_ready_dependents(self, task_id: str, now: int) -> list[str]:
@@ -372,3 +378,19 @@ def dependency_satisfied(row: dict, requires: str) -> bool:
     (spec §5). ready_dependents / unsatisfied_dependency in
     store/sql/queries.sql apply the same test for the dependency-resolver."""
     return bool(row["ever_completed"]) or (requires == "all-resolved" and bool(row["ever_resolved"]))
+
+
+def _take(task: Task, run_id: int, worker_group: str, worker_id: str, now: int, taken_until: int,
+          deliverable: Callable[[Task], bool]) -> bool:
+    """Claim the run; if the claim cannot be delivered, resolve it as malformed-payload.
+    True when the task changed (and must be saved)."""
+    if not task.claim(run_id, worker_group, worker_id, now, taken_until):
+        return False
+    if not deliverable(task):
+        task.report_exception(run_id, "malformed-payload", now)
+    return True
+
+
+def _running(tasks: list[Task]) -> list[Task]:
+    """The claimed tasks, without those resolved as undeliverable."""
+    return [task for task in tasks if task.last_run["state"] == "running"]

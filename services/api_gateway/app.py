@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import orjson
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 
 from taskjournal.services.ops import add_ops_routes
 from taskjournal.shared.auth import scopes as scope_rules
@@ -42,9 +43,15 @@ from .errors import (
 )
 from .responses import json_response
 from .routing import API_PREFIX, Router, invalid_params, invalid_query
+from .unparsable import answer_in_json, expect_handler
 
 log = logging.getLogger("taskjournal.gateway")
 MAX_BODY = 10 * 1024 * 1024
+# Bodies nested deeper than this are refused at the door (400 MalformedPayload). orjson cannot write
+# JSON nested 255 levels or more, and replies wrap what a body carries: an error's requestInfo puts the
+# body 2 levels down, a task definition's payload sits 4-5 levels down in listTaskGroup, claimWork,
+# listPendingTasks... 100 leaves room for every wrapper and is far beyond any real task.
+MAX_BODY_DEPTH = 100
 ISSUER_ID = "static/taskjournal/queue"
 
 
@@ -160,6 +167,8 @@ async def _read_body(request: web.Request) -> tuple[bytes, object]:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise ApiError("InputTooLarge", 413, f"Request body is larger than {MAX_BODY} bytes.") from None
+    except RequestPayloadError as err:  # e.g. a Content-Encoding the bytes do not follow
+        raise malformed(f"Failed to read the request body: {err}") from None
     if not raw or request.content_type != "application/json":
         return raw, {}
     try:
@@ -168,7 +177,23 @@ async def _read_body(request: web.Request) -> tuple[bytes, object]:
         raise malformed(f"Failed to parse JSON: {err}") from None
     if not isinstance(parsed, (dict, list)):
         raise malformed("Failed to parse JSON: Must be an object or array")
+    if nested_deeper_than(raw, parsed, MAX_BODY_DEPTH):
+        raise malformed(f"Failed to parse JSON: nested deeper than {MAX_BODY_DEPTH} levels")
     return raw, parsed
+
+
+def nested_deeper_than(raw: bytes, parsed, limit: int) -> bool:
+    """Whether arrays/objects nest more than `limit` levels (the top one is level 1)."""
+    if raw.count(b"[") + raw.count(b"{") <= limit:  # cheap: too few brackets to nest that deep
+        return False
+    level = [(parsed, 1)]
+    while level:
+        value, depth = level.pop()
+        if depth > limit:
+            return True
+        children = value.values() if isinstance(value, dict) else value
+        level.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
 
 
 async def _robots(request):
@@ -178,6 +203,7 @@ async def _robots(request):
 def create_app(services: Services) -> web.Application:
     gateway = Gateway(services)
     app = web.Application(client_max_size=MAX_BODY)
+    answer_in_json(app)
     app["services"] = services
 
     async def version(request):
@@ -197,8 +223,9 @@ def create_app(services: Services) -> web.Application:
     add_ops_routes(app, services.journal, services.executor)
     app.router.add_get("/__version__", version)
     app.router.add_get("/robots.txt", _robots)
-    app.router.add_route("*", API_PREFIX + "/{tail:.*}", gateway.dispatch)
-    app.router.add_route("*", "/{tail:.*}", _not_found)
+    # [\s\S]: any character, a decoded %0A too (`.` would leave such paths to aiohttp's plain-text 404)
+    app.router.add_route("*", API_PREFIX + "/{tail:[\\s\\S]*}", gateway.dispatch, expect_handler=expect_handler)
+    app.router.add_route("*", "/{tail:[\\s\\S]*}", _not_found, expect_handler=expect_handler)
     return app
 
 

@@ -4,6 +4,8 @@ uses to reclaim, resolve and (later) upload artifacts for that run only."""
 from taskjournal.shared.auth.credentials import create_temporary_credentials
 from taskjournal.shared.domain.time import parse_ms
 
+from .responses import dumps
+
 
 def run_credentials(services, task, run: dict) -> dict:
     taken_until = parse_ms(run["takenUntil"])
@@ -22,6 +24,15 @@ def claim_body(services, task, run_id: int | None = None) -> dict:
     return {"status": task.status(), "runId": run["runId"], "workerGroup": run["workerGroup"],
             "workerId": run["workerId"], "takenUntil": run["takenUntil"], "task": task.view(),
             "credentials": run_credentials(services, task, run)}
+
+
+def claim_reply(services, task) -> bytes | None:
+    """claimWork's entry for a claimed task as JSON, or None when it cannot be
+    written (the task is then resolved instead of claimed, see Journal.claim_work)."""
+    try:
+        return dumps(claim_body(services, task))
+    except (TypeError, ValueError, RecursionError):  # what JSON encoders raise for data they cannot write
+        return None
 
 
 def reclaim_body(services, task, run_id: int) -> dict:

@@ -40,7 +40,8 @@ class Claimer:
         self.journal, self.executor, self.signal = journal, executor, signal
         self.wait_s, self.claim_timeout_ms, self.clock = wait_s, claim_timeout_ms, clock
 
-    async def claim(self, task_queue_id: str, worker_group: str, worker_id: str, count: int) -> list[Task]:
+    async def claim(self, task_queue_id: str, worker_group: str, worker_id: str, count: int,
+                    deliverable: Callable[[Task], bool] = lambda task: True) -> list[Task]:
         loop = asyncio.get_running_loop()
         give_up = loop.time() + self.wait_s
         while True:
@@ -48,7 +49,7 @@ class Claimer:
             now = self.clock()
             claimed = await loop.run_in_executor(
                 self.executor, self.journal.claim_work, task_queue_id, worker_group, worker_id,
-                count, now, now + self.claim_timeout_ms)
+                count, now, now + self.claim_timeout_ms, deliverable)
             remaining = give_up - loop.time()
             if claimed or remaining <= 0:
                 return claimed

@@ -12,7 +12,7 @@ from taskjournal.shared.domain.errors import ResourceNotFound
 from taskjournal.shared.domain.time import format_ms
 
 from . import paging
-from .claims import claim_body, reclaim_body
+from .claims import claim_body, claim_reply, reclaim_body
 from .context import Context
 from .responses import Raw
 
@@ -63,7 +63,7 @@ async def statuses(ctx: Context):
 async def _many(ctx: Context, column: str, key: str, field: str):
     task_ids = ctx.body["taskIds"]
     ctx.authorize(taskIds=task_ids)
-    rows = await ctx.run(ctx.services.journal.views.tasks_by_id, task_ids, column)
+    rows = await ctx.run(ctx.services.journal.views.tasks_by_id, task_ids, column)  # any number of ids
     offset, limit = paging.offset_of(ctx.query), paging.page_size(ctx.query)
     page, token = paging.offset_page(rows[offset:offset + limit + 1], offset, limit)
     return _with_token({key: [{"taskId": row["task_id"], field: orjson.loads(row[column])} for row in page]}, token)
@@ -136,9 +136,18 @@ def _scheduler_check(ctx: Context):
 async def claim_work(ctx: Context):
     body = ctx.body
     ctx.authorize(workerGroup=body["workerGroup"], workerId=body["workerId"])
+    replies: dict[str, bytes] = {}
+
+    def deliverable(task) -> bool:
+        """Render each task's reply before its claim is committed (see Journal.claim_work)."""
+        reply = claim_reply(ctx.services, task)
+        if reply is not None:
+            replies[task.task_id] = reply
+        return reply is not None
+
     claimed = await ctx.services.claimer.claim(ctx.params["taskQueueId"], body["workerGroup"], body["workerId"],
-                                               int(body["tasks"]))
-    return {"tasks": [claim_body(ctx.services, t) for t in claimed]}
+                                               int(body["tasks"]), deliverable)
+    return Raw('{"tasks":[%s]}' % ",".join(replies[t.task_id].decode() for t in claimed))
 
 
 async def claim_task(ctx: Context):

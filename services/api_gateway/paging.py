@@ -12,7 +12,11 @@ _HASHIDS = Hashids(salt="salt", min_length=10)
 
 
 def page_size(query: dict) -> int:
-    return min(int(query.get("limit", MAX_LIMIT)), MAX_LIMIT)
+    """`limit` (digits only, checked by the router), capped. Upstream caps
+    parseInt(limit) so any number of digits is fine; Python's int() refuses
+    over 4300 digits, so a number longer than the cap is the cap."""
+    digits = query.get("limit", str(MAX_LIMIT)).lstrip("0") or "0"
+    return MAX_LIMIT if len(digits) > len(str(MAX_LIMIT)) else min(int(digits), MAX_LIMIT)
 
 
 def offset_of(query: dict) -> int:

@@ -1,5 +1,6 @@
 """JSON responses with the headers upstream sends on every API reply."""
 
+import json
 import uuid
 
 import orjson
@@ -21,8 +22,18 @@ class Raw(str):
 
 
 def json_response(body, status: int = 200, headers: dict | None = None, trace_id: str | None = None) -> web.Response:
-    data = body.encode() if isinstance(body, Raw) else orjson.dumps(body)
+    data = body.encode() if isinstance(body, Raw) else dumps(body)
     all_headers = {**API_HEADERS, "x-for-trace-id": trace_id or str(uuid.uuid4()),
                    "x-for-request-id": str(uuid.uuid4()), **(headers or {})}
     return web.Response(body=data, status=status, content_type="application/json", charset="utf-8",
                         headers=all_headers)
+
+
+def dumps(body) -> bytes:
+    """JSON bytes. orjson cannot nest 255 levels; a task stored before bodies
+    were limited in depth (app.MAX_BODY_DEPTH) can reach that inside a reply's
+    wrappers, so those few replies are written by the standard library."""
+    try:
+        return orjson.dumps(body)
+    except orjson.JSONEncodeError:
+        return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()

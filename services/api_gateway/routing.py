@@ -64,7 +64,16 @@ class Router:
 
 def invalid_params(params: dict) -> list[tuple[str, str, str]]:
     return [(name, value, PARAM_PATTERNS[name]) for name, value in params.items()
-            if name in PARAM_PATTERNS and not re.match(PARAM_PATTERNS[name], value)]
+            if name in PARAM_PATTERNS and not matches(PARAM_PATTERNS[name], value)]
+
+
+def matches(pattern: str, value: str) -> bool:
+    """RegExp.test as upstream runs it: a final `$` is the end of the string
+    (Python's `$` also matches before a trailing newline, so an id ending in
+    %0A would pass)."""
+    if pattern.endswith("$"):
+        pattern = pattern[:-1] + r"\Z"
+    return re.search(pattern, value) is not None
 
 
 def invalid_query(endpoint: Endpoint, query: dict) -> list[str]:
@@ -74,6 +83,6 @@ def invalid_query(endpoint: Endpoint, query: dict) -> list[str]:
             continue
         if key not in endpoint.query:
             problems.append(f"Query-string parameter: {key} is not supported!")
-        elif key in QUERY_PATTERNS and not re.search(QUERY_PATTERNS[key], value):
+        elif key in QUERY_PATTERNS and not matches(QUERY_PATTERNS[key], value):
             problems.append(f'Query-string parameter: {key}="{value}" does not match expression: /{QUERY_PATTERNS[key]}/')
     return problems

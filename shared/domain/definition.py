@@ -3,6 +3,7 @@ identity, defaults, time checks and normalisation (behaviour spec §2.1, §7.13)
 
 from . import priority
 from .errors import InputError
+from .task_group import LATEST_MS
 from .time import add_one_year, format_ms, parse_ms
 
 MAX_DEADLINE_MS = 5 * 24 * 3600 * 1000
@@ -39,6 +40,8 @@ def normalize(task_id: str, body: dict, now: int) -> dict:
     expires = parse_ms(body["expires"]) if "expires" in body else add_one_year(deadline)
     if expires < deadline:
         raise InputError("`expires` cannot be before `deadline`")
+    if expires > LATEST_MS:  # e.g. 9999-12-31T23:59:59.999-01:00: the API writes instants in 4-digit years
+        raise InputError(f"`expires` cannot be after {format_ms(LATEST_MS)}")
     if any(scope.endswith("**") for scope in body.get("scopes", ())):
         raise InputError("scopes must not end with `**`")
     return {

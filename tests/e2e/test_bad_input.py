@@ -732,3 +732,157 @@ def test_odd_paths_never_answer_500(server, path):
     for method in ("GET", "POST", "PUT"):
         body = {"workerGroup": "wg", "workerId": "w"} if method == "POST" else None
         send(server, method, path, body)
+
+
+# ------------------------------------------------------------------ no 500s: depth, sizes, dates, raw HTTP
+
+def nested_object(levels: int):
+    """An object nested `levels` levels deep."""
+    value = 1
+    for _ in range(levels):
+        value = {"a": value}
+    return value
+
+
+def test_a_body_nested_up_to_100_levels_is_accepted_and_served_everywhere(server, queue, unique_queue):
+    task_id = slug()
+    payload = nested_object(99)  # the body, one level up, is nested 100 levels
+    queue.createTask(task_id, task_definition(unique_queue, payload=payload))
+    assert queue.task(task_id)["payload"] == payload
+    assert queue.tasks({"taskIds": [task_id]})["tasks"][0]["task"]["payload"] == payload
+    assert queue.listTaskGroup(task_id)["tasks"][0]["task"]["payload"] == payload
+    assert queue.listPendingTasks(unique_queue)["tasks"][0]["task"]["payload"] == payload
+    claimed = queue.claimWork(unique_queue, {"workerGroup": "wg", "workerId": "w", "tasks": 1})["tasks"]
+    assert [t["task"]["payload"] for t in claimed] == [payload]
+
+
+def nested_text(levels: int) -> str:
+    """nested_object(levels) as JSON text (the json module stops near 1,000 levels)."""
+    return '{"a":' * levels + "1" + "}" * levels
+
+
+@pytest.mark.parametrize("levels", [101, 254, 300, 1024])
+def test_a_body_nested_deeper_than_100_levels_is_400_malformed_payload(server, unique_queue, levels):
+    task_id = slug()
+    data = json.dumps(task_definition(unique_queue, payload="@")).replace('"@"', nested_text(levels - 1)).encode()
+    body = error(send(server, "PUT", f"/task/{task_id}", data=data), 400, "MalformedPayload")
+    assert "nested deeper than 100 levels" in body["message"]
+    assert body["requestInfo"]["payload"] == {}
+    assert not exists(server, task_id)
+
+
+@pytest.mark.parametrize("method, template", ALL_ROUTES, ids=[f"{m}{p}" for m, p in ALL_ROUTES])
+def test_a_body_nested_254_levels_is_400_on_every_route_signed_or_not(server, pending_task, unique_queue, method,
+                                                                       template):
+    """Before the limit, error replies (401/403/404...) carried the body in requestInfo and answered 500."""
+    path = template.format(task=pending_task, new=slug(), queue=unique_queue)
+    for signed in (True, False):
+        error(send(server, method, path, nested_object(254), signed=signed), 400, "MalformedPayload")
+
+
+def test_a_body_that_does_not_follow_its_content_encoding_is_400(server):
+    reply = send(server, "POST", "/tasks", data=b"not gzip at all", headers={"Content-Encoding": "gzip"})
+    assert "content-encoding" in error(reply, 400, "MalformedPayload")["message"].lower()
+
+
+LAST_INSTANT_PLUS = "9999-12-31T23:59:59.999-01:00"  # year 10000 in UTC
+
+
+@pytest.mark.parametrize("field", ["expires", "deadline", "created"])
+def test_a_date_past_year_9999_is_400_input_error(server, unique_queue, field):
+    task_id = slug()
+    reply = send(server, "PUT", f"/task/{task_id}", task_definition(unique_queue, **{field: LAST_INSTANT_PLUS}))
+    error(reply, 400, "InputError")
+    assert not exists(server, task_id)
+
+
+@pytest.mark.parametrize("path", ["/task-group/{task}/list", "/task-queues/{queue}/pending",
+                                  "/task-queues/{queue}/claimed", "/task/{task}/dependents"])
+def test_a_limit_of_thousands_of_digits_is_the_maximum_page(server, queue, unique_queue, pending_task, path):
+    """Upstream caps parseInt(limit) at 1000 whatever its length; Python's int() stops at 4300 digits."""
+    for limit in ("9" * 5000, "0" * 5000 + "1"):
+        reply = send(server, "GET", path.format(task=pending_task, queue=unique_queue) + "?limit=" + limit)
+        assert reply.status_code == 200, reply.text[:300]
+    reply = send(server, "POST", "/tasks?limit=" + "0" * 5000 + "1", {"taskIds": [pending_task]})
+    assert [t["taskId"] for t in reply.json()["tasks"]] == [pending_task]
+
+
+@pytest.mark.parametrize("path, key", [("/tasks", "tasks"), ("/tasks/status", "statuses")])
+def test_more_task_ids_than_a_query_can_bind_are_looked_up(server, pending_task, path, key):
+    """PostgreSQL binds at most 65,535 parameters per statement, SQLite 32,766."""
+    task_ids = [slug() for _ in range(70_000)] + [pending_task]
+    reply = send(server, "POST", path, {"taskIds": task_ids})
+    assert reply.status_code == 200, reply.text[:300]
+    assert [entry["taskId"] for entry in reply.json()[key]] == [pending_task]
+
+
+@pytest.mark.parametrize("suffix", ["%0A", "%0D%0A"])
+def test_an_id_followed_by_a_newline_does_not_match_the_id_pattern(server, unique_queue, suffix):
+    """Upstream tests patterns with JavaScript's RegExp, where `$` is the end of the string."""
+    task_id = slug()
+    reply = send(server, "PUT", f"/task/{task_id}{suffix}", task_definition(unique_queue))
+    error(reply, 400, "InvalidRequestArguments")
+    error(send(server, "GET", "/task-group/" + task_id + "/list?limit=1%0A"), 400, "InvalidRequestArguments")
+    assert not exists(server, task_id)
+
+
+def raw_exchange(server, request: bytes) -> tuple[int, dict]:
+    """Send bytes as they are (no client would) and read the status and JSON body."""
+    import socket
+    from urllib.parse import urlsplit
+
+    url = urlsplit(server.root_url)
+    with socket.create_connection((url.hostname, url.port), timeout=10) as conn:
+        conn.sendall(request)
+        received = b""
+        while chunk := conn.recv(65536):
+            received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    assert b"application/json" in head.lower(), head
+    return status, json.loads(body)
+
+
+UNPARSABLE = {
+    "request-line-over-8KB": b"GET /api/queue/v1/task/" + b"A" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+    "header-over-8KB": b"GET /api/queue/v1/ping HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n",
+    "undecodable-path": b"GET /api/queue/v1/task/\xff\xfe/status HTTP/1.1\r\nHost: x\r\n\r\n",
+    "control-char-in-path": b"GET /api/queue/v1/task/\x01 HTTP/1.1\r\nHost: x\r\n\r\n",
+    "space-in-path": b"GET /api/queue/v1/task/a b HTTP/1.1\r\nHost: x\r\n\r\n",
+    "unknown-method": b"FETCH /api/queue/v1/ping HTTP/1.1\r\nHost: x\r\n\r\n",
+    "bad-http-version": b"GET /api/queue/v1/ping HTTP/9.9\r\nHost: x\r\n\r\n",
+    "bad-content-length": b"POST /api/queue/v1/tasks HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+    "bad-chunk-size": b"POST /api/queue/v1/tasks HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                      b"Content-Type: application/json\r\n\r\nzz\r\n",
+}
+
+
+@pytest.mark.parametrize("case", sorted(UNPARSABLE))
+def test_requests_the_http_parser_refuses_get_a_json_4xx(server, case):
+    status, body = raw_exchange(server, UNPARSABLE[case])
+    assert 400 <= status < 500
+    assert body["code"] == "InvalidRequestArguments" and "could not be parsed" in body["message"]
+    assert set(body) == {"code", "message", "requestInfo"}
+    assert send(server, "GET", "/ping").json()["alive"] is True
+
+
+def test_an_unknown_expectation_is_417_in_json_and_100_continue_still_works(server):
+    status, body = raw_exchange(server, b"POST /api/queue/v1/tasks HTTP/1.1\r\nHost: x\r\nExpect: 100-banana\r\n"
+                                        b"Content-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n"
+                                        b"\r\n{}")
+    assert status == 417 and body["code"] == "InvalidRequestArguments"
+    reply = send(server, "POST", "/tasks", {"taskIds": []}, headers={"Expect": "100-continue"})
+    assert reply.status_code == 200 and reply.json() == {"tasks": []}
+
+
+def test_nul_and_other_odd_characters_in_a_task_never_get_a_500(server, queue, unique_queue):
+    """PostgreSQL text and jsonb refuse NUL; JSON carries it escaped, so it must round-trip."""
+    task_id = slug()
+    odd = "a\u0000b\u202e\ud7ff\U0001f600"
+    definition = task_definition(unique_queue, routes=[odd], tags={odd: odd}, payload={odd: [odd]}, extra={"x": odd},
+                                 metadata={**META, "name": odd, "description": odd})
+    reply = send(server, "PUT", f"/task/{task_id}", definition)
+    assert reply.status_code == 200, reply.text[:300]
+    stored = queue.task(task_id)
+    assert (stored["routes"], stored["payload"], stored["metadata"]["name"]) == ([odd], {odd: [odd]}, odd)
+    assert queue.listTaskGroup(task_id)["tasks"][0]["task"]["tags"] == {odd: odd}
