@@ -1,0 +1,45 @@
+"""Where artifact and object bytes live: one port, `BlobStore`, with a
+file-system back end (the embedded default, bytes served and received by the
+artifact-service through signed URLs) and an S3-compatible one. Chosen by
+TASKJOURNAL_ARTIFACT_STORE (`file` | `s3`)."""
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+Bucket = Literal["public", "private"]  # s3 artifacts: names under public/ go to the public bucket
+
+
+@dataclass(frozen=True)
+class SignedUpload:
+    url: str  # a capability: PUT the bytes here, no Hawk
+    headers: dict[str, str]  # the headers the PUT must carry exactly
+    expires_ms: int  # after this the URL is refused
+
+
+@dataclass(frozen=True)
+class BlobInfo:
+    size: int
+    content_type: str
+    content_encoding: str | None
+
+
+class BlobStore(Protocol):
+    kind: str  # "file" or "s3"
+
+    def upload_url(self, bucket: Bucket, key: str, content_type: str, expires_ms: int,
+                   content_length: int | None = None, content_encoding: str | None = None) -> SignedUpload:
+        """A signed PUT URL for `key`."""
+
+    def download_url(self, bucket: Bucket, key: str, expires_ms: int) -> str:
+        """A signed GET URL for `key` (a plain URL for a public bucket that allows it)."""
+
+    async def write(self, bucket: Bucket, key: str, chunks: AsyncIterator[bytes], content_type: str,
+                    content_encoding: str | None = None) -> int:
+        """Store the bytes (streamed, never whole in memory); the size written."""
+
+    async def stat(self, bucket: Bucket, key: str) -> BlobInfo | None:
+        """What is stored under `key`, or None."""
+
+    async def delete(self, bucket: Bucket, keys: list[str]) -> None:
+        """Remove the keys (missing ones are no error)."""
