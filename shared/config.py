@@ -196,6 +196,20 @@ SETTINGS: tuple[Spec, ...] = (
     Spec("COMMIT", "commit", Text(), "",
          "git commit of the build, reported by `--version` and `/__version__` (set by the container image)",
          shown_default="`git rev-parse HEAD` of a checkout, else `unknown`"),
+    # ---- the artifact-service: where artifact and object bytes live (shared/storage/)
+    Spec("ARTIFACT_STORE", "artifact_store", Choice(("file", "s3")), "file",
+         "where artifact and object bytes are kept: `file` under DATA_DIR/blobs, or an S3-compatible API"),
+    Spec("ARTIFACT_URL", "artifact_url", Url(("http", "https")), None,
+         "where clients reach the artifact-service's data URLs (signed PUT/GET of bytes)",
+         shown_default="the root URL"),
+    Spec("S3_ENDPOINT_URL", "s3_endpoint_url", Url(("http", "https")), None,
+         "S3-compatible API endpoint (with ARTIFACT_STORE=s3); credentials from AWS_ACCESS_KEY_ID and "
+         "AWS_SECRET_ACCESS_KEY", shown_default="unset: AWS"),
+    Spec("S3_REGION", "s3_region", Text(), "us-east-1", "S3 region the URLs are signed for"),
+    Spec("S3_PUBLIC_BUCKET", "s3_public_bucket", Text(), None,
+         "bucket for artifacts named public/... (with ARTIFACT_STORE=s3)", shown_default="unset"),
+    Spec("S3_PRIVATE_BUCKET", "s3_private_bucket", Text(), None,
+         "bucket for every other artifact and for objects (with ARTIFACT_STORE=s3)", shown_default="unset"),
 )
 _DEFAULTS = {spec.attr: spec.default for spec in SETTINGS}
 
@@ -219,10 +233,21 @@ class Settings:
     log_format: str = _DEFAULTS["log_format"]
     instance_name: str | None = _DEFAULTS["instance_name"]
     commit: str = _DEFAULTS["commit"]
+    artifact_store: str = _DEFAULTS["artifact_store"]
+    artifact_url: str | None = _DEFAULTS["artifact_url"]
+    s3_endpoint_url: str | None = _DEFAULTS["s3_endpoint_url"]
+    s3_region: str = _DEFAULTS["s3_region"]
+    s3_public_bucket: str | None = _DEFAULTS["s3_public_bucket"]
+    s3_private_bucket: str | None = _DEFAULTS["s3_private_bucket"]
 
     @property
     def public_root_url(self) -> str:
         return (self.root_url or f"http://localhost:{self.port}").rstrip("/")
+
+    @property
+    def public_artifact_url(self) -> str:
+        """Where clients reach the artifact-service's data URLs."""
+        return (self.artifact_url or self.public_root_url).rstrip("/")
 
     @property
     def instance(self) -> str:
@@ -256,6 +281,10 @@ class Settings:
             raise SettingError(PREFIX + missing, f"must be set together with {PREFIX}{given}")
         if self.clients_file is not None:
             check_clients_file(self.clients_file)
+        if self.artifact_store == "s3":
+            for name, value in (("S3_PUBLIC_BUCKET", self.s3_public_bucket), ("S3_PRIVATE_BUCKET", self.s3_private_bucket)):
+                if not value:
+                    raise SettingError(PREFIX + name, "must be set with TASKJOURNAL_ARTIFACT_STORE=s3")
 
 
 def check_clients_file(path: Path) -> None:
@@ -291,6 +320,10 @@ def roles_need(settings: Settings, roles) -> None:
         raise SettingError(PREFIX + "ROOT_ACCESS_TOKEN",
                            "the api-gateway needs a root client (set TASKJOURNAL_ROOT_CLIENT_ID and "
                            "TASKJOURNAL_ROOT_ACCESS_TOKEN) to sign the credentials claimWork hands out")
+    if "artifact-service" in roles and not settings.root_access_token:
+        raise SettingError(PREFIX + "ROOT_ACCESS_TOKEN",
+                           "the artifact-service needs a root client (set TASKJOURNAL_ROOT_CLIENT_ID and "
+                           "TASKJOURNAL_ROOT_ACCESS_TOKEN): its signed data URLs are keyed by the root secret")
 
 
 def settings_table() -> str:

@@ -120,3 +120,13 @@ def amqp_url():
     except Exception as error:
         pytest.skip(f"RabbitMQ unreachable at {AMQP_URL}: {error!r}")
     return AMQP_URL
+
+
+@pytest.fixture(scope="session")
+def moto():
+    """moto's standalone S3 server on loopback (tests/moto_support.py)."""
+    from tests.moto_support import start_moto
+
+    server = start_moto()
+    yield server
+    server.stop()

@@ -4,8 +4,11 @@ artifact-service through signed URLs) and an S3-compatible one. Chosen by
 TASKJOURNAL_ARTIFACT_STORE (`file` | `s3`)."""
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from typing import Literal, Protocol
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal, Protocol
+
+if TYPE_CHECKING:
+    from taskjournal.shared.config import Settings
 
 Bucket = Literal["public", "private"]  # s3 artifacts: names under public/ go to the public bucket
 
@@ -22,6 +25,7 @@ class BlobInfo:
     size: int
     content_type: str
     content_encoding: str | None
+    hashes: dict[str, str] = field(default_factory=dict)  # computed while written, where the back end can
 
 
 class BlobStore(Protocol):
@@ -35,11 +39,31 @@ class BlobStore(Protocol):
         """A signed GET URL for `key` (a plain URL for a public bucket that allows it)."""
 
     async def write(self, bucket: Bucket, key: str, chunks: AsyncIterator[bytes], content_type: str,
-                    content_encoding: str | None = None) -> int:
-        """Store the bytes (streamed, never whole in memory); the size written."""
+                    content_encoding: str | None = None, limit: int | None = None) -> int:
+        """Store the bytes (streamed, never whole in memory); the size written.
+        More than `limit` bytes: nothing is kept, an error is raised."""
 
     async def stat(self, bucket: Bucket, key: str) -> BlobInfo | None:
         """What is stored under `key`, or None."""
 
     async def delete(self, bucket: Bucket, keys: list[str]) -> None:
         """Remove the keys (missing ones are no error)."""
+
+    async def close(self) -> None:
+        """Release connections (S3 clients)."""
+
+
+def open_blob_store(settings: "Settings") -> BlobStore:
+    """The configured back end (TASKJOURNAL_ARTIFACT_STORE). Signed file URLs
+    are keyed by the root secret, so it must be set (bootstrap checks)."""
+    if settings.artifact_store == "s3":
+        from .s3 import S3BlobStore
+
+        return S3BlobStore(settings.s3_endpoint_url, settings.s3_region,
+                           {"public": settings.s3_public_bucket, "private": settings.s3_private_bucket})
+    from .files import FileBlobStore, signing_key
+
+    if not settings.root_access_token:
+        raise ValueError("the file blob store signs its URLs with a key derived from the root access token")
+    return FileBlobStore(settings.data_dir / "blobs", settings.public_artifact_url,
+                         signing_key(settings.root_access_token))
