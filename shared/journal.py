@@ -8,11 +8,12 @@ from typing import Protocol
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import RecordConflictError
+from eventsourcing.persistence import IntegrityError, RecordConflictError
 from eventsourcing.utils import Environment
 
 from taskjournal.shared.domain.errors import InputError, RequestConflict, ResourceNotFound
 from taskjournal.shared.domain.ids import group_uuid, task_uuid
+from taskjournal.shared.domain.object import UPLOAD_LIFETIME_MS, Object, already_exists, object_uuid
 from taskjournal.shared.domain.task import Task
 from taskjournal.shared.domain.task_group import TaskGroup, admits_unchanged, group_expiry
 from taskjournal.shared.domain.time import parse_ms
@@ -363,6 +364,75 @@ class Journal(Application):
             self.save(task)
             return True
         return self._retrying(attempt)
+
+    # ------------------------------------------------------------ objects (the object service, spec §9)
+    def object(self, name: str) -> Object | None:
+        return self._get(object_uuid(name))
+
+    def object_for_download(self, name: str) -> Object | None:
+        """The object if its upload is finished (an upload in progress is invisible)."""
+        found = self.object(name)
+        return found if found is not None and found.is_finished else None
+
+    def create_upload(self, name: str, project_id: str, upload_id: str, expires_ms: int, hashes: dict[str, str],
+                      now: int) -> Object:
+        """Create the object, or match the same upload in progress (idempotent);
+        record the hashes given. 409 for a finished object, any difference, or
+        an uploadId in use by another object's upload."""
+        def attempt():
+            found = self.object(name)
+            if found is None:
+                other = self.views.object_with_upload(upload_id)
+                if other is not None and other != name:
+                    raise already_exists()
+                found = Object(name=name, project_id=project_id, upload_id=upload_id, expires=expires_ms,
+                               upload_expires=now + UPLOAD_LIFETIME_MS)
+            else:
+                found.match_upload(project_id, upload_id, expires_ms)
+            found.add_hashes(hashes)
+            if found.pending_events:
+                self.save(found)
+            return found
+        return self._retrying_objects(attempt)
+
+    def negotiate_upload(self, name: str, upload_id: str, content_type: str, content_length: int | None) -> Object:
+        """Record what the chosen upload method stores (createUpload, after create_upload)."""
+        def attempt():
+            found = self.object(name)
+            if found is None or found.upload_id != upload_id:
+                raise already_exists()
+            found.negotiate(content_type, content_length)
+            if found.pending_events:
+                self.save(found)
+            return found
+        return self._retrying_objects(attempt)
+
+    def finish_upload(self, name: str, project_id: str, upload_id: str, hashes: dict[str, str], now: int) -> Object:
+        """Add the hashes and mark the upload finished (spec §9.5); a repeat
+        with hashes already recorded is idempotent. The caller checks the
+        stored bytes first."""
+        def attempt():
+            found = self.object(name)
+            if found is None:
+                raise ResourceNotFound(f'Object "{name}" not found')
+            if found.check_finish(project_id, upload_id, hashes):
+                return found
+            found.add_hashes(hashes)
+            found.finish(now)
+            self.save(found)
+            return found
+        return self._retrying_objects(attempt)
+
+    def _retrying_objects(self, attempt):
+        """_retrying, also after a unique index of the read model refused the
+        commit (two uploads racing for one uploadId): the next attempt sees
+        the winner and answers 409."""
+        for _ in range(MAX_ATTEMPTS):
+            try:
+                return attempt()
+            except (RecordConflictError, IntegrityError):
+                continue
+        raise RequestConflict("Too many concurrent changes; try again.")
 
 
 def open_journal(database_url: str | None, data_dir: str, max_connections: int = 16,

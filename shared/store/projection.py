@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from taskjournal.shared.domain.object import Object
 from taskjournal.shared.domain.priority import RANK
 from taskjournal.shared.domain.task import Task
 from taskjournal.shared.domain.task_group import TaskGroup
@@ -30,6 +31,8 @@ def changes_for(aggregates, new_ids: set) -> Changes:
             _task_rows(aggregate, aggregate.id in new_ids, changes)
         elif isinstance(aggregate, TaskGroup):
             _group_rows(aggregate, changes)
+        elif isinstance(aggregate, Object):
+            _object_rows(aggregate, changes)
     return changes
 
 
@@ -66,3 +69,8 @@ def _task_rows(task: Task, is_new: bool, changes: Changes) -> None:
 def _group_rows(group: TaskGroup, changes: Changes) -> None:
     changes.add("upsert_task_group", task_group_id=group.task_group_id, scheduler_id=group.scheduler_id,
                 expires=group.expires, sealed=group.sealed, view=orjson.dumps(group.view()).decode())
+
+
+def _object_rows(obj: Object, changes: Changes) -> None:
+    changes.add("upsert_object", object_name=obj.name, project_id=obj.project_id, upload_id=obj.upload_id,
+                expires=obj.expires, upload_expires=obj.upload_expires, finished=obj.finished)

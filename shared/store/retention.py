@@ -20,3 +20,19 @@ def drop_expired(journal, now: int) -> tuple[int, int]:
     for aggregate_id in [*(tasks[t] for t in dropped_tasks), *(groups[g] for g in dropped_groups)]:
         journal.forget(aggregate_id)
     return len(dropped_tasks), len(dropped_groups)
+
+
+def drop_expired_objects(journal, now: int) -> list[str]:
+    """Delete objects past their expiry and uploads unfinished for a day
+    (spec §9.10): events and rows. Returns the names gone; the caller deletes
+    their bytes (BlobStore.delete), after the rows, so no row outlives its bytes
+    unnoticed: bytes without a row are unreachable, never served."""
+    from taskjournal.shared.domain.object import object_uuid
+
+    names = journal.views.expired_objects(now, BATCH)
+    if not names:
+        return []
+    dropped = journal.store.delete_objects_if_relayed({name: object_uuid(name) for name in names})
+    for name in dropped:
+        journal.forget(object_uuid(name))
+    return dropped

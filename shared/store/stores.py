@@ -85,6 +85,20 @@ class SqlStore(ReadModel):
         curs.execute(self.retention_sql["delete_events"], key)
         return True
 
+    def delete_objects_if_relayed(self, objects: dict[str, UUID]) -> list[str]:
+        """Delete each object's events and row, in one transaction, unless
+        some of its events are not relayed yet. `objects`: name -> aggregate
+        id. Returns the names deleted (their bytes are the caller's to delete)."""
+        dropped = []
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(self.relay_sql["relayed_position"])
+            relayed = dict(curs.fetchone())["position"]
+            for name, aggregate_id in objects.items():
+                if self._delete_events(curs, aggregate_id, relayed):
+                    curs.execute(self.retention_sql["delete_object"], {"name": name})
+                    dropped.append(name)
+        return dropped
+
     # ---------------------------------------------------------- replay
     def rebuild(self, tables: list[str], rows: Callable[[], tuple[Rows, int]]) -> int:
         """Drop and refill read-model `tables` in one transaction; `rows()`,

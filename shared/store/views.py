@@ -123,3 +123,11 @@ class ReadModel:
 
     def release_lease(self, task_id: str, run_id: int) -> None:
         self._execute("release_lease", task_id=task_id, run_id=run_id)
+
+    # ---------------------------------------------------------- objects (the object service)
+    def object_with_upload(self, upload_id: str) -> str | None:
+        """The name of the object whose upload in progress has this uploadId."""
+        return self._value("object_with_upload", upload_id=upload_id)
+
+    def expired_objects(self, now: int, limit: int) -> list[str]:
+        return [row["name"] for row in self._rows("expired_objects", now=now, limit=limit)]

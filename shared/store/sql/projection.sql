@@ -43,3 +43,9 @@ ON CONFLICT (task_group_id) DO UPDATE SET expires = excluded.expires, sealed = e
 -- name: advance_position
 INSERT INTO tj_position (name, position) VALUES ('inline', :position)
 ON CONFLICT (name) DO UPDATE SET position = excluded.position;
+
+-- name: upsert_object
+INSERT INTO tj_objects (name, project_id, upload_id, expires, upload_expires, finished)
+VALUES (:object_name, :project_id, :upload_id, :expires, :upload_expires, :finished)
+ON CONFLICT (name) DO UPDATE SET project_id = excluded.project_id, upload_id = excluded.upload_id,
+    expires = excluded.expires, upload_expires = excluded.upload_expires, finished = excluded.finished;

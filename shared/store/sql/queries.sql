@@ -99,3 +99,13 @@ SELECT task_id, {columns} FROM tj_tasks WHERE task_id = ANY(:task_ids);
 -- name: tasks_by_id [sqlite]
 -- :task_ids is a JSON array: any number of ids in one parameter.
 SELECT task_id, {columns} FROM tj_tasks WHERE task_id IN (SELECT value FROM json_each(:task_ids));
+
+-- name: object_with_upload
+SELECT name FROM tj_objects WHERE upload_id = :upload_id;
+
+-- name: expired_objects
+-- Objects past their expiry, and uploads left unfinished past theirs (a day).
+SELECT name FROM tj_objects WHERE expires <= :now
+UNION
+SELECT name FROM tj_objects WHERE upload_expires <= :now
+LIMIT :limit;

@@ -93,3 +93,24 @@ CREATE TABLE IF NOT EXISTS tj_relay_position (
     name TEXT PRIMARY KEY,
     position BIGINT NOT NULL
 );
+
+-- name: create_objects
+-- The object service's objects (shared/domain/object.py), one row per name.
+-- upload_id is set while the upload is in progress: unique among those, as upstream.
+CREATE TABLE IF NOT EXISTS tj_objects (
+    name TEXT PRIMARY KEY,
+    project_id TEXT NOT NULL,
+    upload_id TEXT,
+    expires BIGINT NOT NULL,
+    upload_expires BIGINT,
+    finished BIGINT
+);
+
+-- name: create_objects_upload_index
+CREATE UNIQUE INDEX IF NOT EXISTS tj_objects_upload ON tj_objects (upload_id) WHERE upload_id IS NOT NULL;
+
+-- name: create_objects_expiry_index
+CREATE INDEX IF NOT EXISTS tj_objects_expires ON tj_objects (expires);
+
+-- name: create_objects_upload_expiry_index
+CREATE INDEX IF NOT EXISTS tj_objects_upload_expires ON tj_objects (upload_expires) WHERE upload_expires IS NOT NULL;
