@@ -23,9 +23,11 @@ from .api_gateway.claimwork import PendingSignal
 from .ops import add_ops_routes
 
 log = logging.getLogger("taskjournal")
-ROLES = ("api-gateway", "scheduler", "claim-resolver", "dependency-resolver", "relay")
-# Consumers exist before producers: a process starts its roles in this order.
-START_ORDER = ("dependency-resolver", "scheduler", "claim-resolver", "relay", "api-gateway")
+ROLES = ("api-gateway", "scheduler", "claim-resolver", "dependency-resolver", "relay", "artifact-service")
+# Consumers exist before producers: a process starts its roles in this order. The
+# artifact-service comes before the api-gateway: in one process it mounts its routes on the gateway's app.
+START_ORDER = ("dependency-resolver", "scheduler", "claim-resolver", "relay", "artifact-service", "api-gateway")
+HTTP_ROLES = {"api-gateway", "artifact-service"}  # the roles that serve an app of their own (with the ops routes)
 CONSUMERS_PER_PROCESS = 4
 
 
@@ -65,6 +67,8 @@ class Process:
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task] = field(default_factory=list)
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    roles: set[str] = field(default_factory=set)  # what this process runs (set by `start`)
+    mounts: list[Callable[[web.Application], None]] = field(default_factory=list)  # routes for the gateway's app
 
     async def blocking(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
@@ -89,10 +93,11 @@ def bootstrap(settings: Settings) -> Process:
 
 async def start(process: Process, roles: Iterable[str]) -> None:
     wanted = set(roles)
+    process.roles = wanted
     for role in START_ORDER:
         if role in wanted:
             await STARTERS[role](process)
-    if "api-gateway" not in wanted:
+    if not wanted & HTTP_ROLES:
         await _serve_http(process, ops_app(process))
 
 
@@ -109,20 +114,57 @@ async def stop(process: Process) -> None:
 
 # ------------------------------------------------------------------ roles
 async def _start_gateway(process: Process) -> None:
-    app = gateway_app(process.settings, process.journal, process.executor, process.wakeups.pending_work)
+    app = gateway_app(process.settings, process.journal, process.executor, process.wakeups.pending_work,
+                      mounts=process.mounts)
     await _serve_http(process, app)
 
 
-def gateway_app(settings: Settings, journal: Journal, executor: Executor, pending_work: PendingSignal) -> web.Application:
+def gateway_app(settings: Settings, journal: Journal, executor: Executor, pending_work: PendingSignal,
+                mounts: Iterable[Callable[[web.Application], None]] = ()) -> web.Application:
     """The api-gateway's aiohttp application with everything it needs (also
-    what in-process tests serve)."""
+    what in-process tests serve); `mounts` add other services' routes to it
+    (the artifact-service's, when one process runs both)."""
     from .api_gateway.app import Services, build_auth, create_app
     from .api_gateway.claimwork import Claimer
 
     authenticator, issuer = build_auth(settings)
     claimer = Claimer(journal, executor, pending_work, wait_s=settings.claimwork_wait,
                       claim_timeout_ms=int(settings.claim_timeout * 1000))
-    return create_app(Services(settings, journal, authenticator, issuer, executor, claimer))
+    mounts = list(mounts)
+
+    def mount_all(app: web.Application) -> None:
+        for mount in mounts:
+            mount(app)
+
+    return create_app(Services(settings, journal, authenticator, issuer, executor, claimer), mount_all)
+
+
+async def _start_artifact_service(process: Process) -> None:
+    """The object service and the data plane. With the api-gateway in the same
+    process (`taskjournal dev`) its routes join the gateway's app on one port;
+    alone (`run`, `stack`, k8s) it serves its own."""
+    from taskjournal.shared.storage import open_blob_store
+
+    from .artifact_service import expiry
+    from .artifact_service.app import add_artifact_routes, create_app
+
+    blobs = open_blob_store(process.settings)
+    process.closers.append(blobs.close)
+    services = artifact_services(process.settings, process.journal, process.executor, blobs)
+    process.background(expiry.run(process.journal, process.executor, blobs))
+    if "api-gateway" in process.roles:
+        process.mounts.append(lambda app: add_artifact_routes(app, services))
+    else:
+        await _serve_http(process, create_app(services))
+
+
+def artifact_services(settings: Settings, journal: Journal, executor: Executor, blobs):
+    """What the object service's handlers need (also what in-process tests use)."""
+    from .api_gateway.app import build_auth
+    from .artifact_service.app import ObjectServices
+
+    authenticator, _ = build_auth(settings)
+    return ObjectServices(settings, journal, authenticator, executor, blobs)
 
 
 async def _start_scheduler(process: Process) -> None:
@@ -190,7 +232,8 @@ def _dependency_queue(settings: Settings) -> ServiceQueue:
 
 STARTERS: dict[str, Callable[[Process], Awaitable[None]]] = {
     "api-gateway": _start_gateway, "scheduler": _start_scheduler, "claim-resolver": _start_claim_resolver,
-    "dependency-resolver": _start_dependency_resolver, "relay": _start_relay}
+    "dependency-resolver": _start_dependency_resolver, "relay": _start_relay,
+    "artifact-service": _start_artifact_service}
 
 
 # ------------------------------------------------------------------ plumbing
@@ -207,7 +250,10 @@ async def _retrying(what: str, connect: Callable[[], Awaitable[Any]], attempts: 
 
 
 async def _serve_http(process: Process, app: web.Application) -> None:
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=5)
+    from .api_gateway.app import RAW_BODIES
+
+    # an app with the artifact-service's data plane stores bodies as sent (gzip kept); its JSON calls decode themselves
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=5, auto_decompress=not app.get(RAW_BODIES, False))
     await runner.setup()
     await web.TCPSite(runner, process.settings.host, process.settings.port, reuse_port=True).start()
     process.closers.insert(0, runner.cleanup)  # stop taking requests before anything else closes

@@ -9,6 +9,8 @@ import hashlib
 import hmac
 import logging
 import time
+import zlib
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -91,13 +93,17 @@ def build_auth(settings: Settings) -> tuple[Authenticator, Client]:
 
 
 class Gateway:
-    def __init__(self, services: Services):
+    """The request pipeline for one API (the queue's here; the object
+    service reuses it with its own endpoints and prefix)."""
+
+    def __init__(self, services, endpoints=ENDPOINTS, prefix: str = API_PREFIX):
         self.services = services
-        self.router = Router(ENDPOINTS)
+        self.router = Router(endpoints)
+        self.prefix = prefix
 
     async def dispatch(self, request: web.Request) -> web.Response:
         started = time.perf_counter()
-        path = request.raw_path.partition("?")[0][len(API_PREFIX):]
+        path = request.raw_path.partition("?")[0][len(self.prefix):]
         if request.method == "OPTIONS":  # CORS preflight: browsers need the headers on an OK answer
             return json_response({})
         endpoint, params = self.router.match(request.method, path)
@@ -137,6 +143,8 @@ class Gateway:
                                 f"got content-type: {request.headers.get('Content-Type', 'null')}")
             ctx.body = validate(endpoint.input, payload)
         result = await endpoint.handler(ctx)
+        if isinstance(result, web.StreamResponse):  # a handler that answers other than JSON 200 (a redirect)
+            return result
         return json_response(result, trace_id=request.headers.get("x-taskcluster-trace-id"))
 
     def _authenticate(self, request: web.Request, raw_body: bytes):
@@ -169,6 +177,8 @@ async def _read_body(request: web.Request) -> tuple[bytes, object]:
         raise ApiError("InputTooLarge", 413, f"Request body is larger than {MAX_BODY} bytes.") from None
     except RequestPayloadError as err:  # e.g. a Content-Encoding the bytes do not follow
         raise malformed(f"Failed to read the request body: {err}") from None
+    if request.app.get(RAW_BODIES):
+        raw = _decoded(raw, request.headers.get("Content-Encoding", "identity"))
     if not raw or request.content_type != "application/json":
         return raw, {}
     try:
@@ -180,6 +190,27 @@ async def _read_body(request: web.Request) -> tuple[bytes, object]:
     if nested_deeper_than(raw, parsed, MAX_BODY_DEPTH):
         raise malformed(f"Failed to parse JSON: nested deeper than {MAX_BODY_DEPTH} levels")
     return raw, parsed
+
+
+# Set on an app whose server leaves request bodies as sent (auto_decompress off:
+# the artifact-service stores gzip bytes as uploaded); API bodies are decoded here.
+RAW_BODIES = "taskjournal.raw_bodies"
+
+
+def _decoded(raw: bytes, encoding: str) -> bytes:
+    encoding = encoding.strip().lower()
+    if encoding in ("", "identity"):
+        return raw
+    if encoding not in ("gzip", "deflate", "x-gzip"):
+        raise malformed(f"Failed to read the request body: Can not decode content-encoding: {encoding}")
+    inflater = zlib.decompressobj(wbits=47)  # gzip or zlib, detected from the header
+    try:
+        body = inflater.decompress(raw, MAX_BODY + 1)
+    except zlib.error:
+        raise malformed(f"Failed to read the request body: Can not decode content-encoding: {encoding}") from None
+    if len(body) > MAX_BODY or inflater.unconsumed_tail:
+        raise ApiError("InputTooLarge", 413, f"Request body is larger than {MAX_BODY} bytes.")
+    return body
 
 
 def nested_deeper_than(raw: bytes, parsed, limit: int) -> bool:
@@ -200,7 +231,9 @@ async def _robots(request):
     return web.Response(text="User-Agent: *\nDisallow: /\n")
 
 
-def create_app(services: Services) -> web.Application:
+def create_app(services: Services, mount: Callable[[web.Application], None] | None = None) -> web.Application:
+    """`mount` adds more routes (the artifact-service's, in `taskjournal dev`)
+    before the catch-all 404."""
     gateway = Gateway(services)
     app = web.Application(client_max_size=MAX_BODY)
     answer_in_json(app)
@@ -223,6 +256,8 @@ def create_app(services: Services) -> web.Application:
     add_ops_routes(app, services.journal, services.executor)
     app.router.add_get("/__version__", version)
     app.router.add_get("/robots.txt", _robots)
+    if mount is not None:
+        mount(app)
     # [\s\S]: any character, a decoded %0A too (`.` would leave such paths to aiohttp's plain-text 404)
     app.router.add_route("*", API_PREFIX + "/{tail:[\\s\\S]*}", gateway.dispatch, expect_handler=expect_handler)
     app.router.add_route("*", "/{tail:[\\s\\S]*}", _not_found, expect_handler=expect_handler)

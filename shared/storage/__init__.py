@@ -67,3 +67,12 @@ def open_blob_store(settings: "Settings") -> BlobStore:
         raise ValueError("the file blob store signs its URLs with a key derived from the root access token")
     return FileBlobStore(settings.data_dir / "blobs", settings.public_artifact_url,
                          signing_key(settings.root_access_token))
+
+
+OBJECT_BUCKET: Bucket = "private"
+
+
+def object_key(name: str) -> str:
+    """Where the object service keeps an object's bytes. s3 artifacts live
+    under `<taskId>/...` (22 characters, no `objects`), so the two never meet."""
+    return "objects/" + name

@@ -117,9 +117,9 @@ class FileBlobStore:
         return path.with_name(path.name + ".json")
 
     async def write(self, bucket: Bucket, key: str, chunks: AsyncIterator[bytes], content_type: str,
-                    content_encoding: str | None = None, limit: int | None = None) -> int:
-        """Stream `chunks` to disk; more than `limit` bytes raise BlobRefused
-        (413) and nothing is kept. Returns the size written."""
+                    content_encoding: str | None = None, limit: int | None = None, exact: bool = False) -> int:
+        """Stream `chunks` to disk; more than `limit` bytes (with `exact`, any
+        other number) raise BlobRefused and nothing is kept. Returns the size written."""
         path = self.path(bucket, key)
         path.parent.mkdir(parents=True, exist_ok=True)
         temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}")
@@ -134,6 +134,8 @@ class FileBlobStore:
                     file.write(chunk)
                     for hasher in hashers.values():
                         hasher.update(chunk)
+            if exact and size != limit:
+                raise BlobRefused(400, "InputError", f"The body has {size} bytes, not the {limit} declared")
             meta = {"key": key, "size": size, "contentType": content_type, "contentEncoding": content_encoding,
                     "hashes": {name: h.hexdigest() for name, h in hashers.items()}, "written": int(time.time() * 1000)}
             meta_temporary = temporary.with_name(temporary.name + ".json")
