@@ -31,6 +31,7 @@ import psycopg
 import taskcluster
 import taskcluster.exceptions
 
+import objects
 import pipeline
 
 REPO = Path(__file__).resolve().parent.parent
@@ -58,6 +59,8 @@ def parse_args(argv):
                    help="PostgreSQL server (without database name)")
     p.add_argument("--startup-timeout", type=float, default=60.0, help="seconds to wait for ping")
     p.add_argument("--no-pipeline", action="store_true", help="skip the pipeline phase (RabbitMQ)")
+    p.add_argument("--no-objects", action="store_true", help="skip the object bytes phase (bench/objects.py)")
+    p.add_argument("--object-mb", type=int, default=100, help="object size of the object bytes phase (default 100)")
     p.add_argument("--amqp-url", default="amqp://guest:guest@127.0.0.1:5672/",
                    help="RabbitMQ for the pipeline phase")
     p.add_argument("--pipeline-tasks", type=int, default=2000, help="tasks completed in pipeline phase 1")
@@ -447,6 +450,9 @@ def markdown(result):
     if "pipeline" in result:
         lines += ["", f"_{pipeline_line(result)}_", "", "| pipeline figure | value |", "| --- | --- |"]
         lines += [f"| {label} | {value} |" for label, value in pipeline.figures(result["pipeline"])]
+    if "objects" in result:
+        lines += ["", "| object bytes (file back end, SQLite, warm cache) | value |", "| --- | --- |"]
+        lines += [f"| {label} | {value} |" for label, value in objects.figures(result["objects"])]
     return "\n".join(lines) + "\n"
 
 
@@ -474,6 +480,25 @@ def bench(args, root_url, token, server_pid, pg_version):
     print_table(result)
     write_results(result)
     return code, result
+
+
+def bench_objects(args):
+    """100 MB up and down through the file back end, beside cat on the same disk
+    (its own `taskjournal dev` on SQLite: the bytes, not the database, are measured)."""
+    with tempfile.TemporaryDirectory(prefix="taskjournal-objects-") as work:
+        port, token = free_port(), secrets.token_urlsafe(32)
+        root_url = f"http://127.0.0.1:{port}"
+        env = dict(os.environ, TASKJOURNAL_PORT=str(port), TASKJOURNAL_DATA_DIR=f"{work}/data",
+                   TASKJOURNAL_ROOT_CLIENT_ID=CLIENT_ID, TASKJOURNAL_ROOT_ACCESS_TOKEN=token, TASKJOURNAL_ROOT_URL=root_url)
+        env.pop("TASKJOURNAL_DATABASE_URL", None)
+        proc = subprocess.Popen([args.server, "dev"], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
+        try:
+            if not wait_ready(proc, root_url, args.startup_timeout):
+                return {"error": "server did not start"}
+            return objects.run(root_url, CLIENT_ID, token, Path(work), proc.pid, args.object_mb)
+        finally:
+            stop_server(proc)
 
 
 def bench_pipeline(args):
@@ -513,6 +538,11 @@ def main(argv):
     try:
         with running_server(args, DB_NAME, {}, "server.log") as (proc, root_url, token):
             code, result = bench(args, root_url, token, proc.pid, pg_version)
+        if result is not None and not args.no_objects:
+            result["objects"] = bench_objects(args)
+            for label, value in objects.figures(result["objects"]):
+                print(f"  {label}  {value}")
+            write_results(result)
         if result is None or args.no_pipeline:
             return code
         result["pipeline"] = bench_pipeline(args)
