@@ -114,6 +114,11 @@ async def stop(process: Process) -> None:
 
 # ------------------------------------------------------------------ roles
 async def _start_gateway(process: Process) -> None:
+    if "artifact-service" not in process.roles and process.settings.artifact_service_url:
+        from .artifact_service.forward import add_object_forwarding
+
+        target = process.settings.artifact_service_url
+        process.mounts.append(lambda app: add_object_forwarding(app, target))
     app = gateway_app(process.settings, process.journal, process.executor, process.wakeups.pending_work,
                       mounts=process.mounts)
     await _serve_http(process, app)

@@ -1,7 +1,8 @@
 """The `taskjournal` command.
 
   dev                 every service in one process (SQLite unless TASKJOURNAL_DATABASE_URL is set)
-  run <service>       one service: api-gateway, scheduler, claim-resolver, dependency-resolver, relay
+  run <service>       one service: api-gateway, scheduler, claim-resolver, dependency-resolver, relay,
+                      artifact-service
   stack               every service as its own OS process (PostgreSQL and RabbitMQ required)
   replay <name>|--all drop and rebuild read models from the event log
   dead-letters        list (or --requeue) internal events a service kept failing on (docs/operations.md)"""
@@ -101,12 +102,13 @@ def run_stack(settings: Settings, scale: dict | None = None) -> int:
     processes, scale = [], scale or {}
     roles = [role for role in ROLES for _ in range(scale.get(role, 1))]
     gateways = scale.get("api-gateway", 1)
+    artifacts = _artifact_service_env(settings, settings.port + max(0, roles.index("artifact-service") - gateways + 1))
     for index, role in enumerate(roles):
         offset = max(0, index - gateways + 1)
         env = {**os.environ, "TASKJOURNAL_PORT": str(settings.port + offset),
                "TASKJOURNAL_ROOT_CLIENT_ID": settings.root_client_id,
                "TASKJOURNAL_ROOT_ACCESS_TOKEN": settings.root_access_token,
-               "TASKJOURNAL_ROOT_URL": settings.public_root_url}
+               "TASKJOURNAL_ROOT_URL": settings.public_root_url, **artifacts}
         shared = ["--shared-port"] if role == "api-gateway" and gateways > 1 else []  # main() checked it is free
         processes.append(subprocess.Popen([sys.executable, "-P", "-m", "taskjournal.services.cli", "run", role, *shared],
                                           env=env))
@@ -120,6 +122,19 @@ def run_stack(settings: Settings, scale: dict | None = None) -> int:
     if not stopping:
         print("a service exited; stopping the stack", file=sys.stderr)
     return _stop_all(processes)
+
+
+def _artifact_service_env(settings: Settings, port: int) -> dict[str, str]:
+    """The artifact-service listens on its own port: clients PUT and GET bytes
+    there (ARTIFACT_URL), the gateways forward object-service calls to it."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    host = settings.host if settings.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
+    own = f"http://{host}:{port}"
+    public = urlsplit(settings.public_root_url)
+    public = urlunsplit(public._replace(netloc=f"{public.hostname}:{port}"))  # the root URL's host, our port
+    return {"TASKJOURNAL_ARTIFACT_URL": settings.artifact_url or public,
+            "TASKJOURNAL_ARTIFACT_SERVICE_URL": settings.artifact_service_url or own}
 
 
 def _stop_all(processes) -> int:

@@ -202,6 +202,10 @@ SETTINGS: tuple[Spec, ...] = (
     Spec("ARTIFACT_URL", "artifact_url", Url(("http", "https")), None,
          "where clients reach the artifact-service's data URLs (signed PUT/GET of bytes)",
          shown_default="the root URL"),
+    Spec("ARTIFACT_SERVICE_URL", "artifact_service_url", Url(("http", "https")), None,
+         "where an api-gateway without the artifact-service in its process forwards `/api/object/v1/` calls "
+         "(the artifact-service's internal URL; set by `taskjournal stack`)",
+         shown_default="unset: not forwarded (an ingress routes them)"),
     Spec("S3_ENDPOINT_URL", "s3_endpoint_url", Url(("http", "https")), None,
          "S3-compatible API endpoint (with ARTIFACT_STORE=s3); credentials from AWS_ACCESS_KEY_ID and "
          "AWS_SECRET_ACCESS_KEY", shown_default="unset: AWS"),
@@ -235,6 +239,7 @@ class Settings:
     commit: str = _DEFAULTS["commit"]
     artifact_store: str = _DEFAULTS["artifact_store"]
     artifact_url: str | None = _DEFAULTS["artifact_url"]
+    artifact_service_url: str | None = _DEFAULTS["artifact_service_url"]
     s3_endpoint_url: str | None = _DEFAULTS["s3_endpoint_url"]
     s3_region: str = _DEFAULTS["s3_region"]
     s3_public_bucket: str | None = _DEFAULTS["s3_public_bucket"]
