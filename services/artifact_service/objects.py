@@ -12,12 +12,11 @@ from taskjournal.services.api_gateway.errors import ApiError
 from taskjournal.shared.domain.errors import InputError, ResourceNotFound
 from taskjournal.shared.domain.object import Object
 from taskjournal.shared.domain.time import format_ms, parse_ms
-from taskjournal.shared.storage import OBJECT_BUCKET, object_key
+from taskjournal.shared.storage import OBJECT_BUCKET, object_download_url, object_key
 
 PUT_URL_MS = 45 * 60 * 1000  # upstream: the PUT URL is advertised for 45 minutes...
 PUT_URL_GRACE_MS = 10 * 1000  # ...and honoured 10 s longer
 GET_URL_MS = 60 * 1000  # getUrl: advertised 60 s, honoured 120 s
-SIMPLE_URL_MS = 30 * 60 * 1000
 MAX_NAME = 1024
 
 
@@ -116,13 +115,8 @@ async def start_download(ctx: Context):
         url = ctx.services.blobs.download_url(OBJECT_BUCKET, object_key(name), now + 2 * GET_URL_MS)
         return {"method": "getUrl", "url": url, "expires": format_ms(now + GET_URL_MS), "hashes": dict(found.hashes)}
     if accepted.get("simple"):
-        return {"method": "simple", "url": simple_url(ctx.services.blobs, name, now)}
+        return {"method": "simple", "url": object_download_url(ctx.services.blobs, name, now)}
     raise ApiError("NoMatchingMethod", 406, "Object supports methods simple, getUrl")
-
-
-def simple_url(blobs, name: str, now: int) -> str:
-    """A plain URL to an object's bytes (also what the queue's getArtifact redirects to)."""
-    return blobs.download_url(OBJECT_BUCKET, object_key(name), now + SIMPLE_URL_MS)
 
 
 async def metadata(ctx: Context):
@@ -132,7 +126,7 @@ async def metadata(ctx: Context):
 async def download(ctx: Context):
     name = ctx.params["name"]
     await _finished(ctx, name)
-    url = simple_url(ctx.services.blobs, name, ctx.services.clock())
+    url = object_download_url(ctx.services.blobs, name, ctx.services.clock())
     return web.Response(status=303, text=f"See Other. Redirecting to {url}", headers={"Location": url})
 
 

@@ -76,3 +76,14 @@ def object_key(name: str) -> str:
     """Where the object service keeps an object's bytes. s3 artifacts live
     under `<taskId>/...` (22 characters, no `objects`), so the two never meet."""
     return "objects/" + name
+
+
+SIMPLE_URL_MS = 30 * 60 * 1000  # a `simple` download URL is good for 30 minutes (upstream's)
+
+
+def object_download_url(blobs: BlobStore, name: str, now_ms: int) -> str:
+    """A plain URL to a finished object's bytes, needing no credentials: the
+    object service's `simple` method and `download` redirect, and what the
+    queue's getArtifact redirects to for object artifacts (upstream asks the
+    object service for exactly this)."""
+    return blobs.download_url(OBJECT_BUCKET, object_key(name), now_ms + SIMPLE_URL_MS)
