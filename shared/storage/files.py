@@ -13,12 +13,14 @@ with its content type, encoding, size and the hashes computed while it was
 written. Writes go to a temporary file renamed into place: a reader sees
 the old bytes or the new ones, and a failed upload leaves nothing behind."""
 
+import asyncio
 import hashlib
 import hmac
 import os
 import secrets
 import time
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlencode
@@ -59,10 +61,13 @@ def signing_key(root_access_token: str) -> bytes:
 class FileBlobStore:
     kind = "file"
 
-    def __init__(self, root: Path, base_url: str, key: bytes):
+    def __init__(self, root: Path, base_url: str, key: bytes, writers: int = 8):
         self.root = Path(root)
         self.base_url = base_url.rstrip("/")
         self.key = key
+        # write() hashes and writes each chunk on a thread while the loop receives the next one
+        # (file writes and hashlib release the GIL): the disk and the socket work at once
+        self._writers = ThreadPoolExecutor(writers, thread_name_prefix="blob-writer")
 
     # ------------------------------------------------------------ signed URLs
     def upload_url(self, bucket: Bucket, key: str, content_type: str, expires_ms: int,
@@ -124,16 +129,27 @@ class FileBlobStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}")
         hashers = {name: hashlib.new(name) for name in HASHED}
-        size = 0
+        size, loop, writing = 0, asyncio.get_running_loop(), None
+
+        def absorb(file, chunk: bytes) -> None:
+            file.write(chunk)
+            for hasher in hashers.values():
+                hasher.update(chunk)
+
         try:
             with open(temporary, "wb") as file:
-                async for chunk in chunks:
-                    size += len(chunk)
-                    if limit is not None and size > limit:
-                        raise BlobRefused(413, "InputTooLarge", f"The body is larger than the {limit} bytes declared")
-                    file.write(chunk)
-                    for hasher in hashers.values():
-                        hasher.update(chunk)
+                try:
+                    async for chunk in chunks:
+                        size += len(chunk)
+                        if limit is not None and size > limit:
+                            raise BlobRefused(413, "InputTooLarge",
+                                              f"The body is larger than the {limit} bytes declared")
+                        if writing is not None:
+                            await writing  # at most one chunk on the thread, one being received
+                        writing = loop.run_in_executor(self._writers, absorb, file, chunk)
+                finally:
+                    if writing is not None:
+                        await asyncio.shield(writing)  # never close the file under a running write
             if exact and size != limit:
                 raise BlobRefused(400, "InputError", f"The body has {size} bytes, not the {limit} declared")
             meta = {"key": key, "size": size, "contentType": content_type, "contentEncoding": content_encoding,
@@ -167,7 +183,7 @@ class FileBlobStore:
             _unlink(self._meta_path(path))
 
     async def close(self) -> None:
-        pass
+        self._writers.shutdown(wait=False)
 
 
 def _unlink(path: Path) -> None:
