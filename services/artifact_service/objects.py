@@ -83,6 +83,7 @@ async def finish_upload(ctx: Context):
         raise _not_found(name)
     if not found.check_finish(body["projectId"], body["uploadId"], hashes):
         await _check_stored_bytes(ctx, found, hashes)
+        await ctx.services.blobs.seal(OBJECT_BUCKET, object_key(name))  # no PUT replaces what was checked
         await ctx.run(ctx.services.journal.finish_upload, name, body["projectId"], body["uploadId"], hashes,
                       ctx.services.clock())
     return {}

@@ -49,6 +49,10 @@ class BlobStore(Protocol):
     async def delete(self, bucket: Bucket, keys: list[str]) -> None:
         """Remove the keys (missing ones are no error)."""
 
+    async def seal(self, bucket: Bucket, key: str) -> None:
+        """The bytes under `key` are final: later writes are refused where the
+        back end can (file); S3 keeps honouring an unexpired PUT URL."""
+
     async def close(self) -> None:
         """Release connections (S3 clients)."""
 

@@ -126,6 +126,7 @@ class FileBlobStore:
         """Stream `chunks` to disk; more than `limit` bytes (with `exact`, any
         other number) raise BlobRefused and nothing is kept. Returns the size written."""
         path = self.path(bucket, key)
+        self._refuse_if_sealed(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}")
         hashers = {name: hashlib.new(name) for name in HASHED}
@@ -156,6 +157,7 @@ class FileBlobStore:
                     "hashes": {name: h.hexdigest() for name, h in hashers.items()}, "written": int(time.time() * 1000)}
             meta_temporary = temporary.with_name(temporary.name + ".json")
             meta_temporary.write_bytes(orjson.dumps(meta))
+            self._refuse_if_sealed(path)  # sealed while this body was on its way
             os.replace(meta_temporary, self._meta_path(path))
             os.replace(temporary, path)
         except BaseException:
@@ -163,6 +165,25 @@ class FileBlobStore:
             _unlink(temporary.with_name(temporary.name + ".json"))
             raise
         return size
+
+    def _refuse_if_sealed(self, path: Path) -> None:
+        try:
+            sealed = orjson.loads(self._meta_path(path).read_bytes()).get("sealed")
+        except (OSError, ValueError):
+            return
+        if sealed:
+            raise BlobRefused(409, "RequestConflict", "These bytes are final (the upload was finished); "
+                                                      "they cannot be replaced")
+
+    async def seal(self, bucket: Bucket, key: str) -> None:
+        meta_path = self._meta_path(self.path(bucket, key))
+        try:
+            meta = orjson.loads(meta_path.read_bytes())
+        except (OSError, ValueError):
+            return
+        temporary = meta_path.with_name(f".{meta_path.name}.{secrets.token_hex(6)}")
+        temporary.write_bytes(orjson.dumps({**meta, "sealed": True}))
+        os.replace(temporary, meta_path)
 
     async def stat(self, bucket: Bucket, key: str) -> BlobInfo | None:
         return self.stat_now(bucket, key)

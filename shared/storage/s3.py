@@ -45,6 +45,9 @@ class S3BlobStore:
                         "s3", endpoint_url=self.endpoint_url, region_name=self.region, config=self.config))
         return self._client
 
+    async def seal(self, bucket: Bucket, key: str) -> None:
+        pass  # a presigned PUT stays valid until it expires (as upstream's)
+
     async def close(self) -> None:
         await self._exit.aclose()
         self._client = None

@@ -269,3 +269,16 @@ def test_api_bodies_with_content_encoding_still_decode(server):
     reply = requests.post(url, data=body, headers={"Authorization": sender.request_header, "Content-Encoding": "gzip",
                                                    "Content-Type": "application/json"})
     assert reply.status_code == 200, reply.text
+
+
+def test_a_finished_upload_cannot_be_overwritten_through_its_put_url(server):
+    if server.back_end != "file":
+        pytest.skip("a presigned S3 PUT stays valid until it expires (as upstream's)")
+    name, upload_id, data = unique("sealed"), taskcluster.slugId(), b"0123456789"
+    put = _put_url(server, name, len(data), upload_id)
+    assert requests.put(put["url"], data=data, headers=put["headers"]).status_code == 200
+    objects(server).finishUpload(name, {"projectId": PROJECT, "uploadId": upload_id,
+                                        "hashes": {"sha256": hashlib.sha256(data).hexdigest()}})
+    error(requests.put(put["url"], data=b"9876543210", headers=put["headers"]), 409, "RequestConflict")
+    got, _ = taskcluster.download.downloadToBuf(name=name, objectService=objects(server))
+    assert bytes(got) == data

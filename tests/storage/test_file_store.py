@@ -105,3 +105,14 @@ async def test_a_failing_stream_leaves_nothing(store):
         await store.write("private", "k", broken(), "text/plain")
     assert await store.stat("private", "k") is None
     assert list(store.path("private", "k").parent.iterdir()) == []
+
+
+async def test_sealed_bytes_cannot_be_replaced(store):
+    await store.write("private", "k", chunks(b"final"), "text/plain")
+    await store.seal("private", "k")
+    with pytest.raises(BlobRefused) as refused:
+        await store.write("private", "k", chunks(b"other"), "text/plain")
+    assert refused.value.status == 409
+    assert store.path("private", "k").read_bytes() == b"final"
+    await store.delete("private", ["k"])
+    await store.write("private", "k", chunks(b"new object"), "text/plain")  # a deleted key is free again
