@@ -42,7 +42,7 @@ class Context:
 
 def require(auth: AuthResult, expression: Any) -> None:
     if auth.status == "auth-failed":
-        raise ApiError("AuthenticationFailed", 401, auth.message, {"WWW-Authenticate": "hawk"})
+        raise ApiError("AuthenticationFailed", 401, auth.message or "", {"WWW-Authenticate": "hawk"})
     if scope_rules.satisfies(auth.scopes, expression):
         return
     missing = scope_rules.unsatisfied(auth.scopes, expression)
