@@ -60,7 +60,7 @@ for _noisy in ("aio_pika", "aiormq"):  # the broker is down on purpose now and t
 ROLES = ("dependency-resolver", "scheduler", "claim-resolver", "relay", "api-gateway")
 TERMINAL = ("task-completed", "task-failed", "task-exception")
 SATISFYING = {"all-completed": ("completed",), "all-resolved": ("completed", "failed", "exception")}
-PULSE_QUEUE = "chaos-pulse"
+PULSE_QUEUE = f"chaos-pulse-{os.getpid()}"  # unique: a shared broker may carry other campaigns
 ROOT_CLIENT_ID = "chaos-root"
 
 
@@ -419,6 +419,16 @@ async def _declare_pulse_queue(url: str) -> None:
             await queue.bind(exchanges[exchange(name)], routing_key="#")
 
 
+async def _delete_queues(url: str, names: list[str]) -> None:
+    import aio_pika
+
+    connection = await aio_pika.connect(url, timeout=10)
+    async with connection:
+        channel = await connection.channel()
+        for name in names:
+            await channel.queue_delete(name)
+
+
 async def _pulse_depth(url: str) -> int:
     import aio_pika
 
@@ -450,6 +460,7 @@ async def _drain_pulse(url: str) -> list[tuple[str, str, int | None, str]]:
                                      status.get("state", "")))
         except asyncio.TimeoutError:
             pass
+        await queue.delete(if_unused=False, if_empty=False)
     return received
 
 
@@ -655,6 +666,9 @@ class Campaign:
         self.broker_restarts = self.db_restarts = 0
         self.notes: list[str] = []
         self.token = secrets.token_urlsafe(24)
+        self.instance = f"chaos_{secrets.token_hex(4)}"  # names the services' queue on the broker
+        self.shared_database: str | None = None  # a database we made on a server that is not ours
+        self.shared_broker: str | None = None
 
     # ------------------------------------------------------------ servers
     def start_servers(self) -> tuple[str, str]:
@@ -679,6 +693,7 @@ class Campaign:
                 f"(up in {time.monotonic() - started:.1f}s)")
         else:
             amqp_url = self.args.amqp_url or os.environ.get("TASKJOURNAL_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+            self.shared_broker = amqp_url
             self.note(f"no private RabbitMQ: using {amqp_url}; broker restarts skipped")
         return database_url, amqp_url
 
@@ -689,7 +704,8 @@ class Campaign:
         admin = urlunsplit(urlsplit(url)._replace(path="/postgres"))
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
-        return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+        self.shared_database = urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+        return self.shared_database
 
     def note(self, text: str) -> None:
         self.notes.append(text)
@@ -705,7 +721,7 @@ class Campaign:
                "TASKJOURNAL_ROOT_ACCESS_TOKEN": self.token, "TASKJOURNAL_ANONYMOUS_SCOPES": "",
                "TASKJOURNAL_CLAIMWORK_WAIT": "2", "TASKJOURNAL_CLAIM_TIMEOUT": str(self.args.claim_timeout),
                "TASKJOURNAL_RESOLVER_INTERVAL": "0.5", "TASKJOURNAL_EXECUTOR_THREADS": "8",
-               "TASKJOURNAL_INSTANCE": f"chaos_{secrets.token_hex(4)}"}
+               "TASKJOURNAL_INSTANCE": self.instance}
         for role in ROLES:  # consumers before producers, as runtime.start_roles does
             count = self.args.gateways if role == "api-gateway" else 1
             self.services[role] = []
@@ -739,10 +755,6 @@ class Campaign:
         faults = [("kill", self.args.kills)]
         faults.append(("broker", self.args.broker_restarts if self.rabbit else 0))
         faults.append(("db", self.args.db_restarts if self.postgres else 0))
-        if self.args.broker_restarts and not self.rabbit:
-            self.note("broker restarts skipped: the broker is not ours")
-        if self.args.db_restarts and not self.postgres:
-            self.note("database restarts skipped: the database is not ours")
         plan = [(self.rng.uniform(0.05, 0.9) * window, kind) for kind, count in faults for _ in range(count)]
         return sorted(plan)
 
@@ -794,6 +806,19 @@ class Campaign:
                 self.postgres.stop("immediate")
             except Exception:
                 pass
+        self._clean_shared_servers()
+
+    def _clean_shared_servers(self) -> None:
+        """Leave servers that are not ours as we found them."""
+        if self.shared_database:
+            import psycopg
+
+            name = urlsplit(self.shared_database).path.lstrip("/")
+            admin = urlunsplit(urlsplit(self.shared_database)._replace(path="/postgres"))
+            with psycopg.connect(admin, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if self.shared_broker:
+            asyncio.run(_delete_queues(self.shared_broker, [PULSE_QUEUE, f"taskjournal.{self.instance}.dependency-resolver"]))
 
 
 def run(args) -> int:
@@ -890,7 +915,8 @@ def _collect_pulse(amqp_url: str, facts: LogFacts) -> list[tuple]:
         elif time.monotonic() - since > 15:
             break  # nothing new for 15 s: the rest is not coming
         time.sleep(1)
-    return asyncio.run(_drain_pulse(amqp_url))
+    ours = {key[1] for key in facts.messages}  # a shared broker also carries other deployments' messages
+    return [message for message in asyncio.run(_drain_pulse(amqp_url)) if message[1] in ours]
 
 
 def _summary(campaign: Campaign, args, nodes, expected, workload: Workload, facts: LogFacts, pulse,
