@@ -62,6 +62,7 @@ TERMINAL = ("task-completed", "task-failed", "task-exception")
 SATISFYING = {"all-completed": ("completed",), "all-resolved": ("completed", "failed", "exception")}
 PULSE_QUEUE = f"chaos-pulse-{os.getpid()}"  # unique: a shared broker may carry other campaigns
 ROOT_CLIENT_ID = "chaos-root"
+STUCK_SECONDS = 40.0
 
 
 def say(message: str) -> None:
@@ -880,8 +881,11 @@ def _run(campaign: Campaign, args, started_all: float) -> int:
 
 def _settle(campaign: Campaign, workload: Workload, options: dict, expected: dict[str, str], timeout: float,
             progress) -> tuple[bool, dict[str, str]]:
+    """Wait for every task to reach its expected state; give up early when the
+    only tasks off are unscheduled and nothing is pending or running for
+    STUCK_SECONDS (longer than a pending lease, a claim and the relay's backoff)."""
     queue = taskcluster.Queue(options)
-    deadline, states = time.monotonic() + timeout, {}
+    deadline, states, stuck_since = time.monotonic() + timeout, {}, None
     while time.monotonic() < deadline:
         campaign.restart_crashed()
         progress()
@@ -891,8 +895,16 @@ def _settle(campaign: Campaign, workload: Workload, options: dict, expected: dic
             except Exception:
                 time.sleep(1)
                 continue
-            if all(states.get(t) == s for t, s in expected.items()):
+            off = {t: states.get(t) for t, s in expected.items() if states.get(t) != s}
+            if not off:
                 return True, states
+            if set(off.values()) != {"unscheduled"} or any(s in ("pending", "running") for s in states.values()):
+                stuck_since = None
+            elif stuck_since is None:
+                stuck_since = time.monotonic()
+            elif time.monotonic() - stuck_since > STUCK_SECONDS:
+                say(f"{len(off)} tasks stay unscheduled and nothing else moves; not waiting longer")
+                return False, states
         time.sleep(1)
     try:
         states = statuses(queue, list(expected))
