@@ -32,7 +32,6 @@ import asyncio
 import datetime
 import faulthandler
 import glob
-import json
 import logging
 import os
 import random

@@ -12,7 +12,6 @@ import sys
 import threading
 import time
 
-import pytest
 import taskcluster
 
 from .conftest import ROOT_CLIENT_ID, task_definition
@@ -150,8 +149,3 @@ def test_stack_stops_with_an_error_when_a_child_keeps_dying(tmp_path, module_pos
     assert any(re.match(r"scheduler \(pid \d+\) died: exited with code 1$", line) for line in stack.lines)
     assert "scheduler died 6 times within 60s; stopping the stack" in stack.lines
     assert len(stack.started_pids("scheduler")) == 6  # the first start and five restarts
-
-
-@pytest.fixture(autouse=True)
-def _no_stray_children():
-    yield
