@@ -870,7 +870,8 @@ def _run(campaign: Campaign, args, started_all: float) -> int:
     pulse = _collect_pulse(amqp_url, facts)
     violations, duplicates, consequences = check(units, workload, facts, http_states, pulse, args.strict_duplicates)
     if not settled:
-        violations.add("graph-did-not-settle", f"within {args.settle}s after the faults")
+        violations.add("graph-did-not-settle", f"{sum(1 for t, s in expected.items() if http_states.get(t) != s)} tasks "
+                       f"not in their expected state when the wait ended (--settle {args.settle:.0f}s)")
     _summary(campaign, args, nodes, expected, workload, facts, pulse, violations, duplicates, consequences,
              chaos_seconds, time.monotonic() - started_all)
     if violations.total():
