@@ -238,14 +238,16 @@ class Node:
     deps: list[str] = field(default_factory=list)
     requires: str = "all-completed"
     fails: bool = False  # the worker reports it failed
+    abandons: bool = False  # the worker drops its first claim: the claim expires and the run is retried
 
 
-def build_graph(rng: random.Random, total: int) -> list[list[Node]]:
+def build_graph(rng: random.Random, total: int, abandon: bool = True) -> list[list[Node]]:
     """Units of tasks, each in creation order (dependencies first)."""
     units, count = [], 0
+    kinds = ("chain", "fan", "fan", "failing") + (("retried",) if abandon else ())
     while count < total:
-        kind = rng.choice(("chain", "fan", "fan", "failing"))
-        unit = {"chain": _chain, "fan": _fan, "failing": _failing}[kind](rng)
+        kind = rng.choice(kinds)
+        unit = {"chain": _chain, "fan": _fan, "failing": _failing, "retried": _retried}[kind](rng)
         units.append(unit)
         count += len(unit)
     return units
@@ -274,6 +276,13 @@ def _failing(rng: random.Random) -> list[Node]:
     return [failed, blocked, after_blocked, anyway, then]
 
 
+def _retried(rng: random.Random) -> list[Node]:
+    """Its first claim expires and is retried: until the retry resolves, no dependent may run."""
+    retried = Node(taskcluster.slugId(), abandons=True, fails=rng.random() < 0.5)
+    return [retried, Node(taskcluster.slugId(), [retried.task_id], "all-resolved"),
+            Node(taskcluster.slugId(), [retried.task_id])]
+
+
 def expected_states(nodes: list[Node]) -> dict[str, str]:
     expected: dict[str, str] = {}
     for node in nodes:  # creation order is a topological order
@@ -300,6 +309,7 @@ class Workload:
         self.options, self.units, self.queue_id, self.workers = options, units, queue_id, workers
         self.group_id = taskcluster.slugId()
         self.fails = {n.task_id for unit in units for n in unit if n.fails}
+        self.abandons = {n.task_id for unit in units for n in unit if n.abandons}
         self.lock = threading.Lock()
         self.created = 0
         self.polls = 0  # claimWork calls answered
@@ -357,6 +367,8 @@ class Workload:
                 task_id, run_id = claim["status"]["taskId"], claim["runId"]
                 with self.lock:
                     self.claims.append((task_id, run_id, worker_id))
+                if run_id == 0 and task_id in self.abandons:
+                    continue  # a worker that vanished: the claim-resolver retries the run
                 taken_until = datetime.datetime.fromisoformat(claim["takenUntil"].replace("Z", "+00:00"))
                 self._report(queue, task_id, run_id, taken_until)
 
@@ -841,7 +853,7 @@ def _run(campaign: Campaign, args, started_all: float) -> int:
     root_url = campaign.start_services(database_url, amqp_url)
     options = {"rootUrl": root_url, "credentials": {"clientId": ROOT_CLIENT_ID, "accessToken": campaign.token},
                "maxRetries": 2}
-    units = build_graph(campaign.rng, args.tasks)
+    units = build_graph(campaign.rng, args.tasks, abandon=not args.no_abandon)
     nodes = [n for unit in units for n in unit]
     expected = expected_states(nodes)
     say(f"graph: {len(nodes)} tasks in {len(units)} units; expected {dict(Counter(expected.values()))}")
@@ -974,6 +986,8 @@ def main(argv=None) -> int:
     parser.add_argument("--db-stop-mode", choices=("immediate", "fast"), default="immediate")
     parser.add_argument("--database-url", help="use this PostgreSQL server (a fresh database) instead of a private one")
     parser.add_argument("--amqp-url", help="use this broker instead of a private node")
+    parser.add_argument("--no-abandon", action="store_true",
+                        help="no tasks whose first claim the worker drops (claim expiry, then a retry)")
     parser.add_argument("--strict-duplicates", action="store_true", help="count duplicate messages as violations")
     parser.add_argument("--keep", action="store_true", help="keep the work dir (kept anyway on violations)")
     args = parser.parse_args(argv)
