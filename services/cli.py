@@ -103,8 +103,11 @@ class _Child:
     port: int
     env: dict[str, str]
     options: list[str]  # extra `taskjournal run` options
-    process: subprocess.Popen | None = None
+    process: subprocess.Popen = field(init=False)
     restarts: deque = field(default_factory=deque)
+
+    def __post_init__(self) -> None:
+        self.start()
 
     def start(self, note: str = "") -> None:
         self.process = subprocess.Popen(
@@ -132,7 +135,6 @@ def run_stack(settings: Settings, scale: dict | None = None) -> int:
                "TASKJOURNAL_ROOT_URL": settings.public_root_url}
         shared = ["--shared-port"] if role == "api-gateway" and gateways > 1 else []  # main() checked it is free
         children.append(_Child(role, port, env, shared))
-        children[-1].start()
     describe(settings, ROLES, announce=True)
     stopping = []
     for sig in (signal.SIGINT, signal.SIGTERM):  # set explicitly: a background shell may ignore SIGINT
