@@ -17,10 +17,8 @@ import pytest
 from tests.conftest import AMQP_URL
 
 CAMPAIGN = Path(__file__).resolve().parents[2] / "bench" / "chaos.py"
-# --no-abandon until an all-resolved dependent waits for its dependency's automatic
-# retry (today a claim that expires and is retried schedules it at once).
 ARGS = ["--tasks", "250", "--kills", "12", "--broker-restarts", "1", "--db-restarts", "1",
-        "--duration", "20", "--settle", "45", "--seed", "20261130", "--no-abandon"]
+        "--duration", "20", "--settle", "45", "--seed", "20261130"]
 
 
 @pytest.mark.chaos
