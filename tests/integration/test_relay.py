@@ -26,10 +26,9 @@ from taskjournal.shared.domain.ids import task_id_of
 from taskjournal.shared.domain.time import format_ms, now_ms
 from taskjournal.shared.journal import open_journal
 from taskjournal.shared.messages import EXCHANGES, INTERNAL_EXCHANGE, exchange
-from tests.integration.amqp_support import receive
+from tests.support import reference
+from tests.support.amqp import receive
 
-REFERENCE = Path(os.environ.get("TASKJOURNAL_REFERENCE_DIR",
-                                Path(__file__).resolve().parents[3] / "shared/reference/taskcluster-v64.2.5"))
 TASK_EXCHANGES = [e for e in EXCHANGES if not e.startswith("task-group")]
 HOUR = 3600 * 1000
 LIFECYCLE = ["task-defined", "task-pending", "task-running", "task-completed"]
@@ -130,14 +129,13 @@ async def test_route_subscriber_gets_the_completed_message(journal, publisher, c
 
 
 def validate_against_schema(name: str, body: dict) -> None:
-    if not REFERENCE.exists():
-        pytest.skip(f"the Taskcluster reference (official schemas) is not at {REFERENCE}")
+    schemas = reference.require("schemas/queue/v1")
     import jsonschema
     from referencing import Registry, Resource
     from referencing.jsonschema import DRAFT6
 
     base, resources = "https://reference.invalid", []
-    for path in (REFERENCE / "schemas/queue/v1").glob("*.json"):
+    for path in schemas.glob("*.json"):
         schema = json.loads(path.read_text())
         schema = {**schema, "$id": base + schema["$id"]}
         schema.pop("$schema", None)
