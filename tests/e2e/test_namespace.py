@@ -12,7 +12,7 @@ from pathlib import Path
 
 import taskcluster
 
-from .conftest import free_port, task_definition
+from tests.support.server import free_port, task_definition
 
 SHADOW = 'raise SystemExit("the user\'s own {name} package was imported")\n'
 
