@@ -2,6 +2,7 @@
 Taskcluster Python client, and the task definitions the end-to-end tests send."""
 
 import os
+import random
 import secrets
 import signal
 import socket
@@ -20,6 +21,28 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def free_ports(count: int) -> int:
+    """The first of `count` consecutive free ports (`taskjournal stack` gives
+    each child the next port). They are taken below the kernel's ephemeral
+    range: there, the outgoing connections the children open while starting
+    would take the neighbours of a port the kernel handed out."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    for _ in range(100):
+        first = random.randrange(max(1024, low - 10_000), low - count)
+        if all(_bindable(port) for port in range(first, first + count)):
+            return first
+    raise RuntimeError(f"no {count} consecutive free ports below {low}")
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 class Server:
