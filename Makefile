@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 #   test-unit         seconds; no PostgreSQL, RabbitMQ or server process (their URLs point at a closed port)
 #   test-integration  the journal, relay and bus against the real PostgreSQL and RabbitMQ
 #   test-e2e          the real `taskjournal dev` process driven with the official client
-#   test              all of them in one run (what .ci/run calls)
+#   test              all of them, and tests/chaos, in one run (what .ci/run calls)
 TEST_DATABASE_URL := $${TASKJOURNAL_TEST_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/taskjournal_test}
 PYTEST := TASKJOURNAL_TEST_DATABASE_URL=$(TEST_DATABASE_URL) $(PY) -m pytest -q
 NO_INFRASTRUCTURE := TASKJOURNAL_TEST_DATABASE_URL=postgresql://postgres@127.0.0.1:1/unreachable \

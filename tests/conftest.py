@@ -15,7 +15,6 @@ import pytest
 
 from tests.support.amqp import AMQP_URL, probe
 from tests.support.postgres import configured_url, create_database, drop_database_at, ensure_database
-from tests.support.postgres import drop_database  # noqa: F401 (some tests import it from here)
 
 TESTS = Path(__file__).resolve().parent
 

@@ -6,7 +6,6 @@ import secrets
 import pytest
 
 from tests.support.server import Server
-from tests.support.server import ROOT_CLIENT_ID, task_definition  # noqa: F401 (older tests import them from here)
 
 
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
