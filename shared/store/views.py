@@ -123,3 +123,15 @@ class ReadModel:
 
     def release_lease(self, task_id: str, run_id: int) -> None:
         self._execute("release_lease", task_id=task_id, run_id=run_id)
+
+    # ---------------------------------------------------------- artifacts
+    def artifact_row(self, task_id: str, run_id: int, name: str) -> dict | None:
+        """{name, storage_type, content_type, expires, present, details (JSON text)} or None."""
+        rows = self._rows("artifact", task_id=task_id, run_id=run_id, name=name)
+        return rows[0] if rows else None
+
+    def artifacts_page(self, task_id: str, run_id: int, after_name: str, limit: int) -> list[dict]:
+        return self._rows("artifacts_page", task_id=task_id, run_id=run_id, after_name=after_name, limit=limit)
+
+    def expired_artifacts(self, cutoff: int, limit: int) -> list[dict]:
+        return self._rows("expired_artifacts", cutoff=cutoff, limit=limit)

@@ -99,3 +99,17 @@ SELECT task_id, {columns} FROM tj_tasks WHERE task_id = ANY(:task_ids);
 -- name: tasks_by_id [sqlite]
 -- :task_ids is a JSON array: any number of ids in one parameter.
 SELECT task_id, {columns} FROM tj_tasks WHERE task_id IN (SELECT value FROM json_each(:task_ids));
+
+-- name: artifact
+SELECT name, storage_type, content_type, expires, present, details FROM tj_artifacts
+WHERE task_id = :task_id AND run_id = :run_id AND name = :name;
+
+-- name: artifacts_page
+-- Every artifact of a run (present or not), by name, after :after_name.
+SELECT name, storage_type, content_type, expires FROM tj_artifacts
+WHERE task_id = :task_id AND run_id = :run_id AND name > :after_name
+ORDER BY name LIMIT :limit;
+
+-- name: expired_artifacts
+SELECT task_id, run_id, name, storage_type, details FROM tj_artifacts WHERE expires < :cutoff
+ORDER BY expires LIMIT :limit;
