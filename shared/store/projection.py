@@ -72,6 +72,6 @@ def _group_rows(group: TaskGroup, changes: Changes) -> None:
 
 
 def _artifact_rows(artifact: Artifact, changes: Changes) -> None:
-    changes.add("upsert_artifact", task_id=artifact.task_id, run_id=artifact.run_id, name=artifact.name,
+    changes.add("upsert_artifact", task_id=artifact.task_id, run_id=artifact.run_id, artifact_name=artifact.name,
                 storage_type=artifact.storage_type, content_type=artifact.content_type, expires=artifact.expires,
                 present=int(artifact.present), details=orjson.dumps(artifact.details).decode())

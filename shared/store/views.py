@@ -127,7 +127,7 @@ class ReadModel:
     # ---------------------------------------------------------- artifacts
     def artifact_row(self, task_id: str, run_id: int, name: str) -> dict | None:
         """{name, storage_type, content_type, expires, present, details (JSON text)} or None."""
-        rows = self._rows("artifact", task_id=task_id, run_id=run_id, name=name)
+        rows = self._rows("artifact", task_id=task_id, run_id=run_id, artifact_name=name)
         return rows[0] if rows else None
 
     def artifacts_page(self, task_id: str, run_id: int, after_name: str, limit: int) -> list[dict]:

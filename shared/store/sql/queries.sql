@@ -102,7 +102,7 @@ SELECT task_id, {columns} FROM tj_tasks WHERE task_id IN (SELECT value FROM json
 
 -- name: artifact
 SELECT name, storage_type, content_type, expires, present, details FROM tj_artifacts
-WHERE task_id = :task_id AND run_id = :run_id AND name = :name;
+WHERE task_id = :task_id AND run_id = :run_id AND name = :artifact_name;
 
 -- name: artifacts_page
 -- Every artifact of a run (present or not), by name, after :after_name.
