@@ -33,8 +33,7 @@ async def create_artifact(ctx: Context):
     problem = name_problem(name)
     if problem:
         raise InputError(problem)
-    if body["storageType"] == "s3" and services.blobs is None:
-        raise InputError("This deployment has no artifact store for storageType s3")
+    _refuse_unsupported(services, body["storageType"])
     now = services.clock()
     reserve = _upload_reservation(services, run_id, name, parse_ms(body["expires"]), now)
     artifact = await ctx.run(services.journal.create_artifact, task_id, run_id, name, body, now, reserve)
@@ -46,6 +45,16 @@ async def create_artifact(ctx: Context):
     if artifact.storage_type == "object":
         return _object_upload_reply(services, artifact, now)
     return {"storageType": artifact.storage_type}
+
+
+def _refuse_unsupported(services, storage_type: str) -> None:
+    """A process built without a blob store, or without the object service
+    (before the objects branch is merged), refuses those storage types
+    before anything is recorded."""
+    if storage_type == "s3" and services.blobs is None:
+        raise InputError("This deployment has no artifact store for storageType s3")
+    if storage_type == "object" and not hasattr(services.journal, "create_upload"):
+        raise InputError("This deployment has no object service for storageType object")
 
 
 def _upload_reservation(services, run_id: int, name: str, expires: int, now: int):
