@@ -11,7 +11,7 @@ import os
 import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 from urllib.parse import urlsplit, urlunsplit
 
 DEFAULT_ANONYMOUS_SCOPES = (
@@ -197,7 +197,7 @@ SETTINGS: tuple[Spec, ...] = (
          "git commit of the build, reported by `--version` and `/__version__` (set by the container image)",
          shown_default="`git rev-parse HEAD` of a checkout, else `unknown`"),
 )
-_DEFAULTS = {spec.attr: spec.default for spec in SETTINGS}
+_DEFAULTS: dict[str, Any] = {spec.attr: spec.default for spec in SETTINGS}
 
 
 @dataclass(frozen=True)

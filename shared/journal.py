@@ -4,7 +4,7 @@ optimistic concurrency, retrying on conflict; the inline projection is saved
 in the same transaction (ADR 0002, 0003)."""
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Protocol
 from uuid import UUID
 
@@ -62,7 +62,7 @@ class Journal(Application):
         self.group_commit = GroupCommit(self._commit)
 
     # ------------------------------------------------------------ persistence
-    def construct_env(self, name: str, env: dict | None = None) -> Environment:
+    def construct_env(self, name: str, env: Mapping[str, str] | None = None) -> Environment:
         """Our settings only: never os.environ (eventsourcing would merge it and
         prefer TASKJOURNAL_* keys from it, e.g. TASKJOURNAL_POSTGRES_ENABLE_DB_FUNCTIONS)."""
         return Environment(name, dict(env or {}))
@@ -86,7 +86,7 @@ class Journal(Application):
             except KeyError:
                 pass
 
-    def save(self, *aggregates) -> None:
+    def save(self, *aggregates) -> None:  # type: ignore[override]  # returns nothing: the commit may be shared
         """Append the aggregates' new events (and their read-model rows) in one
         transaction, shared with concurrent saves of other threads."""
         self.group_commit.save(list(aggregates))
@@ -319,7 +319,7 @@ class Journal(Application):
         for stale in tasks:
             run_id = stale.last_run["runId"]  # malformed-payload is never retried: still the run claimed
             task = self.task(stale.task_id)
-            if _take(task, run_id, worker_group, worker_id, now, taken_until, deliverable):
+            if task is not None and _take(task, run_id, worker_group, worker_id, now, taken_until, deliverable):
                 try:
                     self.save(task)
                     changed.append(task)
@@ -442,7 +442,7 @@ def _take(task: Task, run_id: int, worker_group: str, worker_id: str, now: int, 
 
 def _running(tasks: list[Task]) -> list[Task]:
     """The claimed tasks, without those resolved as undeliverable."""
-    return [task for task in tasks if task.last_run["state"] == "running"]
+    return [task for task in tasks if task.state == "running"]
 
 
 # ---------------------------------------------------------------- artifacts (behaviour spec §8)
@@ -476,4 +476,3 @@ def _artifact_task(journal: Journal, task_id: str, run_id: int, expires: int, no
                 "uploaded before a task is 'completed' and output is consumed by a dependent task\n\n"
                 f"Task status: {json.dumps(task.status(), indent=2)}")
     return task, run
-

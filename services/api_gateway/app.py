@@ -9,7 +9,8 @@ import hashlib
 import hmac
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor
+from typing import Any
 from dataclasses import dataclass, field
 
 import orjson
@@ -62,7 +63,7 @@ class Services:
     journal: Journal
     authenticator: Authenticator
     issuer: Client
-    executor: ThreadPoolExecutor
+    executor: Executor
     claimer: Claimer
     blobs: BlobStore | None = None  # s3 artifacts' bytes (signed URLs only: bytes never pass through here)
     version: dict = field(default_factory=version_info)
@@ -82,13 +83,13 @@ def build_auth(settings: Settings) -> tuple[Authenticator, Client]:
         file_clients, file_roles = load_config_file(settings.clients_file)
         clients += file_clients
         roles.update(file_roles)
-    issuer = None
-    if settings.root_client_id and settings.root_access_token:
-        clients.append(Client(settings.root_client_id, settings.root_access_token, ("*",)))
-        # The queue signs run credentials with a client of its own, derived from the root secret.
-        token = hmac.new(settings.root_access_token.encode(), b"taskjournal queue issuer", hashlib.sha256).hexdigest()
-        issuer = Client(ISSUER_ID, token, ("*",))
-        clients.append(issuer)
+    root_id, root_token = settings.root_client_id, settings.root_access_token
+    assert root_id and root_token  # roles_need refused a gateway without them
+    clients.append(Client(root_id, root_token, ("*",)))
+    # The queue signs run credentials with a client of its own, derived from the root secret.
+    issuer = Client(ISSUER_ID, hmac.new(root_token.encode(), b"taskjournal queue issuer", hashlib.sha256).hexdigest(),
+                    ("*",))
+    clients.append(issuer)
     return Authenticator(ClientStore(clients), scope_rules.Roles(roles)), issuer
 
 
@@ -108,7 +109,7 @@ class Gateway:
                 return web.json_response({"error": "Method not allowed"}, status=405,
                                          headers={"Allow": ",".join(params)})
             return web.json_response({"error": "Not found"}, status=404)
-        payload = {}
+        payload: Any = {}
         try:
             raw_body, payload = await _read_body(request)
             response = await self._handle(request, endpoint, params, raw_body, payload)

@@ -51,7 +51,15 @@ class Task(Aggregate):
 
     @property
     def ever_resolved(self) -> bool:
-        return any(run["state"] in RESOLVED for run in self.runs)
+        """A run was resolved for good: a resolution the queue retried at once
+        (claim-expired, worker-shutdown, intermittent-task with retries left)
+        does not resolve the task, so it satisfies no `all-resolved` dependent
+        (spec §5: only resolutions without retry feed propagation)."""
+        return any(run["state"] in RESOLVED and not self._retried(index) for index, run in enumerate(self.runs))
+
+    def _retried(self, run_id: int) -> bool:
+        following = self.runs[run_id + 1] if run_id + 1 < len(self.runs) else None
+        return following is not None and following["reasonCreated"] in RETRIED_REASONS.values()
 
     def status(self) -> dict:
         d = self.definition

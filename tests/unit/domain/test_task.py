@@ -750,6 +750,21 @@ class TestReportException:
         assert task.state == "pending" and task.retries_left == 1
 
     @pytest.mark.parametrize("reason", list(RETRY_REASONS))
+    def test_a_retried_resolution_does_not_resolve_the_task_for_dependents(self, reason):
+        task = running_task(retries=1)
+        task.report_exception(0, reason, NOW)
+        assert not task.ever_resolved  # run 0 is resolved, but the retry is the task's next attempt
+        claim_last(task, NOW)
+        task.report_exception(1, reason, NOW)
+        assert task.ever_resolved and not task.ever_completed
+
+    def test_a_resolution_followed_by_a_rerun_still_counts(self):
+        task = running_task(retries=1)
+        task.report(0, "failed", NOW)
+        task.rerun(NOW)
+        assert task.ever_resolved
+
+    @pytest.mark.parametrize("reason", list(RETRY_REASONS))
     def test_retry_reason_is_final_when_no_retries_are_left(self, reason):
         task = running_task(retries=1)
         task.report_exception(0, reason, NOW)
