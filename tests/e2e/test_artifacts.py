@@ -4,9 +4,11 @@ driven by the official Python client as a worker and its consumers use them
 stands in for the objects branch's storage and object service only where
 they are missing."""
 
+import asyncio
 import datetime as dt
 import json
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -326,3 +328,64 @@ def test_listings_page_by_name(server):
             break
     assert (seen, pages) == (names, 3)
     assert [a["name"] for a in run.root.listLatestArtifacts(run.task_id, query={"limit": 10})["artifacts"]] == names
+
+
+# ---------------------------------------------------------------- artifact-created on the exchange (§9.3)
+class ArtifactSubscriber:
+    """Collects artifact-created messages routed by `route.<route>`, on a thread of its own."""
+
+    def __init__(self, amqp_url: str, route: str):
+        import threading
+
+        self.amqp_url, self.route, self.messages, self.ready = amqp_url, route, [], threading.Event()
+        self.thread = threading.Thread(target=lambda: asyncio.run(self._consume()), daemon=True)
+        self.thread.start()
+        assert self.ready.wait(10)
+
+    async def _consume(self):
+        import aio_pika
+
+        connection = await aio_pika.connect(self.amqp_url)
+        channel = await connection.channel()
+        exchange = await channel.declare_exchange("exchange/taskcluster-queue/v1/artifact-created",
+                                                  aio_pika.ExchangeType.TOPIC, durable=True)
+        queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+        await queue.bind(exchange, routing_key=f"route.{self.route}")
+        self.ready.set()
+        async with queue.iterator() as messages:
+            async for message in messages:
+                async with message.process():
+                    self.messages.append((message.routing_key, json.loads(message.body)))
+
+
+def wait_for(predicate, what: str, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_artifact_created_is_published_for_present_artifacts_but_never_s3(tmp_path, postgres_url, amqp_url):
+    server = ArtifactServer(tmp_path, postgres_url, TASKJOURNAL_AMQP_URL=amqp_url)
+    try:
+        route = f"tj-art.{taskcluster.slugId()[:8]}"
+        subscriber = ArtifactSubscriber(amqp_url, route)
+        run = Run(server, routes=[route])
+        run.create("public/s3", storageType="s3", contentType="text/plain")
+        expires = in_("1 day")
+        run.create("public/ref", **REFERENCE, expires=expires)
+        run.create("public/ref", **REFERENCE, expires=expires)  # identical: no new event, no second message
+        run.create("public/err", **ERROR)
+        run.create("private/obj", storageType="object", contentType="text/plain")  # not present until finished
+        wait_for(lambda: len(subscriber.messages) >= 2, "artifact-created")
+        run.create("public/last", **REFERENCE)  # everything before it has been relayed once this one arrives
+        wait_for(lambda: len(subscriber.messages) >= 3, "the last artifact-created")
+        names = [body["artifact"]["name"] for _, body in subscriber.messages]
+        assert names == ["public/ref", "public/err", "public/last"]
+        key, body = subscriber.messages[0]
+        assert key == f"primary.{run.task_id}.0.art-group.art-worker.{body['status']['provisionerId']}." \
+                      f"{body['status']['workerType']}.-.{run.task_id}._"
+        assert body["artifact"]["storageType"] == "reference" and body["runId"] == 0
+        assert body["status"]["state"] == "running"
+    finally:
+        server.stop()
