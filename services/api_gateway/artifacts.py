@@ -169,7 +169,9 @@ def object_download_url(services, name: str, expires_ms: int) -> str:
     """The object service's `download` endpoint for `name`, signed (a bewit
     restricted to `object:download:<name>`): a plain GET, as browsers and
     `curl -L` do, is redirected to the bytes."""
-    root = urlsplit(services.settings.public_root_url)
+    settings = services.settings
+    # where the artifact-service is reached (TASKJOURNAL_ARTIFACT_URL, from the objects branch), else the root URL
+    root = urlsplit(getattr(settings, "public_artifact_url", settings.public_root_url))
     resource = root.path.rstrip("/") + "/api/object/v1/download/" + quote(name, safe="")
     return f"{root.scheme}://{root.netloc}{resource}?bewit={_bewit(services, root, resource, name, expires_ms)}"
 
