@@ -389,3 +389,34 @@ def test_artifact_created_is_published_for_present_artifacts_but_never_s3(tmp_pa
         assert body["status"]["state"] == "running"
     finally:
         server.stop()
+
+
+# ---------------------------------------------------------------- races (real concurrent requests)
+def test_racing_creates_of_one_name_leave_one_artifact_and_one_winner(server):
+    """Eight workers' retries of the same createArtifact race: all succeed (the
+    repeats are compatible) and one artifact exists. Racing *conflicting*
+    creates: exactly one type wins, every other call is a 409."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    run = Run(server)
+    expires = in_("1 day")
+    with ThreadPoolExecutor(8) as pool:
+        replies = list(pool.map(lambda _: run.create("public/same", **{**REFERENCE, "expires": expires}), range(8)))
+    assert replies == [{"storageType": "reference"}] * 8
+    assert [a["name"] for a in run.root.listArtifacts(run.task_id, "0")["artifacts"]] == ["public/same"]
+
+    bodies = [{**ERROR, "message": f"worker {i}", "expires": expires} for i in range(8)]
+
+    def attempt(body):
+        try:
+            run.worker.createArtifact(run.task_id, "0", "public/contested", body)
+            return body["message"]
+        except TaskclusterRestFailure as failure:
+            assert failure.status_code == 409, failure.body
+            return None
+
+    with ThreadPoolExecutor(8) as pool:
+        winners = [w for w in pool.map(attempt, bodies) if w is not None]
+    assert len(winners) == 1
+    status, body = refused(run.root.getArtifact, run.task_id, "0", "public/contested")
+    assert (status, body["message"]) == (424, winners[0])

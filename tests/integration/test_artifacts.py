@@ -12,6 +12,8 @@ from urllib.parse import quote, urlsplit
 import orjson
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from taskjournal.services.api_gateway.claimwork import PendingSignal
 from taskjournal.services.bootstrap import gateway_app
@@ -20,11 +22,14 @@ from taskjournal.shared.auth import scopes
 from taskjournal.shared.auth.hawk import AuthRequest
 from taskjournal.shared.config import Settings
 from taskjournal.shared.domain import definition as definitions
+from taskjournal.shared.domain.artifact import details_for
+from taskjournal.shared.domain.errors import RequestConflict
 from taskjournal.shared.domain.ids import task_id_of
 from taskjournal.shared.domain.time import format_ms, now_ms
 from taskjournal.shared.journal import Journal
 from taskjournal.shared.store.retention import GRACE_MS
 from tests.storage_fakes import MemoryBlobStore, install_fake_objects
+from tests.unit.domain.test_artifact import model_allows
 
 API = "/api/queue/v1"
 HOUR = 3600 * 1000
@@ -161,3 +166,48 @@ def test_concurrent_creates_of_one_artifact_agree(journal):
     results = asyncio.run(race())
     assert {r.id for r in results} == {results[0].id}
     assert [row["name"] for row in journal.views.artifacts_page(task_id, run_id, "", 10)] == ["public/x"]
+
+
+# ---------------------------------------------------------------- the immutability rules, through the Journal
+CALLS = st.fixed_dictionaries({
+    "storageType": st.sampled_from(["reference", "link", "error", "s3"]),
+    "contentType": st.sampled_from(["text/plain", "text/html"]),
+    "expires": st.sampled_from([HOUR, 2 * HOUR]),
+    "target": st.sampled_from(["public/a", "https://a", "https://b"]),
+})
+
+
+def as_request(call: dict, now: int) -> dict:
+    request = {"storageType": call["storageType"], "contentType": call["contentType"],
+               "expires": format_ms(now + call["expires"])}
+    if call["storageType"] == "reference":
+        request["url"] = call["target"]
+    elif call["storageType"] == "link":
+        request["artifact"] = call["target"]
+    elif call["storageType"] == "error":
+        request.update(reason="file-missing-on-worker", message=call["target"])
+    return request
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(calls=st.lists(CALLS, min_size=1, max_size=5))
+def test_a_sequence_of_creates_keeps_to_the_rules(journal, calls):
+    """Each call is accepted or refused as the rules say, and the stored
+    artifact is always what the accepted calls made it (a model of §8.3)."""
+    task_id, run_id = running_task(journal)
+    now, model = now_ms(), None
+    for call in calls:
+        request = as_request(call, now)
+        details = details_for(call["storageType"], request, task_id, run_id, "public/x")
+        new = {"storageType": call["storageType"], "contentType": call["contentType"],
+               "expires": now + call["expires"], "details": details}
+        allowed = model is None or model_allows(model, new)
+        try:
+            journal.create_artifact(task_id, run_id, "public/x", request, now)
+            assert allowed, (model, new)
+            model = new if model is None else {**new, "contentType": model["contentType"]}
+        except RequestConflict:
+            assert not allowed, (model, new)
+        row = journal.views.artifact_row(task_id, run_id, "public/x")
+        assert {"storageType": row["storage_type"], "contentType": row["content_type"], "expires": row["expires"],
+                "details": orjson.loads(row["details"])} == model
