@@ -97,8 +97,8 @@ async def get_artifact(ctx: Context):
 async def get_latest_artifact(ctx: Context):
     ctx.authorize(names=[ctx.params["name"]])  # 403 before any 404
     task_id = ctx.params["taskId"]
-    run_id = await _latest_run(ctx, task_id)
-    return await _download(ctx, task_id, run_id, await _follow_links(ctx, task_id, run_id))
+    run_id, row = await _latest(ctx, task_id)
+    return await _download(ctx, task_id, run_id, await _follow_links(ctx, task_id, run_id, row))
 
 
 async def artifact(ctx: Context):
@@ -108,17 +108,21 @@ async def artifact(ctx: Context):
 
 async def latest_artifact(ctx: Context):
     task_id = ctx.params["taskId"]
-    run_id = await _latest_run(ctx, task_id)  # 404 before the scope check (upstream's order)
-    return _content(ctx, task_id, run_id, await _follow_links(ctx, task_id, run_id))
+    run_id, row = await _latest(ctx, task_id)  # 404 before the scope check (upstream's order)
+    return _content(ctx, task_id, run_id, await _follow_links(ctx, task_id, run_id, row))
 
 
-async def _follow_links(ctx: Context, task_id: str, run_id: int) -> dict:
+async def _follow_links(ctx: Context, task_id: str, run_id: int, first: dict | None | bool = False) -> dict:
     """The artifact a name leads to through links (§8.5): every name on the
-    way must be readable; cycles are refused; the result is never a link."""
+    way must be readable; cycles are refused; the result is never a link.
+    `first`: the named artifact's row when the caller already read it."""
     names = [ctx.params["name"]]
     while True:
         ctx.authorize(names=names)
-        row = await ctx.run(ctx.services.journal.views.artifact_row, task_id, run_id, names[-1])
+        if first is not False:
+            row, first = first, False
+        else:
+            row = await ctx.run(ctx.services.journal.views.artifact_row, task_id, run_id, names[-1])
         if row is None or not row["present"]:
             raise ResourceNotFound("Artifact not found")
         if row["expires"] < ctx.services.clock():
@@ -198,13 +202,16 @@ async def artifact_info(ctx: Context):
 
 
 async def latest_artifact_info(ctx: Context):
-    task_id = ctx.params["taskId"]
-    return await _info(ctx, task_id, await _latest_run(ctx, task_id))
+    _, row = await _latest(ctx, ctx.params["taskId"])
+    return _info_of(row)
 
 
 async def _info(ctx: Context, task_id: str, run_id: int) -> dict:
     """The artifact's own metadata; links are not followed (§8.8)."""
-    row = await ctx.run(ctx.services.journal.views.artifact_row, task_id, run_id, ctx.params["name"])
+    return _info_of(await ctx.run(ctx.services.journal.views.artifact_row, task_id, run_id, ctx.params["name"]))
+
+
+def _info_of(row: dict | None) -> dict:
     if row is None or not row["present"]:
         raise ResourceNotFound("Artifact not found")
     return _listed(row)
@@ -265,3 +272,14 @@ async def _runs(ctx: Context, task_id: str) -> int:
 
 async def _latest_run(ctx: Context, task_id: str) -> int:
     return await _runs(ctx, task_id) - 1
+
+
+async def _latest(ctx: Context, task_id: str) -> tuple[int, dict | None]:
+    """The task's last run and its artifact named in the URL, in one query
+    (the 404s of a missing task or one without runs first)."""
+    run_id, row = await ctx.run(ctx.services.journal.views.latest_artifact, task_id, ctx.params["name"])
+    if run_id is None:
+        raise ResourceNotFound("Task not found")
+    if run_id < 0:
+        raise ResourceNotFound("Task doesn't have any runs")
+    return run_id, row
