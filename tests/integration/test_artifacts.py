@@ -211,3 +211,16 @@ def test_a_sequence_of_creates_keeps_to_the_rules(journal, calls):
         row = journal.views.artifact_row(task_id, run_id, "public/x")
         assert {"storageType": row["storage_type"], "contentType": row["content_type"], "expires": row["expires"],
                 "details": orjson.loads(row["details"])} == model
+
+
+async def test_without_a_blob_store_expiry_keeps_s3_artifacts_and_drops_the_others(journal):
+    task_id, run_id = running_task(journal)
+    now = now_ms()
+    for name, kind in (("public/s3", "s3"), ("public/ref", "reference")):
+        journal.create_artifact(task_id, run_id, name, {"storageType": kind, "contentType": "text/plain",
+                                                        "url": "https://a", "expires": format_ms(now + 60_000)}
+                                if kind == "reference" else {"storageType": kind, "contentType": "text/plain",
+                                                             "expires": format_ms(now + 60_000)}, now)
+    with ThreadPoolExecutor(2) as executor:
+        assert await expire_artifacts(journal, executor, None, now + 60_000 + GRACE_MS + 1) == 1
+    assert [row["name"] for row in journal.views.artifacts_page(task_id, run_id, "", 10)] == ["public/s3"]
