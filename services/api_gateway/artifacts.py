@@ -165,6 +165,8 @@ def _url(services, task_id: str, run_id: int, row: dict) -> str:
         return details["url"]
     expires = services.clock() + GET_URL_MS
     if kind == "s3":
+        if services.blobs is None:
+            raise InputError("This deployment has no artifact store for storageType s3")
         return services.blobs.download_url(details["bucket"], details["prefix"], expires)
     return object_download_url(services, object_name(task_id, run_id, row["name"]), expires)
 
