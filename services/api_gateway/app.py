@@ -207,22 +207,17 @@ def create_app(services: Services) -> web.Application:
     gateway = Gateway(services)
     app = web.Application(client_max_size=MAX_BODY)
     answer_in_json(app)
-    app["services"] = services
 
     async def version(request):
         return web.json_response(services.version)
 
-    async def start_wakeups(app):
+    async def wakeups_from_other_processes(app):
         # this process's commits wake claimWork through the Journal's listener; other processes' through NOTIFY
-        listener = PendingListener(services.journal.store, services.claimer.signal)
-        app["listener"] = asyncio.create_task(listener.run())
+        listening = asyncio.create_task(PendingListener(services.journal.store, services.claimer.signal).run())
+        yield
+        listening.cancel()
 
-    async def stop_wakeups(app):
-        if "listener" in app:
-            app["listener"].cancel()
-
-    app.on_startup.append(start_wakeups)
-    app.on_cleanup.append(stop_wakeups)
+    app.cleanup_ctx.append(wakeups_from_other_processes)
     add_ops_routes(app, services.journal, services.executor)
     app.router.add_get("/__version__", version)
     app.router.add_get("/robots.txt", _robots)

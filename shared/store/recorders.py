@@ -42,7 +42,6 @@ class ConninfoPostgresFactory(PostgresFactory):
         super().__init__(env)
         datastore, old = self.datastore, self.datastore.pool
         conninfo = self.env.get(CONNINFO) or ""
-        pool = None
 
         def check(conn) -> None:
             try:

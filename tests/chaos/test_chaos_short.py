@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import AMQP_URL
+from tests.support.amqp import AMQP_URL
 
 CAMPAIGN = Path(__file__).resolve().parents[2] / "bench" / "chaos.py"
 ARGS = ["--tasks", "250", "--kills", "12", "--broker-restarts", "1", "--db-restarts", "1",

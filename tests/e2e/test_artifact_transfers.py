@@ -24,7 +24,7 @@ pytestmark = pytest.mark.skipif(not (hasattr(storage, "open_blob_store") and has
                                 reason="needs the storage back ends and the object service (objects branch)")
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def server(request, tmp_path_factory):
     database_url = request.getfixturevalue("module_postgres_url") if request.param == "postgres" else None
     srv = ArtifactServer(tmp_path_factory.mktemp("tj-bytes"), database_url)

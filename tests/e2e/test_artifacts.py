@@ -16,7 +16,7 @@ import requests
 import taskcluster
 from taskcluster.exceptions import TaskclusterRestFailure
 
-from .conftest import ROOT_CLIENT_ID, Server, task_definition
+from tests.support.server import Server, task_definition
 
 WORKER = {"workerGroup": "art-group", "workerId": "art-worker"}
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,7 +31,7 @@ class ArtifactServer(Server):
                          TASKJOURNAL_ANONYMOUS_SCOPES="queue:get-artifact:public/*", **env)
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def server(request, tmp_path_factory):
     database_url = request.getfixturevalue("module_postgres_url") if request.param == "postgres" else None
     srv = ArtifactServer(tmp_path_factory.mktemp("tj-art"), database_url)

@@ -12,8 +12,6 @@ until it gets a case below."""
 
 import datetime as dt
 import json
-import os
-from pathlib import Path
 
 import pytest
 import taskcluster
@@ -21,11 +19,8 @@ from taskcluster.exceptions import TaskclusterAuthFailure, TaskclusterRestFailur
 
 from taskjournal.services.api_gateway.endpoints import ENDPOINTS
 
-from .conftest import ROOT_CLIENT_ID, Server, task_definition
-
-REFERENCE = Path(os.environ.get("TASKJOURNAL_REFERENCE_DIR",
-                                Path(__file__).resolve().parents[3] / "shared/reference/taskcluster-v64.2.5"))
-API_JSON = REFERENCE / "references/queue/v1/api.json"
+from tests.support import reference
+from tests.support.server import ROOT_CLIENT_ID, Server, task_definition
 
 NOT_YET_SERVED = {
     "listProvisioners", "getProvisioner", "declareProvisioner", "listWorkerTypes", "getWorkerType",
@@ -41,9 +36,8 @@ WORKER = {"workerGroup": "matrix-group", "workerId": "matrix-worker"}
 # ------------------------------------------------------------------ the reference
 
 def api_entries() -> dict:
-    if not API_JSON.exists():
-        pytest.skip(f"the Taskcluster reference is not at {REFERENCE}")
-    return {entry["name"]: entry for entry in json.loads(API_JSON.read_text())["entries"]}
+    api_json = reference.require("references", "queue", "v1", "api.json")
+    return {entry["name"]: entry for entry in json.loads(api_json.read_text())["entries"]}
 
 
 def test_every_api_entry_is_served_or_listed_as_not_yet_served():

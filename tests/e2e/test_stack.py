@@ -14,29 +14,9 @@ import time
 
 import taskcluster
 
-from .conftest import ROOT_CLIENT_ID, task_definition
+from tests.support.server import ROOT_CLIENT_ID, free_ports, task_definition
 
 SERVICES = 5  # processes of a stack without --scale: one port each
-
-
-def _free_ports(count: int) -> int:
-    """A port P with P .. P+count-1 all free."""
-    for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            first = probe.getsockname()[1]
-        if first + count < 65536 and all(_is_free(first + i) for i in range(count)):
-            return first
-    raise RuntimeError("no run of free ports")
-
-
-def _is_free(port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
 
 
 class Stack:
@@ -106,7 +86,7 @@ def _ready(url: str) -> bool:
 
 def test_stack_restarts_a_killed_child_and_the_queue_still_works(tmp_path, module_postgres_url, amqp_url,
                                                                    unique_queue):
-    port = _free_ports(SERVICES)
+    port = free_ports(SERVICES)
     stack = Stack(tmp_path, module_postgres_url, amqp_url, port)
     try:
         role = "dependency-resolver"
@@ -135,7 +115,7 @@ def test_stack_restarts_a_killed_child_and_the_queue_still_works(tmp_path, modul
 
 
 def test_stack_stops_with_an_error_when_a_child_keeps_dying(tmp_path, module_postgres_url, amqp_url):
-    port = _free_ports(SERVICES)
+    port = free_ports(SERVICES)
     with socket.socket() as taken:  # the scheduler's port: every start of the scheduler fails
         taken.bind(("127.0.0.1", port + 1))
         taken.listen()

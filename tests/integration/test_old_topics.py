@@ -9,7 +9,6 @@ from taskjournal.shared.domain.ids import group_uuid, task_id_of, task_uuid
 from taskjournal.shared.domain.task import Task
 from taskjournal.shared.domain.task_group import TaskGroup
 from taskjournal.shared.domain.time import format_ms, now_ms
-from taskjournal.shared.journal import open_journal
 
 
 def _definition(task_id: str, now: int) -> dict:

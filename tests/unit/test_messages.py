@@ -2,9 +2,7 @@
 every body is checked against the official v64.2.5 message schema."""
 
 import json
-import os
 import uuid
-from pathlib import Path
 
 import orjson
 import pytest
@@ -17,32 +15,31 @@ from taskjournal.shared.domain.time import format_ms
 from taskjournal.shared.messages import (EXCHANGES, InternalEvent, PulseMessage, internal_event_for, messages_for,
                              topic_matches)
 
+from tests.support import reference
+
 NOW = 1_700_000_000_000  # 2023-11-14T22:13:20.000Z
 HOUR = 3600 * 1000
 CLAIM_TIMEOUT = 20 * 60 * 1000
 
-REFERENCE = Path(os.environ.get("TASKJOURNAL_REFERENCE_DIR",
-                                Path(__file__).resolve().parents[3] / "shared/reference/taskcluster-v64.2.5"))
 BASE = "https://reference.invalid"
 
 
 def message_validator():
     """A function checking a PulseMessage against its exchange's schema."""
-    if not (REFERENCE / "references/queue/v1/exchanges.json").exists():
-        pytest.skip(f"the Taskcluster reference (official schemas) is not at {REFERENCE}")
+    exchanges_json = reference.require("references/queue/v1/exchanges.json")
     import jsonschema
     from referencing import Registry, Resource
     from referencing.jsonschema import DRAFT6
 
     resources = []
-    for path in (REFERENCE / "schemas").rglob("*.json"):
+    for path in reference.require("schemas").rglob("*.json"):
         schema = json.loads(path.read_text())
         if "$id" in schema:
             schema = {**schema, "$id": BASE + schema["$id"]}
             schema.pop("$schema", None)
             resources.append((schema["$id"].rstrip("#"), Resource.from_contents(schema, DRAFT6)))
     registry = Registry().with_resources(resources)
-    exchanges = json.loads((REFERENCE / "references/queue/v1/exchanges.json").read_text())
+    exchanges = json.loads(exchanges_json.read_text())
     by_exchange = {exchanges["exchangePrefix"] + e["exchange"]: BASE + "/schemas/queue/" + e["schema"].rstrip("#")
                    for e in exchanges["entries"]}
 
@@ -205,9 +202,7 @@ def test_group_sealed_and_resolved(validate):
 
 
 def test_every_exchange_name_is_official():
-    exchanges = REFERENCE / "references/queue/v1/exchanges.json"
-    if not exchanges.exists():
-        pytest.skip(f"the Taskcluster reference is not at {REFERENCE}")
+    exchanges = reference.require("references/queue/v1/exchanges.json")
     assert set(EXCHANGES) == {e["exchange"] for e in json.loads(exchanges.read_text())["entries"]}
 
 

@@ -12,7 +12,7 @@ from taskjournal.shared.domain.ids import task_id_of, task_uuid
 from taskjournal.shared.domain.task import MAX_RUNS, Task
 from taskjournal.shared.domain.time import format_ms, parse_ms
 
-from .support import (CLAIM_TIMEOUT, DAY, HOUR, MINUTE, NOW, SECOND, claim_last, make_task, new_task_id,
+from tests.support.domain import (CLAIM_TIMEOUT, DAY, HOUR, MINUTE, NOW, SECOND, claim_last, make_task, new_task_id,
                       pending_task, request_body, running_task)
 
 DEADLINE = NOW + HOUR  # the deadline of every task built with the defaults of request_body

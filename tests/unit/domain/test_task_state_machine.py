@@ -14,7 +14,7 @@ from taskjournal.shared.domain.errors import RequestConflict, ResourceNotFound
 from taskjournal.shared.domain.task import MAX_RUNS, RESOLVED
 from taskjournal.shared.domain.time import format_ms, parse_ms
 
-from .support import NOW, SECOND, make_task
+from tests.support.domain import NOW, SECOND, make_task
 
 WORKERS = [("g1", "w1"), ("g1", "w2"), ("g2", "w1")]
 REASONS = ["worker-shutdown", "intermittent-task", "malformed-payload", "resource-unavailable", "internal-error"]
