@@ -4,6 +4,7 @@ read model; bytes never pass through here: s3 artifacts get signed URLs of the
 BlobStore, object artifacts go through the object service."""
 
 import base64
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 import orjson
@@ -13,6 +14,7 @@ from taskjournal.shared.auth.hawk import calculate_mac
 from taskjournal.shared.domain.artifact import name_problem, object_name
 from taskjournal.shared.domain.errors import InputError, ResourceExpired, ResourceNotFound
 from taskjournal.shared.domain.time import format_ms, parse_ms
+from taskjournal.shared.storage import BlobStore
 
 from . import paging
 from .context import Context
@@ -38,7 +40,7 @@ async def create_artifact(ctx: Context):
     reserve = _upload_reservation(services, run_id, name, parse_ms(body["expires"]), now)
     artifact = await ctx.run(services.journal.create_artifact, task_id, run_id, name, body, now, reserve)
     if artifact.storage_type == "s3":
-        upload = services.blobs.upload_url(artifact.details["bucket"], artifact.details["prefix"],
+        upload = _blobs(services).upload_url(artifact.details["bucket"], artifact.details["prefix"],
                                            artifact.content_type, now + PUT_URL_MS + PUT_URL_SLACK_MS)
         return {"storageType": "s3", "contentType": artifact.content_type, "expires": format_ms(now + PUT_URL_MS),
                 "putUrl": upload.url}
@@ -51,10 +53,16 @@ def _refuse_unsupported(services, storage_type: str) -> None:
     """A process built without a blob store, or without the object service
     (before the objects branch is merged), refuses those storage types
     before anything is recorded."""
-    if storage_type == "s3" and services.blobs is None:
-        raise InputError("This deployment has no artifact store for storageType s3")
+    if storage_type == "s3":
+        _blobs(services)
     if storage_type == "object" and not hasattr(services.journal, "create_upload"):
         raise InputError("This deployment has no object service for storageType object")
+
+
+def _blobs(services) -> BlobStore:
+    if services.blobs is None:
+        raise InputError("This deployment has no artifact store for storageType s3")
+    return services.blobs
 
 
 def _upload_reservation(services, run_id: int, name: str, expires: int, now: int):
@@ -78,7 +86,7 @@ def _object_upload_reply(services, artifact, now: int) -> dict:
 
 
 async def finish_artifact(ctx: Context):
-    journal = ctx.services.journal
+    journal: Any = ctx.services.journal  # object_for_download: the object service's query (objects branch)
     task_id, run_id, name = ctx.params["taskId"], int(ctx.params["runId"]), ctx.params["name"]
 
     def object_finished() -> bool:  # asked on the store thread, only for an unfinished object artifact
@@ -112,15 +120,16 @@ async def latest_artifact(ctx: Context):
     return _content(ctx, task_id, run_id, await _follow_links(ctx, task_id, run_id, row))
 
 
-async def _follow_links(ctx: Context, task_id: str, run_id: int, first: dict | None | bool = False) -> dict:
+async def _follow_links(ctx: Context, task_id: str, run_id: int, *first: dict | None) -> dict:
     """The artifact a name leads to through links (§8.5): every name on the
     way must be readable; cycles are refused; the result is never a link.
-    `first`: the named artifact's row when the caller already read it."""
+    `first`: the named artifact's row (or None), when the caller already read it."""
     names = [ctx.params["name"]]
+    known = list(first)
     while True:
         ctx.authorize(names=names)
-        if first is not False:
-            row, first = first, False
+        if known:
+            row = known.pop()
         else:
             row = await ctx.run(ctx.services.journal.views.artifact_row, task_id, run_id, names[-1])
         if row is None or not row["present"]:
@@ -165,9 +174,7 @@ def _url(services, task_id: str, run_id: int, row: dict) -> str:
         return details["url"]
     expires = services.clock() + GET_URL_MS
     if kind == "s3":
-        if services.blobs is None:
-            raise InputError("This deployment has no artifact store for storageType s3")
-        return services.blobs.download_url(details["bucket"], details["prefix"], expires)
+        return _blobs(services).download_url(details["bucket"], details["prefix"], expires)
     return object_download_url(services, object_name(task_id, run_id, row["name"]), expires)
 
 
@@ -238,7 +245,7 @@ async def _page(ctx: Context, task_id: str, run_id: int) -> dict:
     limit = paging.page_size(ctx.query)
     after = _token_name(ctx.query.get("continuationToken"), task_id, run_id)
     rows = await ctx.run(ctx.services.journal.views.artifacts_page, task_id, run_id, after, limit + 1)
-    body = {"artifacts": [_listed(row) for row in rows[:limit]]}
+    body: dict[str, object] = {"artifacts": [_listed(row) for row in rows[:limit]]}
     if limit > 0 and len(rows) > limit:
         last = rows[limit - 1]["name"]
         body["continuationToken"] = base64.b64encode(orjson.dumps([task_id, run_id, last])).decode()

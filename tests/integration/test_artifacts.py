@@ -15,6 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from taskjournal.services.api_gateway.app import build_auth
 from taskjournal.services.api_gateway.claimwork import PendingSignal
 from taskjournal.services.bootstrap import gateway_app
 from taskjournal.services.scheduler.expiry import expire_artifacts
@@ -64,7 +65,7 @@ async def gateway(journal, tmp_path):
     with ThreadPoolExecutor(4) as executor:
         app = gateway_app(settings, journal, executor, PendingSignal(), blobs)
         async with TestClient(TestServer(app)) as client:
-            yield client, app
+            yield client, settings
 
 
 async def call(client, method: str, path: str, body=None, status: int = 200):
@@ -74,7 +75,7 @@ async def call(client, method: str, path: str, body=None, status: int = 200):
 
 
 async def test_an_object_artifact_from_creation_to_download(journal, gateway):
-    client, app = gateway
+    client, settings = gateway
     task_id, run_id = running_task(journal)
     path = f"/task/{task_id}/runs/{run_id}/artifacts/public%2Fbuild%2Fout.tar"
     expires = format_ms(now_ms() + HOUR)
@@ -108,7 +109,7 @@ async def test_an_object_artifact_from_creation_to_download(journal, gateway):
     assert redirect.headers["x-taskcluster-artifact-storage-type"] == "object"
     assert (await redirect.json()) == {"storageType": "object", "url": location}
     assert location.startswith(f"{ROOT_URL}/api/object/v1/download/{quote(name, safe='')}?bewit=")
-    assert_bewit_grants_exactly_the_download(app, location, name)
+    assert_bewit_grants_exactly_the_download(settings, location, name)
 
 
 def finish_upload(journal, name: str, upload_id: str) -> None:
@@ -118,10 +119,12 @@ def finish_upload(journal, name: str, upload_id: str) -> None:
         journal.finish_upload(name, "my-project", upload_id, {}, now_ms())
 
 
-def assert_bewit_grants_exactly_the_download(app, url: str, name: str) -> None:
-    """The signed URL authenticates, and holds object:download for this object only."""
+def assert_bewit_grants_exactly_the_download(settings: Settings, url: str, name: str) -> None:
+    """The signed URL authenticates (as any service of this deployment
+    checks it), and holds object:download for this object only."""
     parts = urlsplit(url)
-    result = app["services"].authenticator.authenticate(AuthRequest(
+    authenticator, _ = build_auth(settings)
+    result = authenticator.authenticate(AuthRequest(
         method="GET", resource=f"{parts.path}?{parts.query}", host=parts.hostname, port=parts.port))
     assert result.status == "auth-success", result.message
     assert scopes.satisfies(result.scopes, f"object:download:{name}")
