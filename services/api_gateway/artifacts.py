@@ -14,6 +14,7 @@ from taskjournal.shared.auth.hawk import calculate_mac
 from taskjournal.shared.domain.artifact import name_problem, object_name
 from taskjournal.shared.domain.errors import InputError, ResourceExpired, ResourceNotFound
 from taskjournal.shared.domain.time import format_ms, parse_ms
+from taskjournal.shared import storage
 from taskjournal.shared.storage import BlobStore
 
 from . import paging
@@ -175,13 +176,18 @@ def _url(services, task_id: str, run_id: int, row: dict) -> str:
     expires = services.clock() + GET_URL_MS
     if kind == "s3":
         return _blobs(services).download_url(details["bucket"], details["prefix"], expires)
-    return object_download_url(services, object_name(task_id, run_id, row["name"]), expires)
+    name = object_name(task_id, run_id, row["name"])
+    direct = getattr(storage, "object_download_url", None)  # the storage port's, with the objects branch
+    if direct is not None and services.blobs is not None:
+        return direct(services.blobs, name, services.clock())  # straight to the bytes, as upstream
+    return signed_object_download(services, name, expires)
 
 
-def object_download_url(services, name: str, expires_ms: int) -> str:
+def signed_object_download(services, name: str, expires_ms: int) -> str:
     """The object service's `download` endpoint for `name`, signed (a bewit
     restricted to `object:download:<name>`): a plain GET, as browsers and
-    `curl -L` do, is redirected to the bytes."""
+    `curl -L` do, is redirected to the bytes. Used where the storage port
+    offers no direct URL."""
     settings = services.settings
     # where the artifact-service is reached (TASKJOURNAL_ARTIFACT_URL, from the objects branch), else the root URL
     root = urlsplit(getattr(settings, "public_artifact_url", settings.public_root_url))
