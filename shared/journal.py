@@ -238,7 +238,7 @@ class Journal(Application):
 
     def claim_task(self, task_id: str, run_id: int, worker_group: str, worker_id: str, now: int,
                    taken_until: int, authorize: Authorize = None) -> Task:
-        return self._change_task(task_id, lambda t: t.claim_run(run_id, worker_group, worker_id, now, taken_until),
+        return self._change_task(task_id, lambda t: t.claim_task(run_id, worker_group, worker_id, now, taken_until),
                                  NOT_CREATED, authorize)
 
     def reclaim_task(self, task_id: str, run_id: int, now: int, taken_until: int) -> Task:
@@ -433,7 +433,7 @@ def _take(task: Task, run_id: int, worker_group: str, worker_id: str, now: int, 
           deliverable: Callable[[Task], bool]) -> bool:
     """Claim the run; if the claim cannot be delivered, resolve it as malformed-payload.
     True when the task changed (and must be saved)."""
-    if not task.claim(run_id, worker_group, worker_id, now, taken_until):
+    if not task.claim_work(run_id, worker_group, worker_id, now, taken_until):
         return False
     if not deliverable(task):
         task.report_exception(run_id, "malformed-payload", now)

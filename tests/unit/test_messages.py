@@ -105,7 +105,7 @@ def test_claim_sends_running_without_task_and_reclaim_sends_nothing(validate):
     task = tagged_task()
     task.schedule(NOW)
     mark = len(task.pending_events)
-    assert task.claim(0, "wg", "wid", NOW, NOW + CLAIM_TIMEOUT)
+    assert task.claim_work(0, "wg", "wid", NOW, NOW + CLAIM_TIMEOUT)
     task.reclaim(0, NOW + 1000, NOW + 1000 + CLAIM_TIMEOUT)
     running, = sent(task, mark)
     validate(running)
@@ -121,7 +121,7 @@ def test_claim_sends_running_without_task_and_reclaim_sends_nothing(validate):
 def test_report_sends_completed_or_failed_with_worker(validate, outcome):
     task = tagged_task(schedulerId="sched", taskGroupId="fCPMTqF1QUmCO40rBjfYaw")
     task.schedule(NOW)
-    task.claim(0, "wg", "wid", NOW, NOW + CLAIM_TIMEOUT)
+    task.claim_work(0, "wg", "wid", NOW, NOW + CLAIM_TIMEOUT)
     mark = len(task.pending_events)
     task.report(0, outcome, NOW + 5)
     message, = sent(task, mark)
@@ -134,7 +134,7 @@ def test_report_sends_completed_or_failed_with_worker(validate, outcome):
 def test_retried_exception_sends_exception_then_pending(validate):
     task = tagged_task()
     task.schedule(NOW)
-    task.claim(0, "wg", "wid", NOW, NOW + CLAIM_TIMEOUT)
+    task.claim_work(0, "wg", "wid", NOW, NOW + CLAIM_TIMEOUT)
     mark = len(task.pending_events)
     task.report_exception(0, "worker-shutdown", NOW + 5)
     exception, pending = messages = sent(task, mark)
@@ -162,7 +162,7 @@ def test_cancel_before_any_run_sends_one_exception_without_worker(validate):
 def test_deadline_of_a_running_task_keeps_the_worker(validate):
     task = tagged_task()
     task.schedule(NOW)
-    task.claim(0, "wg", "wid", NOW, NOW + CLAIM_TIMEOUT)
+    task.claim_work(0, "wg", "wid", NOW, NOW + CLAIM_TIMEOUT)
     mark = len(task.pending_events)
     assert task.exceed_deadline(NOW + 2 * HOUR)
     message, = sent(task, mark)
@@ -174,7 +174,7 @@ def test_deadline_of_a_running_task_keeps_the_worker(validate):
 def test_rerun_sends_pending(validate):
     task = tagged_task()
     task.schedule(NOW)
-    task.claim(0, "wg", "wid", NOW, NOW + CLAIM_TIMEOUT)
+    task.claim_work(0, "wg", "wid", NOW, NOW + CLAIM_TIMEOUT)
     task.report(0, "failed", NOW + 1)
     mark = len(task.pending_events)
     task.rerun(NOW + 2)
