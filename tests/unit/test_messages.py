@@ -239,7 +239,7 @@ def test_task_class_exposes_the_events_the_relay_maps():
 def running_task():
     task = tagged_task(schedulerId="sched")
     task.schedule(NOW)
-    task.claim(0, "wg", "wid", NOW, NOW + CLAIM_TIMEOUT)
+    task.claim_work(0, "wg", "wid", NOW, NOW + CLAIM_TIMEOUT)
     return task
 
 
