@@ -18,6 +18,7 @@ from taskjournal.shared.bus import InProcessBus, Publisher
 from taskjournal.shared.bus.queues import ServiceQueue, service_queue
 from taskjournal.shared.config import Settings
 from taskjournal.shared.journal import CommitListener, Journal, open_journal
+from taskjournal.shared.storage import BlobStore
 
 from .api_gateway.claimwork import PendingSignal
 from .ops import add_ops_routes
@@ -109,27 +110,29 @@ async def stop(process: Process) -> None:
 
 # ------------------------------------------------------------------ roles
 async def _start_gateway(process: Process) -> None:
-    app = gateway_app(process.settings, process.journal, process.executor, process.wakeups.pending_work)
+    app = gateway_app(process.settings, process.journal, process.executor, process.wakeups.pending_work,
+                      blob_store(process.settings))
     await _serve_http(process, app)
 
 
-def gateway_app(settings: Settings, journal: Journal, executor: Executor, pending_work: PendingSignal) -> web.Application:
+def gateway_app(settings: Settings, journal: Journal, executor: Executor, pending_work: PendingSignal,
+                blobs: BlobStore | None = None) -> web.Application:
     """The api-gateway's aiohttp application with everything it needs (also
-    what in-process tests serve)."""
+    what in-process tests serve). `blobs`: where s3 artifacts' bytes live."""
     from .api_gateway.app import Services, build_auth, create_app
     from .api_gateway.claimwork import Claimer
 
     authenticator, issuer = build_auth(settings)
     claimer = Claimer(journal, executor, pending_work, wait_s=settings.claimwork_wait,
                       claim_timeout_ms=int(settings.claim_timeout * 1000))
-    return create_app(Services(settings, journal, authenticator, issuer, executor, claimer))
+    return create_app(Services(settings, journal, authenticator, issuer, executor, claimer, blobs))
 
 
 async def _start_scheduler(process: Process) -> None:
     from .scheduler import deadlines, expiry
 
     process.background(deadlines.run(process.journal, process.executor, process.settings.resolver_interval))
-    process.background(expiry.run(process.journal, process.executor))
+    process.background(expiry.run(process.journal, process.executor, blobs=blob_store(process.settings)))
 
 
 async def _start_claim_resolver(process: Process) -> None:
@@ -191,6 +194,16 @@ def _dependency_queue(settings: Settings) -> ServiceQueue:
 STARTERS: dict[str, Callable[[Process], Awaitable[None]]] = {
     "api-gateway": _start_gateway, "scheduler": _start_scheduler, "claim-resolver": _start_claim_resolver,
     "dependency-resolver": _start_dependency_resolver, "relay": _start_relay}
+
+
+def blob_store(settings: Settings) -> BlobStore | None:
+    """Where artifact bytes live (TASKJOURNAL_ARTIFACT_STORE): the storage
+    package's factory. None until the back ends are merged (objects branch):
+    then s3 artifacts cannot be created and nothing else changes."""
+    from taskjournal.shared import storage
+
+    factory = getattr(storage, "open_blob_store", None)
+    return factory(settings) if factory is not None else None
 
 
 # ------------------------------------------------------------------ plumbing

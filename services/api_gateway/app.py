@@ -27,6 +27,7 @@ from taskjournal.shared.domain.time import now_ms
 from taskjournal.shared.journal import Journal
 from taskjournal.shared.metrics import REGISTRY
 from taskjournal.shared.schemas import SchemaError, validate
+from taskjournal.shared.storage import BlobStore
 from taskjournal.shared.version import version_info
 
 from .claimwork import Claimer, PendingListener
@@ -64,6 +65,7 @@ class Services:
     issuer: Client
     executor: Executor
     claimer: Claimer
+    blobs: BlobStore | None = None  # s3 artifacts' bytes (signed URLs only: bytes never pass through here)
     version: dict = field(default_factory=version_info)
     clock = staticmethod(now_ms)
 

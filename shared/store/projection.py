@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from taskjournal.shared.domain.artifact import Artifact
 from taskjournal.shared.domain.priority import RANK
 from taskjournal.shared.domain.task import Task
 from taskjournal.shared.domain.task_group import TaskGroup
@@ -30,6 +31,8 @@ def changes_for(aggregates, new_ids: set) -> Changes:
             _task_rows(aggregate, aggregate.id in new_ids, changes)
         elif isinstance(aggregate, TaskGroup):
             _group_rows(aggregate, changes)
+        elif isinstance(aggregate, Artifact):
+            _artifact_rows(aggregate, changes)
     return changes
 
 
@@ -66,3 +69,9 @@ def _task_rows(task: Task, is_new: bool, changes: Changes) -> None:
 def _group_rows(group: TaskGroup, changes: Changes) -> None:
     changes.add("upsert_task_group", task_group_id=group.task_group_id, scheduler_id=group.scheduler_id,
                 expires=group.expires, sealed=group.sealed, view=orjson.dumps(group.view()).decode())
+
+
+def _artifact_rows(artifact: Artifact, changes: Changes) -> None:
+    changes.add("upsert_artifact", task_id=artifact.task_id, run_id=artifact.run_id, artifact_name=artifact.name,
+                storage_type=artifact.storage_type, content_type=artifact.content_type, expires=artifact.expires,
+                present=int(artifact.present), details=orjson.dumps(artifact.details).decode())

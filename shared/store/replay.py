@@ -14,6 +14,7 @@ PROJECTIONS = {  # projection name -> (table, the projection statements that fil
     "claims": ("tj_claims", ("upsert_claim",)),
     "task-groups": ("tj_task_groups", ("upsert_task_group",)),
     "dependencies": ("tj_dependencies", ("insert_dependency",)),
+    "artifacts": ("tj_artifacts", ("upsert_artifact",)),
 }
 PAGE = 2000
 

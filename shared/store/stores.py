@@ -77,6 +77,21 @@ class SqlStore(ReadModel):
                     dropped_groups.append(group_id)
         return dropped_tasks, dropped_groups
 
+    def delete_artifacts_if_relayed(self, artifacts: dict[tuple[str, int, str], UUID]) -> list[tuple[str, int, str]]:
+        """Delete each artifact's events and row, in one transaction, unless
+        some of its events are not relayed yet. `artifacts`: (taskId, runId,
+        name) -> aggregate id. Returns the keys deleted."""
+        dropped = []
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(self.relay_sql["relayed_position"])
+            relayed = dict(curs.fetchone())["position"]
+            for (task_id, run_id, name), aggregate_id in artifacts.items():
+                if self._delete_events(curs, aggregate_id, relayed):
+                    curs.execute(self.retention_sql["delete_artifact"], {"task_id": task_id, "run_id": run_id,
+                                                                         "name": name})
+                    dropped.append((task_id, run_id, name))
+        return dropped
+
     def _delete_events(self, curs, aggregate_id: UUID, relayed: int | None) -> bool:
         key = {"originator_id": self._event_key(aggregate_id)}
         if relayed is not None:  # None: no relay ever ran, nobody to wait for

@@ -46,6 +46,8 @@ def _bindable(port: int) -> bool:
 
 
 class Server:
+    MODULE = "taskjournal.services.cli"  # what `python -m` runs (a subclass may wrap the CLI)
+
     def __init__(self, data_dir: Path, database_url: str | None, command=("dev",), token=None,
                  ready_path="/api/queue/v1/ping", **env):
         self.args = (data_dir, database_url, command, token, ready_path, env)
@@ -62,7 +64,7 @@ class Server:
         if database_url:
             self.env["TASKJOURNAL_DATABASE_URL"] = database_url
         self.log = open(data_dir / "server.log", "a")
-        self.process = subprocess.Popen([sys.executable, "-P", "-m", "taskjournal.services.cli", *command], env=self.env,
+        self.process = subprocess.Popen([sys.executable, "-P", "-m", self.MODULE, *command], env=self.env,
                                         stdout=self.log, stderr=subprocess.STDOUT)
         self._wait_ready()
 

@@ -233,3 +233,60 @@ def test_task_class_exposes_the_events_the_relay_maps():
     for name in ("Defined", "RunAdded", "RunClaimed", "RunReclaimed", "RunResolved"):
         assert getattr(Task, name).__qualname__ == f"Task.{name}"
     assert TaskGroup.Sealed.__qualname__ == "TaskGroup.Sealed"
+
+
+# ---------------------------------------------------------------- artifact-created (§9.3)
+def running_task():
+    task = tagged_task(schedulerId="sched")
+    task.schedule(NOW)
+    task.claim_work(0, "wg", "wid", NOW, NOW + CLAIM_TIMEOUT)
+    return task
+
+
+def make_artifact(task, storage_type: str, details: dict, name: str = "public/x"):
+    from taskjournal.shared.domain.artifact import Artifact
+
+    return Artifact(task_id=task.task_id, run_id=0, name=name, storage_type=storage_type, content_type="text/plain",
+                    expires=NOW + HOUR, details=details, worker_group="wg", worker_id="wid",
+                    task_status=task.status(), routes=list(task.definition["routes"]))
+
+
+@pytest.mark.parametrize("storage_type, details", [
+    ("reference", {"url": "https://example.com/x"}), ("link", {"artifact": "public/y"}),
+    ("error", {"reason": "file-missing-on-worker", "message": "gone"})])
+def test_present_artifacts_send_artifact_created(validate, storage_type, details):
+    task = running_task()
+    message, = sent(make_artifact(task, storage_type, details))
+    validate(message)
+    assert names([message]) == ["artifact-created"]
+    assert message.body["artifact"] == {"storageType": storage_type, "name": "public/x",
+                                        "expires": format_ms(NOW + HOUR), "contentType": "text/plain"}
+    assert (message.body["runId"], message.body["workerGroup"], message.body["workerId"]) == (0, "wg", "wid")
+    assert message.body["status"] == task.status()
+    assert message.cc == ["route.index.a", "route.tc.b"]
+    assert message.routing_key == f"primary.{task.task_id}.0.wg.wid.prov.wt.sched.{task.task_id}._"
+
+
+def test_s3_artifacts_never_send_artifact_created():
+    artifact = make_artifact(running_task(), "s3", {"bucket": "public", "prefix": "p"})
+    artifact.revise("s3", "text/plain", NOW + HOUR + 1, {"bucket": "public", "prefix": "p"}, {})
+    assert sent(artifact) == []
+
+
+def test_object_artifacts_send_artifact_created_when_finished(validate):
+    artifact = make_artifact(running_task(), "object", {"uploadId": "u"})
+    assert sent(artifact) == []
+    artifact = make_artifact(running_task(), "object", {"uploadId": "u"})
+    mark = len(artifact.pending_events)
+    artifact.finish("u", lambda: True, artifact.task_status)
+    message, = sent(artifact, mark)
+    validate(message)
+    assert message.body["artifact"]["storageType"] == "object"
+
+
+def test_a_changed_repeat_sends_artifact_created_again(validate):
+    artifact = make_artifact(running_task(), "reference", {"url": "https://a"})
+    mark = len(artifact.pending_events)
+    artifact.revise("reference", "text/plain", NOW + HOUR, {"url": "https://b"}, artifact.task_status)
+    message, = sent(artifact, mark)
+    validate(message)

@@ -15,3 +15,6 @@ DROP TABLE IF EXISTS tj_task_groups;
 
 -- name: drop_tj_dependencies
 DROP TABLE IF EXISTS tj_dependencies;
+
+-- name: drop_tj_artifacts
+DROP TABLE IF EXISTS tj_artifacts;
