@@ -31,6 +31,7 @@ import psycopg
 import taskcluster
 import taskcluster.exceptions
 
+import artifacts
 import objects
 import pipeline
 
@@ -59,6 +60,9 @@ def parse_args(argv):
                    help="PostgreSQL server (without database name)")
     p.add_argument("--startup-timeout", type=float, default=60.0, help="seconds to wait for ping")
     p.add_argument("--no-pipeline", action="store_true", help="skip the pipeline phase (RabbitMQ)")
+    p.add_argument("--no-artifacts", action="store_true", help="skip the artifact phase")
+    p.add_argument("--artifact-workers", type=int, default=8, help="concurrent workers creating artifacts")
+    p.add_argument("--artifacts-per-worker", type=int, default=50, help="artifacts each worker creates")
     p.add_argument("--no-objects", action="store_true", help="skip the object bytes phase (bench/objects.py)")
     p.add_argument("--object-mb", type=int, default=100, help="object size of the object bytes phase (default 100)")
     p.add_argument("--amqp-url", default="amqp://guest:guest@127.0.0.1:5672/",
@@ -69,6 +73,7 @@ def parse_args(argv):
     args = p.parse_args(argv)
     if args.quick:
         args.tasks, args.pipeline_tasks, args.pipeline_pairs = 500, 1000, 250
+        args.artifacts_per_worker = 10
     return args
 
 
@@ -331,24 +336,26 @@ def parse_wrk(text):
     }
 
 
-def run_wrk(args, root_url, token, server_pid):
+def run_wrk(args, root_url, token, server_pid, url=None, what="status"):
+    """wrk on a signed URL: by default a task's status; `url` another (e.g. getLatestArtifact)."""
     if not ensure_wrk():
         return {"skipped": "wrk is not installed"}
-    try:
-        url = one_task_status_url(root_url, token)
-        with urllib.request.urlopen(url, timeout=10) as resp:  # check the signed URL is accepted
-            resp.read()
-    except (taskcluster.exceptions.TaskclusterFailure, OSError) as err:
-        return {"skipped": f"could not prepare a signed status URL: {type(err).__name__}: {str(err)[:200]}"}
+    if url is None:
+        try:
+            url = one_task_status_url(root_url, token)
+            with urllib.request.urlopen(url, timeout=10) as resp:  # check the signed URL is accepted
+                resp.read()
+        except (taskcluster.exceptions.TaskclusterFailure, OSError) as err:
+            return {"skipped": f"could not prepare a signed status URL: {type(err).__name__}: {str(err)[:200]}"}
     cmd = ["wrk", "-t2", "-c32", f"-d{args.wrk_duration}", "--latency", url]
-    print("$ wrk -t2 -c32 -d%s --latency <signed status URL>" % args.wrk_duration, file=sys.stderr, flush=True)
+    print("$ wrk -t2 -c32 -d%s --latency <signed %s URL>" % (args.wrk_duration, what), file=sys.stderr, flush=True)
     before = cpu_sample(server_pid)
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     cpu = cpu_between(before, cpu_sample(server_pid))
     if out.returncode != 0:
         return {"skipped": f"wrk failed: {out.stderr.strip()[:300]}"}
     result = parse_wrk(out.stdout)
-    result.update({"command": "wrk -t2 -c32 -d%s --latency <bewit-signed status URL>" % args.wrk_duration,
+    result.update({"command": "wrk -t2 -c32 -d%s --latency <bewit-signed %s URL>" % (args.wrk_duration, what),
                    "server_cpu": cpu, "raw": out.stdout})
     return result
 
@@ -410,6 +417,7 @@ def figures(result):
     if "server_cpu" in wrk:
         rows.append(("CPU cores busy during wrk", cores(wrk["server_cpu"])))
     rows.append(("queue_bench errors", show(dig(result, "queue_bench", "errors", "total"))))
+    rows += artifacts.figures(result.get("artifacts") or {})
     return rows
 
 
@@ -477,9 +485,26 @@ def bench(args, root_url, token, server_pid, pg_version):
     result = {"machine": machine, "queue_bench": summary,
               "server_cpu_by_phase": cpu, "queue_bench_exit_code": code}
     result["wrk"] = {"skipped": "--no-wrk"} if args.no_wrk else run_wrk(args, root_url, token, server_pid)
+    if not args.no_artifacts:
+        result["artifacts"] = bench_artifacts(args, root_url, token, server_pid)
     print_table(result)
     write_results(result)
     return code, result
+
+
+def bench_artifacts(args, root_url, token, server_pid):
+    """Artifacts created (and uploaded, with the object service) per second,
+    then wrk on a signed getLatestArtifact URL (redirects per second)."""
+    root = {"clientId": CLIENT_ID, "accessToken": token}
+    try:
+        result = {"created": artifacts.created_per_second(root_url, root, args.artifact_workers,
+                                                          args.artifacts_per_worker)}
+        url = artifacts.latest_artifact_url(root_url, root)
+    except Exception as err:  # keep the other figures
+        return {"error": f"{type(err).__name__}: {str(err)[:300]}"}
+    result["wrk"] = {"skipped": "--no-wrk"} if args.no_wrk else run_wrk(args, root_url, token, server_pid, url,
+                                                                         "getLatestArtifact")
+    return result
 
 
 def bench_objects(args):

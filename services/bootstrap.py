@@ -18,6 +18,7 @@ from taskjournal.shared.bus import InProcessBus, Publisher
 from taskjournal.shared.bus.queues import ServiceQueue, service_queue
 from taskjournal.shared.config import Settings
 from taskjournal.shared.journal import CommitListener, Journal, open_journal
+from taskjournal.shared.storage import BlobStore
 
 from .api_gateway.claimwork import PendingSignal
 from .ops import add_ops_routes
@@ -69,6 +70,7 @@ class Process:
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     roles: set[str] = field(default_factory=set)  # what this process runs (set by `start`)
     mounts: list[Callable[[web.Application], None]] = field(default_factory=list)  # routes for the gateway's app
+    blobs: BlobStore | None = None  # see process_blobs
 
     async def blocking(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
@@ -120,15 +122,17 @@ async def _start_gateway(process: Process) -> None:
         target = process.settings.artifact_service_url
         process.mounts.append(lambda app: add_object_forwarding(app, target))
     app = gateway_app(process.settings, process.journal, process.executor, process.wakeups.pending_work,
-                      mounts=process.mounts)
+                      process_blobs(process), mounts=process.mounts)
     await _serve_http(process, app)
 
 
 def gateway_app(settings: Settings, journal: Journal, executor: Executor, pending_work: PendingSignal,
+                blobs: BlobStore | None = None,
                 mounts: Iterable[Callable[[web.Application], None]] = ()) -> web.Application:
     """The api-gateway's aiohttp application with everything it needs (also
-    what in-process tests serve); `mounts` add other services' routes to it
-    (the artifact-service's, when one process runs both)."""
+    what in-process tests serve). `blobs`: where s3 artifacts' bytes live;
+    `mounts` add other services' routes to it (the artifact-service's, when
+    one process runs both)."""
     from .api_gateway.app import Services, build_auth, create_app
     from .api_gateway.claimwork import Claimer
 
@@ -141,20 +145,17 @@ def gateway_app(settings: Settings, journal: Journal, executor: Executor, pendin
         for mount in mounts:
             mount(app)
 
-    return create_app(Services(settings, journal, authenticator, issuer, executor, claimer), mount_all)
+    return create_app(Services(settings, journal, authenticator, issuer, executor, claimer, blobs), mount_all)
 
 
 async def _start_artifact_service(process: Process) -> None:
     """The object service and the data plane. With the api-gateway in the same
     process (`taskjournal dev`) its routes join the gateway's app on one port;
     alone (`run`, `stack`, k8s) it serves its own."""
-    from taskjournal.shared.storage import open_blob_store
-
     from .artifact_service import expiry
     from .artifact_service.app import add_artifact_routes, create_app
 
-    blobs = open_blob_store(process.settings)
-    process.closers.append(blobs.close)
+    blobs = process_blobs(process)
     services = artifact_services(process.settings, process.journal, process.executor, blobs)
     process.background(expiry.run(process.journal, process.executor, blobs))
     if "api-gateway" in process.roles:
@@ -163,7 +164,7 @@ async def _start_artifact_service(process: Process) -> None:
         await _serve_http(process, create_app(services))
 
 
-def artifact_services(settings: Settings, journal: Journal, executor: Executor, blobs):
+def artifact_services(settings: Settings, journal: Journal, executor: Executor, blobs: BlobStore):
     """What the object service's handlers need (also what in-process tests use)."""
     from .api_gateway.app import build_auth
     from .artifact_service.app import ObjectServices
@@ -176,7 +177,7 @@ async def _start_scheduler(process: Process) -> None:
     from .scheduler import deadlines, expiry
 
     process.background(deadlines.run(process.journal, process.executor, process.settings.resolver_interval))
-    process.background(expiry.run(process.journal, process.executor))
+    process.background(expiry.run(process.journal, process.executor, blobs=process_blobs(process)))
 
 
 async def _start_claim_resolver(process: Process) -> None:
@@ -239,6 +240,17 @@ STARTERS: dict[str, Callable[[Process], Awaitable[None]]] = {
     "api-gateway": _start_gateway, "scheduler": _start_scheduler, "claim-resolver": _start_claim_resolver,
     "dependency-resolver": _start_dependency_resolver, "relay": _start_relay,
     "artifact-service": _start_artifact_service}
+
+
+def process_blobs(process: Process) -> BlobStore:
+    """Where artifact and object bytes live (TASKJOURNAL_ARTIFACT_STORE),
+    opened once per process and shared by its roles (one S3 client)."""
+    if process.blobs is None:
+        from taskjournal.shared.storage import open_blob_store
+
+        process.blobs = open_blob_store(process.settings)
+        process.closers.append(process.blobs.close)
+    return process.blobs
 
 
 # ------------------------------------------------------------------ plumbing

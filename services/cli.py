@@ -17,7 +17,8 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import replace
+from collections import deque
+from dataclasses import dataclass, field, replace
 
 from taskjournal.shared import logs
 from taskjournal.shared.config import Settings, SettingError, private_dir, without_password
@@ -92,36 +93,61 @@ def _replicas(item: str) -> tuple[str, int]:
     return role, int(count)
 
 
+RESTART_LIMIT = 5  # restarts of one service within RESTART_WINDOW before the stack gives up
+RESTART_WINDOW = 60.0
+
+
+@dataclass
+class _Child:
+    """One service process of the stack, and when it was last restarted."""
+    role: str
+    port: int
+    env: dict[str, str]
+    options: list[str]  # extra `taskjournal run` options
+    process: subprocess.Popen = field(init=False)
+    restarts: deque = field(default_factory=deque)
+
+    def __post_init__(self) -> None:
+        self.start()
+
+    def start(self, note: str = "") -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-P", "-m", "taskjournal.services.cli", "run", self.role, *self.options], env=self.env)
+        print(f"started {self.role} (pid {self.process.pid}, port {self.port}{note})", file=sys.stderr, flush=True)
+
+
 def run_stack(settings: Settings, scale: dict | None = None) -> int:
     """Each role in its own process, the topology Kubernetes runs; Ctrl-C stops all.
-    Gateways share one port (SO_REUSEPORT); every other process takes the next port."""
+    Gateways share one port (SO_REUSEPORT); every other process takes the next port.
+    A service that dies is started again, up to RESTART_LIMIT times in RESTART_WINDOW
+    seconds; past that the stack stops and exits 1."""
     if not (settings.database_url and settings.amqp_url):
         print("taskjournal stack needs TASKJOURNAL_DATABASE_URL and TASKJOURNAL_AMQP_URL", file=sys.stderr)
         return 2
     settings = with_root_credentials(settings)
-    processes, scale = [], scale or {}
+    children, scale = [], scale or {}
     roles = [role for role in ROLES for _ in range(scale.get(role, 1))]
     gateways = scale.get("api-gateway", 1)
     artifacts = _artifact_service_env(settings, settings.port + max(0, roles.index("artifact-service") - gateways + 1))
     for index, role in enumerate(roles):
-        offset = max(0, index - gateways + 1)
-        env = {**os.environ, "TASKJOURNAL_PORT": str(settings.port + offset),
-               "TASKJOURNAL_ROOT_CLIENT_ID": settings.root_client_id,
-               "TASKJOURNAL_ROOT_ACCESS_TOKEN": settings.root_access_token,
+        port = settings.port + max(0, index - gateways + 1)
+        env = {**os.environ, "TASKJOURNAL_PORT": str(port),
+               "TASKJOURNAL_ROOT_CLIENT_ID": settings.root_client_id or "",
+               "TASKJOURNAL_ROOT_ACCESS_TOKEN": settings.root_access_token or "",
                "TASKJOURNAL_ROOT_URL": settings.public_root_url, **artifacts}
         shared = ["--shared-port"] if role == "api-gateway" and gateways > 1 else []  # main() checked it is free
-        processes.append(subprocess.Popen([sys.executable, "-P", "-m", "taskjournal.services.cli", "run", role, *shared],
-                                          env=env))
-        print(f"started {role} (pid {processes[-1].pid}, port {settings.port + offset})", file=sys.stderr)
+        children.append(_Child(role, port, env, shared))
     describe(settings, ROLES, announce=True)
     stopping = []
     for sig in (signal.SIGINT, signal.SIGTERM):  # set explicitly: a background shell may ignore SIGINT
         signal.signal(sig, lambda *_: stopping.append(True))
-    while not stopping and all(p.poll() is None for p in processes):
+    while not stopping:
+        for child in children:
+            if child.process.poll() is not None and not stopping and not _restart(child):
+                _stop_all(children)
+                return 1
         time.sleep(0.2)
-    if not stopping:
-        print("a service exited; stopping the stack", file=sys.stderr)
-    return _stop_all(processes)
+    return _stop_all(children)
 
 
 def _artifact_service_env(settings: Settings, port: int) -> dict[str, str]:
@@ -131,13 +157,39 @@ def _artifact_service_env(settings: Settings, port: int) -> dict[str, str]:
 
     host = settings.host if settings.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
     own = f"http://{host}:{port}"
-    public = urlsplit(settings.public_root_url)
-    public = urlunsplit(public._replace(netloc=f"{public.hostname}:{port}"))  # the root URL's host, our port
+    root = urlsplit(settings.public_root_url)
+    public = urlunsplit(root._replace(netloc=f"{root.hostname}:{port}"))  # the root URL's host, our port
     return {"TASKJOURNAL_ARTIFACT_URL": settings.artifact_url or public,
             "TASKJOURNAL_ARTIFACT_SERVICE_URL": settings.artifact_service_url or own}
 
 
-def _stop_all(processes) -> int:
+def _restart(child: _Child) -> bool:
+    """Say how a child died and start it again; False once it died too often."""
+    print(f"{child.role} (pid {child.process.pid}) died: {_how_it_ended(child.process.returncode)}",
+          file=sys.stderr, flush=True)
+    now = time.monotonic()
+    while child.restarts and now - child.restarts[0] > RESTART_WINDOW:
+        child.restarts.popleft()
+    if len(child.restarts) >= RESTART_LIMIT:
+        print(f"{child.role} died {RESTART_LIMIT + 1} times within {RESTART_WINDOW:.0f}s; stopping the stack",
+              file=sys.stderr, flush=True)
+        return False
+    child.restarts.append(now)
+    child.start(f"; restart {len(child.restarts)} in {RESTART_WINDOW:.0f}s")
+    return True
+
+
+def _how_it_ended(code: int) -> str:
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exited with code {code}"
+
+
+def _stop_all(children) -> int:
+    processes = [child.process for child in children]
     for process in processes:
         if process.poll() is None:
             process.send_signal(signal.SIGINT)

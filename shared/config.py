@@ -11,7 +11,7 @@ import os
 import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 from urllib.parse import urlsplit, urlunsplit
 
 DEFAULT_ANONYMOUS_SCOPES = (
@@ -215,7 +215,7 @@ SETTINGS: tuple[Spec, ...] = (
     Spec("S3_PRIVATE_BUCKET", "s3_private_bucket", Text(), None,
          "bucket for every other artifact and for objects (with ARTIFACT_STORE=s3)", shown_default="unset"),
 )
-_DEFAULTS = {spec.attr: spec.default for spec in SETTINGS}
+_DEFAULTS: dict[str, Any] = {spec.attr: spec.default for spec in SETTINGS}
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@ command loads aggregates, lets them decide, and appends their events with
 optimistic concurrency, retrying on conflict; the inline projection is saved
 in the same transaction (ADR 0002, 0003)."""
 
-from collections.abc import Callable, Iterable
+import json
+from collections.abc import Callable, Iterable, Mapping
 from typing import Protocol
 from uuid import UUID
 
@@ -11,12 +12,14 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError, RecordConflictError
 from eventsourcing.utils import Environment
 
+from taskjournal.shared.auth.credentials import slug_id
+from taskjournal.shared.domain.artifact import DEFAULT_CONTENT_TYPE, Artifact, details_for
 from taskjournal.shared.domain.errors import InputError, RequestConflict, ResourceNotFound
-from taskjournal.shared.domain.ids import group_uuid, task_uuid
+from taskjournal.shared.domain.ids import artifact_uuid, group_uuid, task_uuid
 from taskjournal.shared.domain.object import UPLOAD_LIFETIME_MS, Object, already_exists, object_uuid
 from taskjournal.shared.domain.task import Task
 from taskjournal.shared.domain.task_group import TaskGroup, admits_unchanged, group_expiry
-from taskjournal.shared.domain.time import parse_ms
+from taskjournal.shared.domain.time import format_ms, parse_ms
 from taskjournal.shared.store import Store, open_store
 from taskjournal.shared.store.group_commit import GroupCommit
 from taskjournal.shared.store.projection import changes_for
@@ -60,7 +63,7 @@ class Journal(Application):
         self.group_commit = GroupCommit(self._commit)
 
     # ------------------------------------------------------------ persistence
-    def construct_env(self, name: str, env: dict | None = None) -> Environment:
+    def construct_env(self, name: str, env: Mapping[str, str] | None = None) -> Environment:
         """Our settings only: never os.environ (eventsourcing would merge it and
         prefer TASKJOURNAL_* keys from it, e.g. TASKJOURNAL_POSTGRES_ENABLE_DB_FUNCTIONS)."""
         return Environment(name, dict(env or {}))
@@ -84,7 +87,7 @@ class Journal(Application):
             except KeyError:
                 pass
 
-    def save(self, *aggregates) -> None:
+    def save(self, *aggregates) -> None:  # type: ignore[override]  # returns nothing: the commit may be shared
         """Append the aggregates' new events (and their read-model rows) in one
         transaction, shared with concurrent saves of other threads."""
         self.group_commit.save(list(aggregates))
@@ -236,7 +239,7 @@ class Journal(Application):
 
     def claim_task(self, task_id: str, run_id: int, worker_group: str, worker_id: str, now: int,
                    taken_until: int, authorize: Authorize = None) -> Task:
-        return self._change_task(task_id, lambda t: t.claim_run(run_id, worker_group, worker_id, now, taken_until),
+        return self._change_task(task_id, lambda t: t.claim_task(run_id, worker_group, worker_id, now, taken_until),
                                  NOT_CREATED, authorize)
 
     def reclaim_task(self, task_id: str, run_id: int, now: int, taken_until: int) -> Task:
@@ -317,7 +320,7 @@ class Journal(Application):
         for stale in tasks:
             run_id = stale.last_run["runId"]  # malformed-payload is never retried: still the run claimed
             task = self.task(stale.task_id)
-            if _take(task, run_id, worker_group, worker_id, now, taken_until, deliverable):
+            if task is not None and _take(task, run_id, worker_group, worker_id, now, taken_until, deliverable):
                 try:
                     self.save(task)
                     changed.append(task)
@@ -363,6 +366,52 @@ class Journal(Application):
                 return False
             self.save(task)
             return True
+        return self._retrying(attempt)
+
+    # ------------------------------------------------------------ artifacts (behaviour spec §8)
+    def artifact(self, task_id: str, run_id: int, name: str) -> Artifact | None:
+        return self._get(artifact_uuid(task_id, run_id, name))
+
+    def create_artifact(self, task_id: str, run_id: int, name: str, request: dict, now: int,
+                        reserve_upload: Callable[[Task, str], None] | None = None) -> Artifact:
+        """createArtifact (§8.2, §8.3). `request` is the validated body; for
+        storageType object, `reserve_upload(task, upload_id)` locks the object
+        name in the object service before the artifact is recorded."""
+        storage_type = request["storageType"]
+        expires = parse_ms(request["expires"])
+        content_type = request.get("contentType", DEFAULT_CONTENT_TYPE)
+
+        def attempt() -> Artifact:
+            task, run = _artifact_task(self, task_id, run_id, expires, now)
+            existing = self.artifact(task_id, run_id, name)
+            upload_id = slug_id() if storage_type == "object" and existing is None else None
+            details = details_for(storage_type, request, task_id, run_id, name, upload_id)
+            if existing is not None:
+                existing.revise(storage_type, content_type, expires, details, task.status())
+                if existing.pending_events:
+                    self.save(existing)
+                return existing
+            if upload_id is not None and reserve_upload is not None:
+                reserve_upload(task, upload_id)
+            artifact = Artifact(task_id=task_id, run_id=run_id, name=name, storage_type=storage_type,
+                                content_type=content_type, expires=expires, details=details,
+                                worker_group=run["workerGroup"], worker_id=run["workerId"],
+                                task_status=task.status(), routes=list(task.definition["routes"]))
+            self.save(artifact)
+            return artifact
+        return self._retrying(attempt)
+
+    def finish_artifact(self, task_id: str, run_id: int, name: str, upload_id: str,
+                        object_finished: Callable[[], bool]) -> Artifact:
+        """finishArtifact (§8.4): 404s first, then the artifact decides."""
+        def attempt() -> Artifact:
+            artifact = self.artifact(task_id, run_id, name)
+            task = self.task(task_id)
+            if artifact is None or task is None or not 0 <= run_id < len(task.runs):
+                raise ResourceNotFound(f"Artifact with taskId `{task_id}`, runId {run_id}, name `{name}` not found")
+            if artifact.finish(upload_id, object_finished, task.status()):
+                self.save(artifact)
+            return artifact
         return self._retrying(attempt)
 
     # ------------------------------------------------------------ objects (the object service, spec §9)
@@ -454,7 +503,7 @@ def _take(task: Task, run_id: int, worker_group: str, worker_id: str, now: int, 
           deliverable: Callable[[Task], bool]) -> bool:
     """Claim the run; if the claim cannot be delivered, resolve it as malformed-payload.
     True when the task changed (and must be saved)."""
-    if not task.claim(run_id, worker_group, worker_id, now, taken_until):
+    if not task.claim_work(run_id, worker_group, worker_id, now, taken_until):
         return False
     if not deliverable(task):
         task.report_exception(run_id, "malformed-payload", now)
@@ -463,4 +512,37 @@ def _take(task: Task, run_id: int, worker_group: str, worker_id: str, now: int, 
 
 def _running(tasks: list[Task]) -> list[Task]:
     """The claimed tasks, without those resolved as undeliverable."""
-    return [task for task in tasks if task.last_run["state"] == "running"]
+    return [task for task in tasks if task.state == "running"]
+
+
+# ---------------------------------------------------------------- artifacts (behaviour spec §8)
+ARTIFACT_PAST_TOLERANCE_MS = 15 * 60 * 1000  # `expires` may lie this far in the past
+EXCEPTION_GRACE_MS = 25 * 60 * 1000  # artifacts of a run resolved `exception` are accepted this long after
+
+
+def _artifact_task(journal: Journal, task_id: str, run_id: int, expires: int, now: int) -> tuple[Task, dict]:
+    """The task and run createArtifact may add to, in upstream's order of checks."""
+    if expires < now - ARTIFACT_PAST_TOLERANCE_MS:
+        raise InputError("Expires must be in the future")
+    task = journal.task(task_id)
+    if task is None:
+        raise InputError("Task not found")
+    if not 0 <= run_id < len(task.runs):
+        raise InputError("Run not found")
+    run = task.runs[run_id]
+    if not run.get("workerGroup") or not run.get("workerId"):
+        raise InputError("Run was not claimed by a worker and so no artifacts can exist")
+    task_expires = parse_ms(task.definition["expires"])
+    if expires > task_expires:
+        raise InputError(f"Artifact expires ({format_ms(expires)}) after the task expiration "
+                         f"{format_ms(task_expires)} (task.expires < expires) - this is not allowed, "
+                         "artifacts may not expire after the task they belong to expires")
+    if run["state"] != "running":
+        late_exception = run["state"] == "exception" and parse_ms(run["resolved"]) > now - EXCEPTION_GRACE_MS
+        if not late_exception:
+            raise RequestConflict(
+                "Artifacts cannot be created for a task after it is resolved, unless it is resolved 'exception', "
+                "and even in this case only up to 25 min past resolution.This to ensure that artifacts have been "
+                "uploaded before a task is 'completed' and output is consumed by a dependent task\n\n"
+                f"Task status: {json.dumps(task.status(), indent=2)}")
+    return task, run

@@ -39,6 +39,8 @@ def messages_for(event, aggregate_after) -> list[PulseMessage]:
     kind, _, name = event_type(event).rpartition(".")
     if kind == "Task":
         return _task_messages(name, event, aggregate_after)
+    if kind == "Artifact":
+        return _artifact_messages(aggregate_after)
     if kind == "TaskGroup" and name in ("Sealed", "Resolved"):
         body = {"version": 1, **aggregate_after.view()}
         key = f"primary.{body['taskGroupId']}.{body['schedulerId']}._"
@@ -78,6 +80,21 @@ def _task_message(task, name: str, body: dict) -> PulseMessage:
              status["provisionerId"], status["workerType"], status["schedulerId"], status["taskGroupId"], None]
     key = ".".join("_" if w is None or w == "" else str(w) for w in words)
     return PulseMessage(exchange(name), key, body, ["route." + r for r in task.definition["routes"]])
+
+
+def _artifact_messages(artifact) -> list[PulseMessage]:
+    """artifact-created once an artifact is present, for every type but s3
+    (upstream never sends it for s3): at creation, on a compatible repeat
+    that changed it, and when an object artifact is finished (§9.3)."""
+    if not artifact.present or artifact.storage_type == "s3":
+        return []
+    status = artifact.task_status
+    body = {"version": 1, "status": status, "runId": artifact.run_id, "workerGroup": artifact.worker_group,
+            "workerId": artifact.worker_id, "artifact": artifact.info()}
+    words = ["primary", status["taskId"], artifact.run_id, artifact.worker_group, artifact.worker_id,
+             status["provisionerId"], status["workerType"], status["schedulerId"], status["taskGroupId"], None]
+    key = ".".join("_" if w is None or w == "" else str(w) for w in words)
+    return [PulseMessage(exchange("artifact-created"), key, body, ["route." + r for r in artifact.routes])]
 
 
 def internal_event_for(event, aggregate_after, position: int) -> InternalEvent:

@@ -1,31 +1,42 @@
-"""Shared fixtures: PostgreSQL databases for tests that need the real server.
+"""Shared fixtures: PostgreSQL databases and RabbitMQ for the tests that need
+the real servers, and the markers that say which tests need what.
 
+Nothing here is autouse: a test reaches PostgreSQL or RabbitMQ only through
+`postgres_base_url` / `postgres_url` / `amqp_url` (tests/unit forbids them).
 The URL comes from TASKJOURNAL_TEST_DATABASE_URL (default: the local server).
-When CI is set, a missing PostgreSQL fails the run instead of skipping."""
+When CI is set, a missing PostgreSQL or RabbitMQ fails the run instead of skipping."""
 
+import asyncio
 import os
-import uuid
-from urllib.parse import urlsplit, urlunsplit
+from pathlib import Path
 
 import psycopg
 import pytest
 
-DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/taskjournal_test"
-AMQP_URL = os.environ.get("TASKJOURNAL_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+from tests.support.amqp import AMQP_URL, probe
+from tests.support.postgres import configured_url, create_database, drop_database_at, ensure_database
+
+TESTS = Path(__file__).resolve().parent
+
+# Markers a test gets from the fixtures it uses (statically; parametrized
+# fixtures that reach a server mark their params where they are made).
+FIXTURE_MARKERS = {"postgres_base_url": "postgres", "amqp_url": "rabbitmq"}
 
 
-def _admin_url(url: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path="/postgres"))
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        for fixture, marker in FIXTURE_MARKERS.items():
+            if fixture in getattr(item, "fixturenames", ()):
+                item.add_marker(marker)
+        if (TESTS / "e2e") in Path(item.path).parents:
+            item.add_marker("e2e")
 
 
 def _postgres_base_url() -> str | None:
-    url = os.environ.get("TASKJOURNAL_TEST_DATABASE_URL", DEFAULT_URL)
+    url = configured_url()
     try:
-        with psycopg.connect(_admin_url(url), connect_timeout=3, autocommit=True) as conn:
-            name = urlsplit(url).path.lstrip("/")
-            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
-                conn.execute(f'CREATE DATABASE "{name}"')
-            return url
+        ensure_database(url)
+        return url
     except psycopg.OperationalError as err:
         if os.environ.get("CI"):
             pytest.fail(f"PostgreSQL tests must run in CI but {url} is unreachable: {err}", pytrace=False)
@@ -44,7 +55,7 @@ def _testcontainers_url() -> str | None:
     return container.get_connection_url().replace("+psycopg2", "")
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="session")
 def postgres_base_url():
     """The base database URL (created if missing), or None without PostgreSQL."""
     url = _postgres_base_url()
@@ -53,43 +64,26 @@ def postgres_base_url():
     return url
 
 
-def drop_database(admin_url: str, name: str) -> None:
-    """Drop a test database and the broker queue its services declared."""
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    _delete_service_queues(name)
-
-
-def _delete_service_queues(instance: str) -> None:
-    import asyncio
-
-    import aio_pika
-
-    async def delete():
-        connection = await aio_pika.connect(AMQP_URL, timeout=3)
-        async with connection:
-            channel = await connection.channel()
-            for name in (f"taskjournal.{instance}.dependency-resolver",
-                         f"taskjournal.{instance}.dependency-resolver.dead"):
-                await channel.queue_delete(name)  # a missing queue is no error (RabbitMQ 3.10)
-
-    try:
-        asyncio.run(delete())
-    except Exception:  # no broker, or no such queue: nothing to clean
-        pass
+def require_postgres(base_url: str | None) -> str:
+    if base_url is None:
+        pytest.skip("no PostgreSQL: set TASKJOURNAL_TEST_DATABASE_URL or run a local server")
+    return base_url
 
 
 @pytest.fixture
 def postgres_url(postgres_base_url):
     """A fresh, empty database for one test; dropped afterwards."""
-    if postgres_base_url is None:
-        pytest.skip("no PostgreSQL: set TASKJOURNAL_TEST_DATABASE_URL or run a local server")
-    name = f"tj_test_{uuid.uuid4().hex[:12]}"
-    admin = _admin_url(postgres_base_url)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield urlunsplit(urlsplit(postgres_base_url)._replace(path=f"/{name}"))
-    drop_database(admin, name)
+    url = create_database(require_postgres(postgres_base_url), "tj_test")
+    yield url
+    drop_database_at(url)
+
+
+@pytest.fixture(scope="module")
+def module_postgres_url(postgres_base_url):
+    """A fresh database shared by one module's tests; dropped afterwards."""
+    url = create_database(require_postgres(postgres_base_url), "tj_e2e")
+    yield url
+    drop_database_at(url)
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -103,20 +97,11 @@ def pytest_runtest_makereport(item, call):
             report.outcome = "failed"
 
 
-
 @pytest.fixture(scope="session")
 def amqp_url():
     """The RabbitMQ URL, or a skip naming RabbitMQ (a failure in CI)."""
-    import asyncio
-
-    import aio_pika
-
-    async def probe():
-        connection = await aio_pika.connect(AMQP_URL, timeout=3)
-        await connection.close()
-
     try:
-        asyncio.run(probe())
+        asyncio.run(probe(AMQP_URL))
     except Exception as error:
         pytest.skip(f"RabbitMQ unreachable at {AMQP_URL}: {error!r}")
     return AMQP_URL

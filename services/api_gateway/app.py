@@ -11,8 +11,9 @@ import logging
 import time
 import zlib
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 from aiohttp import web
@@ -28,6 +29,7 @@ from taskjournal.shared.domain.time import now_ms
 from taskjournal.shared.journal import Journal
 from taskjournal.shared.metrics import REGISTRY
 from taskjournal.shared.schemas import SchemaError, validate
+from taskjournal.shared.storage import BlobStore
 from taskjournal.shared.version import version_info
 
 from .claimwork import Claimer, PendingListener
@@ -63,8 +65,9 @@ class Services:
     journal: Journal
     authenticator: Authenticator
     issuer: Client
-    executor: ThreadPoolExecutor
+    executor: Executor
     claimer: Claimer
+    blobs: BlobStore | None = None  # s3 artifacts' bytes (signed URLs only: bytes never pass through here)
     version: dict = field(default_factory=version_info)
     clock = staticmethod(now_ms)
 
@@ -82,13 +85,13 @@ def build_auth(settings: Settings) -> tuple[Authenticator, Client]:
         file_clients, file_roles = load_config_file(settings.clients_file)
         clients += file_clients
         roles.update(file_roles)
-    issuer = None
-    if settings.root_client_id and settings.root_access_token:
-        clients.append(Client(settings.root_client_id, settings.root_access_token, ("*",)))
-        # The queue signs run credentials with a client of its own, derived from the root secret.
-        token = hmac.new(settings.root_access_token.encode(), b"taskjournal queue issuer", hashlib.sha256).hexdigest()
-        issuer = Client(ISSUER_ID, token, ("*",))
-        clients.append(issuer)
+    root_id, root_token = settings.root_client_id, settings.root_access_token
+    assert root_id and root_token  # roles_need refused a gateway without them
+    clients.append(Client(root_id, root_token, ("*",)))
+    # The queue signs run credentials with a client of its own, derived from the root secret.
+    issuer = Client(ISSUER_ID, hmac.new(root_token.encode(), b"taskjournal queue issuer", hashlib.sha256).hexdigest(),
+                    ("*",))
+    clients.append(issuer)
     return Authenticator(ClientStore(clients), scope_rules.Roles(roles)), issuer
 
 
@@ -112,7 +115,7 @@ class Gateway:
                 return web.json_response({"error": "Method not allowed"}, status=405,
                                          headers={"Allow": ",".join(params)})
             return web.json_response({"error": "Not found"}, status=404)
-        payload = {}
+        payload: Any = {}
         try:
             raw_body, payload = await _read_body(request)
             response = await self._handle(request, endpoint, params, raw_body, payload)
@@ -194,7 +197,7 @@ async def _read_body(request: web.Request) -> tuple[bytes, object]:
 
 # Set on an app whose server leaves request bodies as sent (auto_decompress off:
 # the artifact-service stores gzip bytes as uploaded); API bodies are decoded here.
-RAW_BODIES = "taskjournal.raw_bodies"
+RAW_BODIES = web.AppKey("raw_bodies", bool)
 
 
 def _decoded(raw: bytes, encoding: str) -> bytes:
@@ -237,22 +240,17 @@ def create_app(services: Services, mount: Callable[[web.Application], None] | No
     gateway = Gateway(services)
     app = web.Application(client_max_size=MAX_BODY)
     answer_in_json(app)
-    app["services"] = services
 
     async def version(request):
         return web.json_response(services.version)
 
-    async def start_wakeups(app):
+    async def wakeups_from_other_processes(app):
         # this process's commits wake claimWork through the Journal's listener; other processes' through NOTIFY
-        listener = PendingListener(services.journal.store, services.claimer.signal)
-        app["listener"] = asyncio.create_task(listener.run())
+        listening = asyncio.create_task(PendingListener(services.journal.store, services.claimer.signal).run())
+        yield
+        listening.cancel()
 
-    async def stop_wakeups(app):
-        if "listener" in app:
-            app["listener"].cancel()
-
-    app.on_startup.append(start_wakeups)
-    app.on_cleanup.append(stop_wakeups)
+    app.cleanup_ctx.append(wakeups_from_other_processes)
     add_ops_routes(app, services.journal, services.executor)
     app.router.add_get("/__version__", version)
     app.router.add_get("/robots.txt", _robots)

@@ -2,22 +2,28 @@
 caller's authority, and a way to run blocking store calls off the loop."""
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from taskjournal.shared.auth import scopes as scope_rules
 from taskjournal.shared.auth.hawk import AuthResult
 
 from .errors import ApiError
 
+if TYPE_CHECKING:  # app.py imports this module
+    from .app import Services
+    from .routing import Endpoint
+
 
 @dataclass
 class Context:
-    endpoint: object
-    params: dict
-    query: dict
-    body: object
-    services: object  # services.api_gateway.app.Services
-    authenticate: object  # () -> AuthResult, computed at most once
+    endpoint: "Endpoint"
+    params: dict[str, str]
+    query: dict[str, str]
+    body: Any  # the parsed JSON body, validated against the endpoint's schema once the handler runs
+    services: "Services"
+    authenticate: Callable[[], AuthResult]  # computed at most once
     _auth: AuthResult | None = field(default=None, init=False)
 
     @property
@@ -30,13 +36,13 @@ class Context:
         """Check the endpoint's scope expression rendered with URL params and `extra`."""
         require(self.auth, scope_rules.render(self.endpoint.scopes, {**self.params, **extra}))
 
-    async def run(self, fn, *args):
+    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.services.executor, fn, *args)
 
 
-def require(auth: AuthResult, expression) -> None:
+def require(auth: AuthResult, expression: Any) -> None:
     if auth.status == "auth-failed":
-        raise ApiError("AuthenticationFailed", 401, auth.message, {"WWW-Authenticate": "hawk"})
+        raise ApiError("AuthenticationFailed", 401, auth.message or "", {"WWW-Authenticate": "hawk"})
     if scope_rules.satisfies(auth.scopes, expression):
         return
     missing = scope_rules.unsatisfied(auth.scopes, expression)

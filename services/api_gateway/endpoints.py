@@ -1,6 +1,7 @@
 """The Queue API endpoints this gateway serves: name, method, route, scope
 expression and inputs as in the v1 API reference, and the handler."""
 
+from . import artifacts as a
 from . import handlers as h
 from .routing import Endpoint
 
@@ -12,6 +13,7 @@ def _scheduler_scopes(verb: str) -> dict:
                       {"AllOf": [f"queue:{verb}", "assume:scheduler-id:<schedulerId>/<taskGroupId>"]}]}
 
 
+GET_ARTIFACT_SCOPES = {"AllOf": [{"for": "name", "in": "names", "each": "queue:get-artifact:<name>"}]}
 CREATE_TASK_SCOPES = {"AllOf": [
     {"for": "scope", "in": "scopes", "each": "<scope>"},
     {"for": "route", "in": "routes", "each": "queue:route:<route>"},
@@ -63,4 +65,25 @@ ENDPOINTS = [
              "queue:pending-list:<taskQueueId>", PAGED),
     Endpoint("listClaimedTasks", "GET", "/task-queues/<taskQueueId>/claimed", h.list_claimed_tasks,
              "queue:claimed-list:<taskQueueId>", PAGED),
+    # artifacts (behaviour spec §8; handlers in artifacts.py)
+    Endpoint("createArtifact", "POST", "/task/<taskId>/runs/<runId>/artifacts/<name>", a.create_artifact,
+             "queue:create-artifact:<taskId>/<runId>", (), "post-artifact-request"),
+    Endpoint("finishArtifact", "PUT", "/task/<taskId>/runs/<runId>/artifacts/<name>", a.finish_artifact,
+             "queue:create-artifact:<taskId>/<runId>", (), "finish-artifact-request"),
+    Endpoint("getArtifact", "GET", "/task/<taskId>/runs/<runId>/artifacts/<name>", a.get_artifact,
+             GET_ARTIFACT_SCOPES),
+    Endpoint("getLatestArtifact", "GET", "/task/<taskId>/artifacts/<name>", a.get_latest_artifact,
+             GET_ARTIFACT_SCOPES),
+    Endpoint("listArtifacts", "GET", "/task/<taskId>/runs/<runId>/artifacts", a.list_artifacts,
+             "queue:list-artifacts:<taskId>:<runId>", PAGED),
+    Endpoint("listLatestArtifacts", "GET", "/task/<taskId>/artifacts", a.list_latest_artifacts,
+             "queue:list-artifacts:<taskId>", PAGED),
+    Endpoint("artifactInfo", "GET", "/task/<taskId>/runs/<runId>/artifact-info/<name>", a.artifact_info,
+             "queue:list-artifacts:<taskId>:<runId>"),
+    Endpoint("latestArtifactInfo", "GET", "/task/<taskId>/artifact-info/<name>", a.latest_artifact_info,
+             "queue:list-artifacts:<taskId>"),
+    Endpoint("artifact", "GET", "/task/<taskId>/runs/<runId>/artifact-content/<name>", a.artifact,
+             GET_ARTIFACT_SCOPES),
+    Endpoint("latestArtifact", "GET", "/task/<taskId>/artifact-content/<name>", a.latest_artifact,
+             GET_ARTIFACT_SCOPES),
 ]

@@ -7,7 +7,7 @@ from taskjournal.shared.domain.errors import DomainError
 from taskjournal.shared.domain.time import format_ms, now_ms
 
 # The HTTP status of each kind of domain rejection (Taskcluster's codes).
-DOMAIN_STATUS = {"InputError": 400, "ResourceNotFound": 404, "RequestConflict": 409}
+DOMAIN_STATUS = {"InputError": 400, "ResourceNotFound": 404, "RequestConflict": 409, "ResourceExpired": 410}
 
 
 class ApiError(Exception):

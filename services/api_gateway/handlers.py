@@ -3,6 +3,7 @@ expression needs more than URL parameters, runs the command or query on
 the Journal off the event loop, and returns the response body."""
 
 import time
+from typing import Any
 
 import orjson
 
@@ -262,7 +263,7 @@ async def _keyset_page(ctx: Context, query):
 
 def _keyset_body(ctx: Context, rows: list, key: str, shape) -> dict:
     limit = paging.page_size(ctx.query)
-    body = {"tasks": [shape(r) for r in rows[:limit]]}
+    body: dict[str, Any] = {"tasks": [shape(r) for r in rows[:limit]]}
     if len(rows) > limit and limit > 0:
         last = rows[limit - 1]
         body["continuationToken"] = paging.keyset_token(last[key], last["task_id"])

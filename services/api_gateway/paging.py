@@ -32,7 +32,7 @@ def offset_token(offset: int) -> str:
 def keyset_of(query: dict) -> tuple[int, str]:
     token = query.get("continuationToken")
     try:
-        ms, task_id = orjson.loads(base64.b64decode(token))
+        ms, task_id = orjson.loads(base64.b64decode(token or ""))
         if isinstance(ms, int) and isinstance(task_id, str) and -1 <= ms < 2**62:
             return ms, task_id
     except Exception:

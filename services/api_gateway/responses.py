@@ -2,6 +2,7 @@
 
 import json
 import uuid
+from dataclasses import dataclass, field
 
 import orjson
 from aiohttp import web
@@ -21,10 +22,24 @@ class Raw(str):
     """A body that is already JSON text (read models store it so)."""
 
 
+@dataclass
+class Reply:
+    """A handler's answer other than 200: a status (303, 424, 204 without a
+    body, ...) and extra headers (e.g. Location)."""
+
+    body: object
+    status: int = 200
+    headers: dict = field(default_factory=dict)
+
+
 def json_response(body, status: int = 200, headers: dict | None = None, trace_id: str | None = None) -> web.Response:
-    data = body.encode() if isinstance(body, Raw) else dumps(body)
     all_headers = {**API_HEADERS, "x-for-trace-id": trace_id or str(uuid.uuid4()),
                    "x-for-request-id": str(uuid.uuid4()), **(headers or {})}
+    if isinstance(body, Reply):
+        return json_response(body.body, body.status, {**(headers or {}), **body.headers}, trace_id)
+    if status == 204:
+        return web.Response(status=204, headers=all_headers)
+    data = body.encode() if isinstance(body, Raw) else dumps(body)
     return web.Response(body=data, status=status, content_type="application/json", charset="utf-8",
                         headers=all_headers)
 

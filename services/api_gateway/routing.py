@@ -17,9 +17,10 @@ PARAM_PATTERNS = {
     "taskGroupId": SLUGID,
     "runId": r"^[1-9]*[0-9]+$",
     "taskQueueId": r"^[a-zA-Z0-9-_]{1,38}/[a-z]([-a-z0-9]{0,36}[a-z0-9])?$",
+    "name": r"^[\x20-\x7e]+$",  # artifact names: printable ASCII
 }
 QUERY_PATTERNS = {"continuationToken": r".", "limit": r"^[0-9]+$"}
-REST_PARAMS = {"taskQueueId"}  # may hold a raw `/` (upstream's `(*)` parameters)
+REST_PARAMS = {"taskQueueId", "name"}  # may hold a raw `/` (upstream's `(*)` parameters)
 
 
 @dataclass

@@ -50,14 +50,15 @@ def answer_in_json(app: web.Application) -> None:
         server.__class__ = JsonErrorServer  # only __call__ differs: which RequestHandler serves a connection
         return server
 
-    app._make_handler = make_json_error_server
+    setattr(app, "_make_handler", make_json_error_server)
 
 
 async def expect_handler(request: web.Request) -> web.StreamResponse | None:
     """aiohttp's handling of `Expect:` (100-continue), with an unknown expectation
     answered 417 in JSON rather than aiohttp's plain text."""
     try:
-        return await _default_expect_handler(request)
+        await _default_expect_handler(request)
+        return None
     except web.HTTPExpectationFailed as failed:
-        err = ApiError("InvalidRequestArguments", 417, failed.text)
+        err = ApiError("InvalidRequestArguments", 417, failed.text or "Expectation Failed")
         return json_response(error_body(err, "unknown", {}, {}), err.status)

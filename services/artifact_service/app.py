@@ -15,6 +15,7 @@ from taskjournal.shared.config import Settings
 from taskjournal.shared.domain.time import now_ms
 from taskjournal.shared.journal import Journal
 from taskjournal.shared.storage import BlobStore
+from taskjournal.shared.storage.files import FileBlobStore
 from taskjournal.shared.version import version_info
 
 from .data import add_data_routes
@@ -41,7 +42,7 @@ def add_artifact_routes(app: web.Application, services: ObjectServices) -> None:
     gateway = Gateway(services, OBJECT_ENDPOINTS, OBJECT_PREFIX)
     app[RAW_BODIES] = True
     app.router.add_route("*", OBJECT_PREFIX + "/{tail:[\\s\\S]*}", gateway.dispatch, expect_handler=expect_handler)
-    if services.blobs.kind == "file":
+    if isinstance(services.blobs, FileBlobStore):  # S3 serves its own data plane
         add_data_routes(app, services.blobs)
 
 

@@ -49,8 +49,8 @@ async def _answer(request: web.Request, method: str, work) -> web.StreamResponse
 
 
 async def _put(request: web.Request, blobs: FileBlobStore) -> web.StreamResponse:
-    bucket, key = _target(request)
-    grant = blobs.verify("PUT", bucket, key, dict(request.query), now_ms())
+    grant = blobs.verify("PUT", *_target(request), dict(request.query), now_ms())
+    bucket, key = grant.bucket, grant.key
     if request.headers.get("Content-Type", "") != grant.content_type:
         raise BlobRefused(403, "SignatureDoesNotMatch",
                           f"This URL was signed for Content-Type {grant.content_type!r}, "
@@ -69,8 +69,8 @@ async def _put(request: web.Request, blobs: FileBlobStore) -> web.StreamResponse
 
 
 async def _get(request: web.Request, blobs: FileBlobStore) -> web.StreamResponse:
-    bucket, key = _target(request)
-    blobs.verify("GET", bucket, key, dict(request.query), now_ms())
+    grant = blobs.verify("GET", *_target(request), dict(request.query), now_ms())
+    bucket, key = grant.bucket, grant.key
     info = blobs.stat_now(bucket, key)
     if info is None:
         raise BlobRefused(404, "ResourceNotFound", "Nothing is stored here (expired, or never uploaded)")

@@ -12,7 +12,7 @@ from taskjournal.services.api_gateway.errors import ApiError
 from taskjournal.shared.domain.errors import InputError, ResourceNotFound
 from taskjournal.shared.domain.object import Object
 from taskjournal.shared.domain.time import format_ms, parse_ms
-from taskjournal.shared.storage import OBJECT_BUCKET, object_download_url, object_key
+from taskjournal.shared.storage import OBJECT_BUCKET, BlobStore, object_download_url, object_key
 
 PUT_URL_MS = 45 * 60 * 1000  # upstream: the PUT URL is advertised for 45 minutes...
 PUT_URL_GRACE_MS = 10 * 1000  # ...and honoured 10 s longer
@@ -27,6 +27,13 @@ def _check_name(name: str) -> None:
         raise InputError(f"Object names are 1 to {MAX_NAME} printable ASCII characters, not {name!r}")
     if any(part in (".", "..") for part in name.split("/")):
         raise InputError(f"Object names may not contain `.` or `..` segments: {name!r}")
+
+
+def _blobs(ctx: Context) -> BlobStore:
+    blobs = ctx.services.blobs
+    if blobs is None:  # ObjectServices always has one
+        raise RuntimeError("the object service runs without a blob store")
+    return blobs
 
 
 def _not_found(name: str) -> ResourceNotFound:
@@ -61,7 +68,7 @@ async def _store_inline(ctx: Context, name: str, upload_id: str, inline: dict) -
     async def one_chunk():
         yield data
 
-    await ctx.services.blobs.write(OBJECT_BUCKET, object_key(name), one_chunk(), inline["contentType"])
+    await _blobs(ctx).write(OBJECT_BUCKET, object_key(name), one_chunk(), inline["contentType"])
     return {"dataInline": True}
 
 
@@ -69,7 +76,7 @@ async def _put_url(ctx: Context, name: str, upload_id: str, put: dict, now: int)
     if put["contentLength"] < 0:
         raise InputError("contentLength must not be negative")
     await ctx.run(ctx.services.journal.negotiate_upload, name, upload_id, put["contentType"], put["contentLength"])
-    signed = ctx.services.blobs.upload_url(OBJECT_BUCKET, object_key(name), put["contentType"],
+    signed = _blobs(ctx).upload_url(OBJECT_BUCKET, object_key(name), put["contentType"],
                                            now + PUT_URL_MS + PUT_URL_GRACE_MS, put["contentLength"], "identity")
     return {"putUrl": {"url": signed.url, "expires": format_ms(now + PUT_URL_MS), "headers": signed.headers}}
 
@@ -83,7 +90,7 @@ async def finish_upload(ctx: Context):
         raise _not_found(name)
     if not found.check_finish(body["projectId"], body["uploadId"], hashes):
         await _check_stored_bytes(ctx, found, hashes)
-        await ctx.services.blobs.seal(OBJECT_BUCKET, object_key(name))  # no PUT replaces what was checked
+        await _blobs(ctx).seal(OBJECT_BUCKET, object_key(name))  # no PUT replaces what was checked
         await ctx.run(ctx.services.journal.finish_upload, name, body["projectId"], body["uploadId"], hashes,
                       ctx.services.clock())
     return {}
@@ -93,7 +100,7 @@ async def _check_stored_bytes(ctx: Context, found: Object, hashes: dict) -> None
     """The bytes stored are those declared: the length proposed, and the
     hashes given where the back end computed them while storing. A mismatch
     deletes the bytes (a retry uploads them again) and is a 400."""
-    blobs, key = ctx.services.blobs, object_key(found.name)
+    blobs, key = _blobs(ctx), object_key(found.name)
     info = await blobs.stat(OBJECT_BUCKET, key)
     if info is None:
         raise InputError(f'No data was uploaded for object "{found.name}"')
@@ -113,10 +120,10 @@ async def start_download(ctx: Context):
     found = await _finished(ctx, name)
     now = ctx.services.clock()
     if accepted.get("getUrl"):
-        url = ctx.services.blobs.download_url(OBJECT_BUCKET, object_key(name), now + 2 * GET_URL_MS)
+        url = _blobs(ctx).download_url(OBJECT_BUCKET, object_key(name), now + 2 * GET_URL_MS)
         return {"method": "getUrl", "url": url, "expires": format_ms(now + GET_URL_MS), "hashes": dict(found.hashes)}
     if accepted.get("simple"):
-        return {"method": "simple", "url": object_download_url(ctx.services.blobs, name, now)}
+        return {"method": "simple", "url": object_download_url(_blobs(ctx), name, now)}
     raise ApiError("NoMatchingMethod", 406, "Object supports methods simple, getUrl")
 
 
@@ -127,7 +134,7 @@ async def metadata(ctx: Context):
 async def download(ctx: Context):
     name = ctx.params["name"]
     await _finished(ctx, name)
-    url = object_download_url(ctx.services.blobs, name, ctx.services.clock())
+    url = object_download_url(_blobs(ctx), name, ctx.services.clock())
     return web.Response(status=303, text=f"See Other. Redirecting to {url}", headers={"Location": url})
 
 

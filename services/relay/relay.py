@@ -158,8 +158,9 @@ class Relay:
                     finally:
                         listener.cancel()
                         await asyncio.gather(listener, return_exceptions=True)
-                    if not listener.cancelled() and listener.exception():
-                        raise listener.exception()  # the connection, and so the lock, is gone
+                    failure = None if listener.cancelled() else listener.exception()
+                    if failure is not None:
+                        raise failure  # the connection, and so the lock, is gone
             except Exception as error:
                 log.warning("relay lost its database connection; reconnecting", exc_info=error,
                             extra=fields(relay=self.name))

@@ -55,9 +55,9 @@ def internal_subscriber(broker: RabbitBroker, queue_name: str, routing_keys: Ite
 def rabbit_queue(queue: ServiceQueue, routing_key: str = "", name: str = "") -> RabbitQueue:
     """The FastStream declaration of a service queue (or of another `name`
     with its arguments): the same arguments the publisher declares."""
-    return RabbitQueue(name or queue.name, queue_type=QueueType(queue.arguments["x-queue-type"]), durable=queue.durable,
-                       arguments={k: v for k, v in queue.arguments.items() if k != "x-queue-type"},
-                       routing_key=routing_key)
+    return RabbitQueue(  # type: ignore[call-overload]  # the overloads want the queue type as a literal
+        name or queue.name, queue_type=QueueType(queue.arguments["x-queue-type"]), durable=queue.durable,
+        arguments={k: v for k, v in queue.arguments.items() if k != "x-queue-type"}, routing_key=routing_key)
 
 
 def service_subscriber(broker: RabbitBroker, queue: ServiceQueue, handler: Callable[[dict], Awaitable[None]],

@@ -17,7 +17,7 @@ async def list_dead_letters(url: str, queue: ServiceQueue, limit: int = 100) -> 
     async with connection:
         channel = await connection.channel()
         dead = await channel.declare_queue(queue.dead_letter_name, passive=True)
-        letters = []
+        letters: list[dict] = []
         while len(letters) < limit:
             message = await dead.get(no_ack=False, fail=False)
             if message is None:
@@ -38,7 +38,7 @@ async def requeue_dead_letters(url: str, queue: ServiceQueue) -> int:
         channel = await connection.channel(publisher_confirms=True)
         dead = await channel.declare_queue(queue.dead_letter_name, passive=True)
         await channel.declare_queue(queue.name, passive=True)
-        moved, parked = 0, dead.declaration_result.message_count
+        moved, parked = 0, dead.declaration_result.message_count or 0
         while moved < parked:  # only those parked now: one failing again must not loop
             message = await dead.get(no_ack=False, fail=False)
             if message is None:

@@ -7,6 +7,7 @@ routes nowhere fails the publish (the relay retries the batch)."""
 import asyncio
 import logging
 from collections.abc import Iterable
+from typing import Any, cast
 
 import aio_pika
 import aiormq
@@ -50,7 +51,7 @@ async def declare_service_queue(channel: aio_pika.abc.AbstractRobustChannel, que
     """Declare a service queue, its bindings to the internal exchange and its
     dead-letter queue (not bound: only the consumer puts events there).
     `robust`: the channel declares them again after each reconnection."""
-    options = {"durable": queue.durable, "arguments": queue.arguments, "robust": robust}
+    options: dict[str, Any] = {"durable": queue.durable, "arguments": queue.arguments, "robust": robust}
     try:
         declared = await channel.declare_queue(queue.name, **options)
         await channel.declare_queue(queue.dead_letter_name, **options)
@@ -77,7 +78,7 @@ class RabbitPublisher:
         self.reconnect_interval = reconnect_interval
         self.connection_name = connection_name
         self.connection: aio_pika.abc.AbstractRobustConnection | None = None
-        self.channel: aio_pika.abc.AbstractChannel | None = None
+        self.channel: aio_pika.abc.AbstractRobustChannel | None = None
         self.exchanges: dict[str, aio_pika.abc.AbstractExchange] = {}
         self._queues_missing = False  # an event came back: declare the queues again before the next batch
 
@@ -85,7 +86,7 @@ class RabbitPublisher:
         self.connection = await aio_pika.connect_robust(
             self.url, client_properties={"connection_name": self.connection_name},
             reconnect_interval=self.reconnect_interval)
-        self.channel = await self.connection.channel(publisher_confirms=True)
+        self.channel = cast(aio_pika.abc.AbstractRobustChannel, await self.connection.channel(publisher_confirms=True))
         try:
             self.exchanges = await declare_exchanges(self.channel)
             await self.declare_queues()
@@ -98,6 +99,7 @@ class RabbitPublisher:
         """Declare the service queues (idempotent). The robust channel declares
         them again after a reconnection (declared once as robust: each robust
         declaration is remembered)."""
+        assert self.channel is not None, "declare_queues runs once connected"
         for queue in self.queues:
             await declare_service_queue(self.channel, queue, robust)
         self._queues_missing = False
@@ -147,6 +149,6 @@ class RabbitPublisher:
                                   f"(position {e.body.get('position')})")
 
 
-_PROPERTIES = {"delivery_mode": aio_pika.DeliveryMode.PERSISTENT, "content_type": "application/json",
+_PROPERTIES: dict[str, Any] = {"delivery_mode": aio_pika.DeliveryMode.PERSISTENT, "content_type": "application/json",
                "content_encoding": "utf-8"}
 

@@ -21,3 +21,7 @@ class ResourceNotFound(DomainError):
 
 class RequestConflict(DomainError):
     code = "RequestConflict"
+
+
+class ResourceExpired(DomainError):
+    code = "ResourceExpired"

@@ -24,3 +24,11 @@ def task_id_of(value: uuid.UUID) -> str:
 def group_uuid(task_group_id: str) -> uuid.UUID:
     # Distinct from task_uuid: a group's id is often the id of its first task.
     return uuid.uuid5(_GROUP_NAMESPACE, task_group_id)
+
+
+_ARTIFACT_NAMESPACE = uuid.UUID("2f6b8c1e-4d0a-4e57-9a3c-61d2b7e5f804")
+
+
+def artifact_uuid(task_id: str, run_id: int, name: str) -> uuid.UUID:
+    """One Artifact aggregate per (taskId, runId, name)."""
+    return uuid.uuid5(_ARTIFACT_NAMESPACE, f"{task_id}/{run_id}/{name}")

@@ -51,7 +51,15 @@ class Task(Aggregate):
 
     @property
     def ever_resolved(self) -> bool:
-        return any(run["state"] in RESOLVED for run in self.runs)
+        """A run was resolved for good: a resolution the queue retried at once
+        (claim-expired, worker-shutdown, intermittent-task with retries left)
+        does not resolve the task, so it satisfies no `all-resolved` dependent
+        (spec §5: only resolutions without retry feed propagation)."""
+        return any(run["state"] in RESOLVED and not self._retried(index) for index, run in enumerate(self.runs))
+
+    def _retried(self, run_id: int) -> bool:
+        following = self.runs[run_id + 1] if run_id + 1 < len(self.runs) else None
+        return following is not None and following["reasonCreated"] in RETRIED_REASONS.values()
 
     def status(self) -> dict:
         d = self.definition
@@ -105,8 +113,8 @@ class Task(Aggregate):
         self._resolve_unfinished("deadline-exceeded", now)
         return True
 
-    def claim(self, run_id: int, worker_group: str, worker_id: str, now: int, taken_until: int,
-              via_claim_task: bool = False) -> bool:
+    def claim_work(self, run_id: int, worker_group: str, worker_id: str, now: int, taken_until: int,
+                   via_claim_task: bool = False) -> bool:
         """claimWork: take a pending run; False when it is no longer claimable."""
         run = self.last_run
         if run is None or run["runId"] != run_id or run["state"] != "pending" or self.deadline_ms <= now:
@@ -114,11 +122,11 @@ class Task(Aggregate):
         self._run_claimed(run_id, worker_group, worker_id, now, taken_until, via_claim_task)
         return True
 
-    def claim_run(self, run_id: int, worker_group: str, worker_id: str, now: int, taken_until: int) -> None:
-        """claimTask: like claim, but explicit about failures and idempotent per worker."""
+    def claim_task(self, run_id: int, worker_group: str, worker_id: str, now: int, taken_until: int) -> None:
+        """claimTask: like claim_work, but explicit about failures and idempotent per worker."""
         self._refuse_past_deadline(now, "can't be claimed past its deadline of", inclusive=True)
         run = self.run(run_id)
-        if self.claim(run_id, worker_group, worker_id, now, taken_until, via_claim_task=True):
+        if self.claim_work(run_id, worker_group, worker_id, now, taken_until, via_claim_task=True):
             return
         same_worker = run.get("workerGroup") == worker_group and run.get("workerId") == worker_id
         repeat = run_id in self.claimed_by_claim_task and same_worker

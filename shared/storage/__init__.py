@@ -64,7 +64,7 @@ def open_blob_store(settings: "Settings") -> BlobStore:
         from .s3 import S3BlobStore
 
         return S3BlobStore(settings.s3_endpoint_url, settings.s3_region,
-                           {"public": settings.s3_public_bucket, "private": settings.s3_private_bucket})
+                           {"public": settings.s3_public_bucket or "", "private": settings.s3_private_bucket or ""})
     from .files import FileBlobStore, signing_key
 
     if not settings.root_access_token:

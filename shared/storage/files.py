@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 from urllib.parse import quote, urlencode
 
 import orjson
@@ -95,10 +96,11 @@ class FileBlobStore:
         fields = [method, bucket, key] + [f"{name}={query.get(name, '')}" for name in ("expires", "ct", "cl", "ce")]
         return hmac.new(self.key, "\n".join(fields).encode(), hashlib.sha256).hexdigest()
 
-    def verify(self, method: str, bucket: str, key: str, query: dict, now_ms: int) -> PutGrant:
+    def verify(self, method: str, bucket_name: str, key: str, query: dict, now_ms: int) -> PutGrant:
         """The grant of a signed URL, or BlobRefused (403: forged, altered or expired)."""
-        if bucket not in BUCKETS:
-            raise BlobRefused(404, "ResourceNotFound", f"No bucket {bucket!r}")
+        if bucket_name not in BUCKETS:
+            raise BlobRefused(404, "ResourceNotFound", f"No bucket {bucket_name!r}")
+        bucket = cast(Bucket, bucket_name)
         signed = {name: query[name] for name in ("expires", "ct", "cl", "ce") if name in query}
         given = query.get("sig", "")
         if not hmac.compare_digest(self._sign(method, bucket, key, signed), given):

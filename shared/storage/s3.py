@@ -9,6 +9,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
+from typing import Any
 
 import botocore.session
 from botocore.config import Config
@@ -31,11 +32,11 @@ class S3BlobStore:
                              retries={"max_attempts": 3, "mode": "standard"})
         self.signer = botocore.session.get_session().create_client(
             "s3", endpoint_url=endpoint_url, region_name=region, config=self.config)
-        self._client = None
+        self._client: Any = None  # aiobotocore's S3 client, made on first use
         self._exit = AsyncExitStack()
         self._lock = asyncio.Lock()
 
-    async def client(self):
+    async def client(self) -> Any:
         if self._client is None:
             async with self._lock:
                 if self._client is None:
@@ -55,7 +56,7 @@ class S3BlobStore:
     # ------------------------------------------------------------ signed URLs
     def upload_url(self, bucket: Bucket, key: str, content_type: str, expires_ms: int,
                    content_length: int | None = None, content_encoding: str | None = None) -> SignedUpload:
-        params = {"Bucket": self.buckets[bucket], "Key": key, "ContentType": content_type}
+        params: dict[str, Any] = {"Bucket": self.buckets[bucket], "Key": key, "ContentType": content_type}
         headers = {"Content-Type": content_type}
         if content_length is not None:
             params["ContentLength"] = content_length
@@ -76,7 +77,8 @@ class S3BlobStore:
         """One PUT for small bodies, a multipart upload (part by part) for large ones."""
         s3, name = await self.client(), self.buckets[bucket]
         extra = {"ContentType": content_type, **({"ContentEncoding": content_encoding} if content_encoding else {})}
-        buffer, size, upload, parts = bytearray(), 0, None, []
+        buffer, size, upload = bytearray(), 0, None
+        parts: list[dict] = []
         try:
             async for chunk in chunks:
                 size += len(chunk)

@@ -41,7 +41,7 @@ def postgres_conninfo(database_url: str) -> str:
     from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
     params = {**DEFAULTS, "connect_timeout": str(CONNECT_TIMEOUT_S), **conninfo_to_dict(database_url)}
-    return make_conninfo(**params)
+    return make_conninfo("", **params)
 
 
 def store_env(database_url: str | None, sqlite_path: str, max_connections: int = 16) -> dict:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from taskjournal.shared.domain.artifact import Artifact
 from taskjournal.shared.domain.object import Object
 from taskjournal.shared.domain.priority import RANK
 from taskjournal.shared.domain.task import Task
@@ -31,6 +32,8 @@ def changes_for(aggregates, new_ids: set) -> Changes:
             _task_rows(aggregate, aggregate.id in new_ids, changes)
         elif isinstance(aggregate, TaskGroup):
             _group_rows(aggregate, changes)
+        elif isinstance(aggregate, Artifact):
+            _artifact_rows(aggregate, changes)
         elif isinstance(aggregate, Object):
             _object_rows(aggregate, changes)
     return changes
@@ -71,6 +74,10 @@ def _group_rows(group: TaskGroup, changes: Changes) -> None:
                 expires=group.expires, sealed=group.sealed, view=orjson.dumps(group.view()).decode())
 
 
+def _artifact_rows(artifact: Artifact, changes: Changes) -> None:
+    changes.add("upsert_artifact", task_id=artifact.task_id, run_id=artifact.run_id, artifact_name=artifact.name,
+                storage_type=artifact.storage_type, content_type=artifact.content_type, expires=artifact.expires,
+                present=int(artifact.present), details=orjson.dumps(artifact.details).decode())
 def _object_rows(obj: Object, changes: Changes) -> None:
     changes.add("upsert_object", object_name=obj.name, project_id=obj.project_id, upload_id=obj.upload_id,
                 expires=obj.expires, upload_expires=obj.upload_expires, finished=obj.finished)

@@ -2,6 +2,8 @@
 and the tracking position are written in the transaction that appends the
 events, so a committed write is visible to every read at once (ADR 0003)."""
 
+from typing import Any
+
 from eventsourcing.postgres import ConnectionPool, PostgresApplicationRecorder, PostgresFactory
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 from psycopg.rows import dict_row
@@ -15,7 +17,7 @@ CONNINFO = "POSTGRES_CONNINFO"  # our setting: the libpq connection string every
 def _apply(execute, sql: dict, changes, stored_events, ids) -> None:
     """Run the projection's statements; a `position` parameter holding an
     aggregate id becomes the notification id of that aggregate's first event."""
-    first_id = {}
+    first_id: dict[Any, int] = {}
     for stored, notification_id in zip(stored_events, ids):
         first_id.setdefault(stored.originator_id, notification_id)
     for name, params in changes.statements:
@@ -40,7 +42,6 @@ class ConninfoPostgresFactory(PostgresFactory):
         super().__init__(env)
         datastore, old = self.datastore, self.datastore.pool
         conninfo = self.env.get(CONNINFO) or ""
-        pool = None
 
         def check(conn) -> None:
             try:

@@ -3,6 +3,8 @@ into its aggregate, then write the rows the inline projection would have
 written. The result equals the live projection (a test proves it)."""
 
 from collections import defaultdict
+from typing import Any
+from uuid import UUID
 
 from .projection import changes_for
 
@@ -12,6 +14,7 @@ PROJECTIONS = {  # projection name -> (table, the projection statements that fil
     "claims": ("tj_claims", ("upsert_claim",)),
     "task-groups": ("tj_task_groups", ("upsert_task_group",)),
     "dependencies": ("tj_dependencies", ("insert_dependency",)),
+    "artifacts": ("tj_artifacts", ("upsert_artifact",)),
     "objects": ("tj_objects", ("upsert_object",)),
 }
 PAGE = 2000
@@ -36,7 +39,8 @@ def fold_log(journal, aggregates: dict, first_position: dict, position: int = 0,
 
 def rebuild(journal, names: list[str], progress=lambda done, total: None) -> int:
     """Drop and rebuild the named projections; returns the log position reached."""
-    aggregates, first_position = {}, {}
+    aggregates: dict[UUID, Any] = {}
+    first_position: dict[UUID, int] = {}
     position = fold_log(journal, aggregates, first_position, 0, progress)
 
     def rows():  # with writers held back: catch up with what they wrote meanwhile

@@ -22,6 +22,27 @@ def drop_expired(journal, now: int) -> tuple[int, int]:
     return len(dropped_tasks), len(dropped_groups)
 
 
+# ---------------------------------------------------------------- artifacts (behaviour spec §8.10)
+def expired_artifacts(journal, now: int) -> list[dict]:
+    """Artifacts whose `expires` is more than the grace past: {task_id, run_id,
+    name, storage_type, details}. Their bytes go first (BlobStore.delete),
+    then `drop_artifacts` removes events and rows."""
+    return journal.views.expired_artifacts(now - GRACE_MS, BATCH)
+
+
+def drop_artifacts(journal, rows: list[dict]) -> int:
+    """Delete these artifacts' events and rows (each once relayed); how many went."""
+    from taskjournal.shared.domain.ids import artifact_uuid
+
+    keys = {(r["task_id"], r["run_id"], r["name"]): artifact_uuid(r["task_id"], r["run_id"], r["name"]) for r in rows}
+    if not keys:
+        return 0
+    dropped = journal.store.delete_artifacts_if_relayed(keys)
+    for key in dropped:
+        journal.forget(keys[key])
+    return len(dropped)
+
+
 def drop_expired_objects(journal, now: int) -> list[str]:
     """Delete objects past their expiry and uploads unfinished for a day
     (spec §9.10): events and rows. Returns the names gone; the caller deletes

@@ -4,8 +4,9 @@ named statements of shared/store/sql/ in its own dialect."""
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 from uuid import UUID
 
 import orjson
@@ -26,9 +27,10 @@ class SqlStore(ReadModel):
     dialect: str
 
     def __init__(self, env: dict):
-        self.factory = InfrastructureFactory.construct(Environment(APPLICATION_NAME, env))  # our settings only
-        self.recorder = self.factory.application_recorder()
-        super().__init__(self.recorder.datastore, self.dialect)
+        self.factory: Any = InfrastructureFactory.construct(Environment(APPLICATION_NAME, env))  # our settings only
+        # one of our projecting recorders (store_env names it): typed loosely, as the library returns its base class
+        self.recorder: Any = self.factory.application_recorder()
+        super().__init__(self.recorder.datastore, self.dialect)  # type: ignore[attr-defined]  # ours have one
         self.relay_sql = statements("relay.sql", self.dialect)
         self.retention_sql = {name: self._with_events_table(sql)
                               for name, sql in statements("retention.sql", self.dialect).items()}
@@ -37,7 +39,7 @@ class SqlStore(ReadModel):
     def last_event_position(self) -> int:
         return self.recorder.max_notification_id() or 0
 
-    def notifications(self, start: int, limit: int) -> list:
+    def notifications(self, start: int, limit: int) -> Sequence[Any]:
         return self.recorder.select_notifications(start=start, limit=limit)
 
     # ---------------------------------------------------------- the relay's position
@@ -74,6 +76,21 @@ class SqlStore(ReadModel):
                     curs.execute(sql["delete_task_group"], {"task_group_id": group_id})
                     dropped_groups.append(group_id)
         return dropped_tasks, dropped_groups
+
+    def delete_artifacts_if_relayed(self, artifacts: dict[tuple[str, int, str], UUID]) -> list[tuple[str, int, str]]:
+        """Delete each artifact's events and row, in one transaction, unless
+        some of its events are not relayed yet. `artifacts`: (taskId, runId,
+        name) -> aggregate id. Returns the keys deleted."""
+        dropped = []
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(self.relay_sql["relayed_position"])
+            relayed = dict(curs.fetchone())["position"]
+            for (task_id, run_id, name), aggregate_id in artifacts.items():
+                if self._delete_events(curs, aggregate_id, relayed):
+                    curs.execute(self.retention_sql["delete_artifact"], {"task_id": task_id, "run_id": run_id,
+                                                                         "name": name})
+                    dropped.append((task_id, run_id, name))
+        return dropped
 
     def _delete_events(self, curs, aggregate_id: UUID, relayed: int | None) -> bool:
         key = {"originator_id": self._event_key(aggregate_id)}

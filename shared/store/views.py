@@ -124,6 +124,28 @@ class ReadModel:
     def release_lease(self, task_id: str, run_id: int) -> None:
         self._execute("release_lease", task_id=task_id, run_id=run_id)
 
+    # ---------------------------------------------------------- artifacts
+    def artifact_row(self, task_id: str, run_id: int, name: str) -> dict | None:
+        """{name, storage_type, content_type, expires, present, details (JSON text)} or None."""
+        rows = self._rows("artifact", task_id=task_id, run_id=run_id, artifact_name=name)
+        return rows[0] if rows else None
+
+    def latest_artifact(self, task_id: str, name: str) -> tuple[int | None, dict | None]:
+        """(the task's last run id, or None when there is no task, -1 when it has
+        no runs; the artifact `name` of that run, or None)."""
+        rows = self._rows("latest_artifact", task_id=task_id, artifact_name=name)
+        if not rows:
+            return None, None
+        row = rows[0]
+        run_id = row.pop("run_id")
+        return run_id, (row if row["name"] is not None else None)
+
+    def artifacts_page(self, task_id: str, run_id: int, after_name: str, limit: int) -> list[dict]:
+        return self._rows("artifacts_page", task_id=task_id, run_id=run_id, after_name=after_name, limit=limit)
+
+    def expired_artifacts(self, cutoff: int, limit: int) -> list[dict]:
+        return self._rows("expired_artifacts", cutoff=cutoff, limit=limit)
+
     # ---------------------------------------------------------- objects (the object service)
     def object_with_upload(self, upload_id: str) -> str | None:
         """The name of the object whose upload in progress has this uploadId."""

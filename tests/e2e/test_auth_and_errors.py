@@ -20,7 +20,7 @@ import requests
 import taskcluster
 from taskcluster.exceptions import TaskclusterAuthFailure, TaskclusterRestFailure
 
-from .conftest import ROOT_CLIENT_ID, task_definition
+from tests.support.server import ROOT_CLIENT_ID, task_definition
 
 API = "/api/queue/v1"
 TIME = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"

@@ -11,7 +11,7 @@ import pytest
 import requests
 import taskcluster
 
-from .conftest import ROOT_CLIENT_ID, task_definition
+from tests.support.server import ROOT_CLIENT_ID, task_definition
 
 API = "/api/queue/v1"
 MAX_BODY = 10 * 1024 * 1024

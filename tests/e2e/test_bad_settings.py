@@ -16,7 +16,7 @@ import pytest
 
 from taskjournal.shared.version import package_version
 
-from .conftest import Server, free_port
+from tests.support.server import Server, free_port
 
 ROOT = {"TASKJOURNAL_ROOT_CLIENT_ID": "e2e-root", "TASKJOURNAL_ROOT_ACCESS_TOKEN": "e2e-secret"}
 HANG_GUARD = 10  # seconds; the process is meant to give up within 5

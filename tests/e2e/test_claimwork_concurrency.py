@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import taskcluster
 
-from .conftest import Server, task_definition
+from tests.support.server import Server, task_definition
 
 TASKS = 120
 

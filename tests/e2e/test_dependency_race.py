@@ -9,7 +9,7 @@ import time
 import pytest
 import taskcluster
 
-from .conftest import Server, task_definition
+from tests.support.server import Server, task_definition
 
 PAIRS = 6  # concurrent races per round
 ROUNDS = 30

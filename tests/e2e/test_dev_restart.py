@@ -4,7 +4,7 @@ import json
 
 import taskcluster
 
-from .conftest import Server, task_definition
+from tests.support.server import Server, task_definition
 
 
 def test_dev_keeps_tasks_and_generated_credentials_across_restarts(tmp_path):

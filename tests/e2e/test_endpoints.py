@@ -15,24 +15,23 @@ import requests
 import taskcluster
 from taskcluster.exceptions import TaskclusterRestFailure
 
-from .conftest import task_definition
+from tests.support import reference
+from tests.support.server import task_definition
 
 # ------------------------------------------------------------------ official output schemas
 
-SCHEMA_DIR = Path("/work/shared/reference/taskcluster-v64.2.5/schemas/queue/v1")
-SCHEMAS_PRESENT = SCHEMA_DIR.is_dir()
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$", re.IGNORECASE)
 MS_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 
 @functools.cache
-def _validator(name: str):
+def _validator(schema_dir: Path, name: str):
     from jsonschema import Draft6Validator, FormatChecker
     from referencing import Registry
     from referencing.jsonschema import DRAFT6
 
     resources = []
-    for path in SCHEMA_DIR.glob("*.json"):
+    for path in schema_dir.glob("*.json"):
         contents = json.loads(path.read_text())
         resource = DRAFT6.create_resource(contents)
         resources += [(contents["$id"], resource), (contents["$id"].rstrip("#"), resource)]
@@ -49,26 +48,31 @@ def _validator(name: str):
         dt.datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
         return True
 
-    schema = json.loads((SCHEMA_DIR / name).read_text())
+    schema = json.loads(reference.require(name, root=schema_dir).read_text())
     return Draft6Validator(schema, registry=registry, format_checker=formats)
 
 
 def check(schema_name: str, body):
     """Assert `body` satisfies the official output schema; returns `body`.
-    Without the reference files (no /work/shared) the check is skipped —
-    see test_reference_schemas_are_available."""
-    if SCHEMAS_PRESENT:
-        errors = sorted(_validator(schema_name).iter_errors(body), key=lambda e: list(e.absolute_path))
-        assert not errors, f"{schema_name} violated:\n" + "\n".join(
-            f"  at {list(e.absolute_path)}: {e.message}" for e in errors[:10])
+    Without the reference files the test fails in CI and is skipped elsewhere
+    (tests.support.reference): a reply is never left unchecked."""
+    validator = _validator(reference.require("schemas", "queue", "v1"), schema_name)
+    errors = sorted(validator.iter_errors(body), key=lambda e: list(e.absolute_path))
+    assert not errors, f"{schema_name} violated:\n" + "\n".join(
+        f"  at {list(e.absolute_path)}: {e.message}" for e in errors[:10])
     return body
 
 
-def test_reference_schemas_are_available():
-    if not SCHEMAS_PRESENT:
-        pytest.skip(f"{SCHEMA_DIR} is absent: output-schema checks in this module are skipped")
-    with pytest.raises(AssertionError):  # the checker does reject a reply the schema forbids
+def test_the_schema_check_rejects_a_reply_the_schema_forbids():
+    with pytest.raises(AssertionError):
         check("task-status-response.json", {"status": {}, "unexpected": 1})
+
+
+def test_the_schema_check_needs_the_schema_it_names(monkeypatch):
+    reference.require("schemas", "queue", "v1")
+    monkeypatch.setenv("CI", "1")
+    with pytest.raises(pytest.fail.Exception, match="no-such-response.json does not exist"):
+        check("no-such-response.json", {})
 
 
 # ------------------------------------------------------------------ helpers

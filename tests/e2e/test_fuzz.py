@@ -31,7 +31,7 @@ from taskjournal.services.api_gateway.endpoints import ENDPOINTS
 from taskjournal.services.api_gateway.routing import PARAM_PATTERNS
 from taskjournal.shared.domain.time import format_ms, now_ms
 
-from .conftest import ROOT_CLIENT_ID, task_definition
+from tests.support.server import ROOT_CLIENT_ID, task_definition
 
 API = "/api/queue/v1"
 EXAMPLES = int(os.environ.get("TASKJOURNAL_FUZZ_EXAMPLES", "160"))

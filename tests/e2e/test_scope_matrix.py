@@ -12,8 +12,6 @@ until it gets a case below."""
 
 import datetime as dt
 import json
-import os
-from pathlib import Path
 
 import pytest
 import taskcluster
@@ -21,15 +19,10 @@ from taskcluster.exceptions import TaskclusterAuthFailure, TaskclusterRestFailur
 
 from taskjournal.services.api_gateway.endpoints import ENDPOINTS
 
-from .conftest import ROOT_CLIENT_ID, Server, task_definition
-
-REFERENCE = Path(os.environ.get("TASKJOURNAL_REFERENCE_DIR",
-                                Path(__file__).resolve().parents[3] / "shared/reference/taskcluster-v64.2.5"))
-API_JSON = REFERENCE / "references/queue/v1/api.json"
+from tests.support import reference
+from tests.support.server import ROOT_CLIENT_ID, Server, task_definition
 
 NOT_YET_SERVED = {
-    "createArtifact", "finishArtifact", "getArtifact", "getLatestArtifact", "listArtifacts", "listLatestArtifacts",
-    "artifactInfo", "latestArtifactInfo", "artifact", "latestArtifact",
     "listProvisioners", "getProvisioner", "declareProvisioner", "listWorkerTypes", "getWorkerType",
     "declareWorkerType", "listTaskQueues", "getTaskQueue", "listWorkers", "getWorker", "quarantineWorker",
     "declareWorker",
@@ -43,9 +36,8 @@ WORKER = {"workerGroup": "matrix-group", "workerId": "matrix-worker"}
 # ------------------------------------------------------------------ the reference
 
 def api_entries() -> dict:
-    if not API_JSON.exists():
-        pytest.skip(f"the Taskcluster reference is not at {REFERENCE}")
-    return {entry["name"]: entry for entry in json.loads(API_JSON.read_text())["entries"]}
+    api_json = reference.require("references", "queue", "v1", "api.json")
+    return {entry["name"]: entry for entry in json.loads(api_json.read_text())["entries"]}
 
 
 def test_every_api_entry_is_served_or_listed_as_not_yet_served():
@@ -124,8 +116,24 @@ CALLS = {
     "pendingTasks": lambda w: ([QUEUE], None),
     "listPendingTasks": lambda w: ([QUEUE], None),
     "listClaimedTasks": lambda w: ([QUEUE], None),
+    "createArtifact": lambda w: ([w.running, "0", "public/x"], {"storageType": "reference", "url": "https://a.b/",
+                                                               "contentType": "text/plain",
+                                                               "expires": taskcluster.stringDate(
+                                                                   taskcluster.fromNow("1 day"))}),
+    "finishArtifact": lambda w: ([w.running, "0", "public/x"], {"uploadId": taskcluster.slugId()}),
+    "getArtifact": lambda w: ([w.running, "0", "private/x"], None),
+    "getLatestArtifact": lambda w: ([w.running, "private/x"], None),
+    "listArtifacts": lambda w: ([w.running, "0"], None),
+    "listLatestArtifacts": lambda w: ([w.running], None),
+    "artifactInfo": lambda w: ([w.running, "0", "private/x"], None),
+    "latestArtifactInfo": lambda w: ([w.running, "private/x"], None),
+    "artifact": lambda w: ([w.running, "0", "private/x"], None),
+    "latestArtifact": lambda w: ([w.running, "private/x"], None),
 }
-RUN_SCOPED = {"reclaimTask", "reportCompleted", "reportFailed", "reportException"}
+# the run scope each run-scoped endpoint needs (run credentials hold it for their own run only)
+RUN_SCOPE = {"reclaimTask": "reclaim-task", "reportCompleted": "resolve-task", "reportFailed": "resolve-task",
+             "reportException": "resolve-task", "createArtifact": "create-artifact", "finishArtifact": "create-artifact"}
+RUN_SCOPED = set(RUN_SCOPE)
 UNSCOPED = {"ping", "lbheartbeat", "version", "heartbeat"}
 
 
@@ -187,7 +195,7 @@ def test_another_runs_credentials_are_refused(world, name):
     got, body = refusal(client(world, world.other_run_credentials), name, args, payload)
     assert got == 403, (name, body)
     assert_error_format(body, name, "InsufficientScopes", 403)
-    assert f"queue:{'reclaim' if name == 'reclaimTask' else 'resolve'}-task:{world.running}/0" in body["message"]
+    assert f"queue:{RUN_SCOPE[name]}:{world.running}/0" in body["message"]
 
 
 def test_run_credentials_hold_their_own_run(world):
@@ -209,3 +217,4 @@ def test_nothing_changed(world):
     assert [r["state"] for r in root.status(world.running)["status"]["runs"]] == ["running"]
     assert [r["state"] for r in root.status(world.other)["status"]["runs"]] == ["running"]
     assert root.listTaskGroup(world.group)["tasks"]  # the group is still there
+    assert root.listArtifacts(world.running, "0")["artifacts"] == []  # no refused createArtifact wrote one

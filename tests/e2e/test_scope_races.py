@@ -13,7 +13,7 @@ import pytest
 import taskcluster
 from taskcluster.exceptions import TaskclusterAuthFailure, TaskclusterRestFailure
 
-from .conftest import ROOT_CLIENT_ID, task_definition
+from tests.support.server import ROOT_CLIENT_ID, task_definition
 
 ROUNDS = 25
 CALLERS = 3  # concurrent unauthorized callers per round

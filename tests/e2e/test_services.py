@@ -12,7 +12,7 @@ import orjson
 import pytest
 import taskcluster
 
-from .conftest import Server, task_definition
+from tests.support.server import Server, task_definition
 
 ROLES = ("scheduler", "claim-resolver", "dependency-resolver", "relay")
 

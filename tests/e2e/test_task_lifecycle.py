@@ -2,7 +2,7 @@
 
 import taskcluster
 
-from .conftest import task_definition
+from tests.support.server import task_definition
 
 
 def test_created_task_is_claimed_completed_and_reads_completed(server, queue, unique_queue):

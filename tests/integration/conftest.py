@@ -7,7 +7,7 @@ import pytest
 from taskjournal.shared.journal import open_journal
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def journal(request, tmp_path):
     url = request.getfixturevalue("postgres_url") if request.param == "postgres" else None
     journal = open_journal(url, str(tmp_path))

@@ -22,7 +22,7 @@ from taskjournal.shared.messages import (
     exchange,
 )
 from taskjournal.shared.metrics import REGISTRY
-from tests.integration.amqp_support import receive
+from tests.support.amqp import receive
 
 
 async def bound_queue(channel, bindings):

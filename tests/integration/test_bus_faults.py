@@ -25,16 +25,15 @@ from taskjournal.shared.bus.rabbit import RabbitPublisher, UnroutableEvent
 from taskjournal.shared.journal import open_journal
 from taskjournal.shared.messages import InternalEvent
 from taskjournal.shared.metrics import REGISTRY
-from tests.conftest import _delete_service_queues
-from tests.integration.amqp_support import receive
-from tests.integration.test_relay import Running, Scenario, until
+from tests.support.amqp import delete_service_queues, receive
+from tests.support.relay import Running, Scenario, until
 
 
 @pytest.fixture
 def instance(amqp_url):
     name = f"tj-test-{uuid.uuid4().hex[:12]}"
     yield name
-    _delete_service_queues(name)
+    delete_service_queues(name)
 
 
 def resolver_queue(instance: str):

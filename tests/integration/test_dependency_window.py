@@ -9,7 +9,6 @@ all-resolved, ever resolved) stays satisfied, also while it is rerun."""
 
 import uuid
 
-
 from taskjournal.services.dependency_resolver.resolver import on_task_resolved
 from taskjournal.shared.domain.definition import normalize
 from taskjournal.shared.domain.ids import task_id_of
@@ -18,17 +17,17 @@ from taskjournal.shared.domain.time import format_ms, now_ms
 HOUR = 3_600_000
 
 
-def _definition(task_id: str, dependencies=(), requires="all-completed") -> dict:
+def _definition(task_id: str, dependencies=(), requires="all-completed", retries: int = 5) -> dict:
     now = now_ms()
     body = {"taskQueueId": "window/w", "taskGroupId": task_id, "dependencies": list(dependencies),
-            "requires": requires, "created": format_ms(now), "deadline": format_ms(now + HOUR), "payload": {},
+            "requires": requires, "retries": retries, "created": format_ms(now), "deadline": format_ms(now + HOUR), "payload": {},
             "metadata": {"name": "n", "description": "d", "owner": "o", "source": "https://example.com"}}
     return normalize(task_id, body, now)
 
 
-def _create(journal, dependencies=(), requires="all-completed"):
+def _create(journal, dependencies=(), requires="all-completed", retries: int = 5):
     task_id = task_id_of(uuid.uuid4())
-    return journal.create_task(task_id, _definition(task_id, dependencies, requires), now_ms())
+    return journal.create_task(task_id, _definition(task_id, dependencies, requires, retries), now_ms())
 
 
 def _resolve(journal, task_id: str, run_id: int = 0, outcome: str = "completed") -> dict:
@@ -36,6 +35,11 @@ def _resolve(journal, task_id: str, run_id: int = 0, outcome: str = "completed")
     now = now_ms()
     journal.claim_task(task_id, run_id, "wg", "w", now, now + HOUR)
     journal.report(task_id, run_id, outcome, now)
+    return _event(journal, task_id)
+
+
+def _event(journal, task_id: str) -> dict:
+    """The internal Task.RunResolved event of the task's latest resolution."""
     task = journal.task(task_id)
     return {"id": task_id, "version": task.version, "taskGroupId": task.definition["taskGroupId"],
             "position": journal.recorder.max_notification_id()}
@@ -86,3 +90,18 @@ def test_a_failed_then_rerun_dependency_satisfies_all_resolved_only(journal):
     assert strict.state == "unscheduled"
     on_task_resolved(journal, _resolve(journal, dependency, run_id=1))
     assert journal.task(strict.task_id).state == "pending"
+
+
+
+def test_a_resolution_retried_at_once_does_not_schedule_all_resolved_dependents(journal):
+    dependency = _create(journal, retries=1).task_id
+    dependent = _create(journal, [dependency], "all-resolved")
+    now = now_ms()
+    journal.claim_task(dependency, 0, "wg", "w", now, now + 1)
+    assert journal.expire_claim(dependency, 0, now + 1, now + 2)  # claim-expired, retried: run 1 is pending
+    on_task_resolved(journal, _event(journal, dependency))
+    assert journal.task(dependent.task_id).state == "unscheduled"
+    assert _create(journal, [dependency], "all-resolved").state == "unscheduled"  # createTask agrees
+
+    on_task_resolved(journal, _resolve(journal, dependency, run_id=1, outcome="failed"))
+    assert journal.task(dependent.task_id).state == "pending"

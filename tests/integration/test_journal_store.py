@@ -9,7 +9,6 @@ on it, emptied (`DROP SCHEMA public CASCADE`) before the journal opens and
 dropped afterwards."""
 
 import json
-import os
 import threading
 import uuid
 from urllib.parse import urlsplit, urlunsplit
@@ -54,10 +53,10 @@ class Store:
 
 
 @pytest.fixture(scope="module")
-def postgres_store(tmp_path_factory):
-    base_url = os.environ.get(DATABASE_URL_ENV)
+def postgres_store(tmp_path_factory, postgres_base_url):
+    base_url = postgres_base_url
     if not base_url:
-        pytest.skip(f"{DATABASE_URL_ENV} is not set: the PostgreSQL journal tests need a PostgreSQL server")
+        pytest.skip(f"no PostgreSQL ({DATABASE_URL_ENV}): the PostgreSQL journal tests need a PostgreSQL server")
     name = f"tj_store_{uuid.uuid4().hex[:12]}"
     admin_url = urlunsplit(urlsplit(base_url)._replace(path="/postgres"))
     url = urlunsplit(urlsplit(base_url)._replace(path=f"/{name}"))

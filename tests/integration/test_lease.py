@@ -2,21 +2,14 @@
 mid-call) holds them back for at most a couple of seconds, not for the
 length of a claim: other workers then claim them."""
 
-import uuid
-
-from taskjournal.shared.domain.definition import normalize
-from taskjournal.shared.domain.ids import task_id_of
-from taskjournal.shared.domain.time import format_ms, now_ms
+from taskjournal.shared.domain.time import now_ms
+from tests.support.journal import create_task
 
 QUEUE = "lease/dead-claimer"
 
 
 def _create_pending(journal, now: int) -> str:
-    task_id = task_id_of(uuid.uuid4())
-    body = {"taskQueueId": QUEUE, "created": format_ms(now), "deadline": format_ms(now + 3_600_000), "payload": {},
-            "metadata": {"name": "n", "description": "d", "owner": "o@example.com", "source": "https://example.com"}}
-    journal.create_task(task_id, normalize(task_id, body, now), now)
-    return task_id
+    return create_task(journal, QUEUE, now).task_id
 
 
 def test_entries_leased_by_a_claimer_that_died_are_claimable_within_two_seconds(journal):

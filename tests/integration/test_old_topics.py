@@ -2,20 +2,12 @@
 `shared.domain.<module>:<Class>.<Event>`) still loads, on both stores."""
 
 import sys
-import uuid
 
-from taskjournal.shared.domain.definition import normalize
-from taskjournal.shared.domain.ids import group_uuid, task_id_of, task_uuid
+from taskjournal.shared.domain.ids import group_uuid, task_uuid
 from taskjournal.shared.domain.task import Task
 from taskjournal.shared.domain.task_group import TaskGroup
-from taskjournal.shared.domain.time import format_ms, now_ms
-from taskjournal.shared.journal import open_journal
-
-
-def _definition(task_id: str, now: int) -> dict:
-    body = {"taskQueueId": "p/w", "created": format_ms(now), "deadline": format_ms(now + 3_600_000), "payload": {},
-            "metadata": {"name": "n", "description": "d", "owner": "o@example.com", "source": "https://example.com"}}
-    return normalize(task_id, body, now)
+from taskjournal.shared.domain.time import now_ms
+from tests.support.journal import create_task
 
 
 def _rewrite_topics_to_the_old_layout(journal) -> int:
@@ -28,8 +20,7 @@ def _rewrite_topics_to_the_old_layout(journal) -> int:
 
 def test_events_stored_under_the_old_topics_load(journal):
     now = now_ms()
-    task_id = task_id_of(uuid.uuid4())
-    journal.create_task(task_id, _definition(task_id, now), now)
+    task_id = create_task(journal, "p/w", now).task_id
     claimed = journal.claim_work("p/w", "g", "w", 1, now, now + 60_000)
     assert [t.task_id for t in claimed] == [task_id]
     assert _rewrite_topics_to_the_old_layout(journal) >= 4

@@ -11,8 +11,6 @@ import os
 import signal
 import sys
 import threading
-import time
-import uuid
 from pathlib import Path
 
 import aio_pika
@@ -21,17 +19,14 @@ import pytest
 
 from taskjournal.services.relay import Relay
 from taskjournal.shared.bus import InProcessBus
-from taskjournal.shared.domain.definition import normalize
-from taskjournal.shared.domain.ids import task_id_of
-from taskjournal.shared.domain.time import format_ms, now_ms
+from taskjournal.shared.domain.time import now_ms
 from taskjournal.shared.journal import open_journal
 from taskjournal.shared.messages import EXCHANGES, INTERNAL_EXCHANGE, exchange
-from tests.integration.amqp_support import receive
+from tests.support import reference
+from tests.support.amqp import receive
+from tests.support.relay import Running, Scenario, until
 
-REFERENCE = Path(os.environ.get("TASKJOURNAL_REFERENCE_DIR",
-                                Path(__file__).resolve().parents[3] / "shared/reference/taskcluster-v64.2.5"))
 TASK_EXCHANGES = [e for e in EXCHANGES if not e.startswith("task-group")]
-HOUR = 3600 * 1000
 LIFECYCLE = ["task-defined", "task-pending", "task-running", "task-completed"]
 
 
@@ -43,35 +38,6 @@ def journal(postgres_url, tmp_path):
     j.close()
 
 
-class Scenario:
-    """A task queue and a route no other test uses."""
-
-    def __init__(self):
-        self.tag = uuid.uuid4().hex[:12]
-        self.queue_id = f"tj-test/wt-{self.tag}"
-        self.route = f"index.relay-test.{self.tag}"
-
-    def create(self, journal, task_id=None):
-        task_id = task_id or task_id_of(uuid.uuid4())
-        now = now_ms()
-        body = {"taskQueueId": self.queue_id, "created": format_ms(now), "deadline": format_ms(now + HOUR),
-                "routes": [self.route], "tags": {"test": self.tag}, "payload": {},
-                "metadata": {"name": "t", "description": "d", "owner": "o@example.com",
-                             "source": "https://example.com"}}
-        journal.create_task(task_id, normalize(task_id, body, now), now)
-        return task_id
-
-    def claim(self, journal):
-        now = now_ms()
-        return [t.task_id for t in journal.claim_work(self.queue_id, "wg", "wid", 10, now, now + 20 * 60 * 1000)]
-
-    def run_lifecycle(self, journal) -> str:
-        task_id = self.create(journal)
-        assert self.claim(journal) == [task_id]
-        journal.report(task_id, 0, "completed", now_ms())
-        return task_id
-
-
 async def route_queue(channel, scenario, exchanges=TASK_EXCHANGES):
     queue = await channel.declare_queue(exclusive=True, auto_delete=True)
     for name in exchanges:
@@ -81,25 +47,6 @@ async def route_queue(channel, scenario, exchanges=TASK_EXCHANGES):
 
 def exchange_names(messages) -> list[str]:
     return [m.exchange.rsplit("/", 1)[1] for m in messages]
-
-
-class Running:
-    """A relay running as a task until `stop()`."""
-
-    def __init__(self, relay: Relay):
-        self.relay, self.stop_event = relay, asyncio.Event()
-        self.task = asyncio.ensure_future(relay.run(self.stop_event))
-
-    async def stop(self):
-        self.stop_event.set()
-        await asyncio.wait_for(self.task, 10)
-
-
-async def until(predicate, timeout: float = 10.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.02)
 
 
 def recorded_position(journal, name="default") -> int:
@@ -130,14 +77,13 @@ async def test_route_subscriber_gets_the_completed_message(journal, publisher, c
 
 
 def validate_against_schema(name: str, body: dict) -> None:
-    if not REFERENCE.exists():
-        pytest.skip(f"the Taskcluster reference (official schemas) is not at {REFERENCE}")
+    schemas = reference.require("schemas/queue/v1")
     import jsonschema
     from referencing import Registry, Resource
     from referencing.jsonschema import DRAFT6
 
     base, resources = "https://reference.invalid", []
-    for path in (REFERENCE / "schemas/queue/v1").glob("*.json"):
+    for path in schemas.glob("*.json"):
         schema = json.loads(path.read_text())
         schema = {**schema, "$id": base + schema["$id"]}
         schema.pop("$schema", None)

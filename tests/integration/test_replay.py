@@ -31,7 +31,7 @@ def _random_workload(journal, rng: random.Random, steps: int) -> None:
     for _ in range(steps):
         now += rng.randint(1, 5000)
         action = rng.choice(["create", "create", "claim", "complete", "fail", "exception", "rerun", "cancel",
-                             "seal", "expire"])
+                             "seal", "expire", "artifact", "artifact"])
         try:
             if action == "create" or not task_ids:
                 task_id = task_id_of(uuid.uuid4())
@@ -61,6 +61,10 @@ def _random_workload(journal, rng: random.Random, steps: int) -> None:
                 journal.cancel_task(rng.choice(task_ids), now)
             elif action == "seal":
                 journal.seal_task_group("Hr3PBrTTS0CmV3gXuHKgNg", now)
+            elif action == "artifact":
+                running = [t for t in task_ids if journal.task(t).state == "running"]
+                if running:
+                    _random_artifact(journal, rng, rng.choice(running), now)
             elif action == "expire":
                 for claim in journal.views.expired_claims(now + 120_000):
                     journal.expire_claim(claim["task_id"], claim["run_id"], claim["taken_until"], now + 120_000)
@@ -68,11 +72,22 @@ def _random_workload(journal, rng: random.Random, steps: int) -> None:
             pass  # a refusal is a legal outcome of a random command
 
 
+def _random_artifact(journal, rng: random.Random, task_id: str, now: int) -> None:
+    """A createArtifact (new or repeated, allowed or not) on the task's last run."""
+    task = journal.task(task_id)
+    kind = rng.choice(["reference", "link", "error", "s3"])
+    request = {"storageType": kind, "expires": format_ms(now + rng.choice([3_600_000, 7_200_000])),
+               "contentType": "text/plain", "url": rng.choice(["https://a", "https://b"]),
+               "artifact": rng.choice(["public/a", "public/b"]), "reason": "file-missing-on-worker", "message": "m"}
+    journal.create_artifact(task_id, task.last_run["runId"], rng.choice(["public/a", "public/b", "public/c"]),
+                            request, now)
+
+
 @pytest.mark.parametrize("seed", [1, 2])
 def test_rebuilt_projections_equal_the_live_ones_after_a_random_workload(journal, seed):
     _random_workload(journal, random.Random(seed), 150)
     live = _dump(journal)
-    assert live["tasks"] and live["task-groups"]
+    assert live["tasks"] and live["task-groups"] and live["artifacts"]
     position = rebuild(journal, list(PROJECTIONS))
     assert position == journal.recorder.max_notification_id()
     assert _dump(journal) == live

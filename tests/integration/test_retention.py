@@ -1,25 +1,15 @@
 """The retention rule: expired tasks and groups leave the log and the read
 models; nothing younger, and nothing not yet relayed, goes."""
 
-import uuid
-
-
-from taskjournal.shared.domain.definition import normalize
-from taskjournal.shared.domain.ids import task_id_of
-from taskjournal.shared.domain.time import format_ms
 from taskjournal.shared.store.retention import GRACE_MS, drop_expired
+from tests.support.journal import create_task
 
 NOW = 1_900_000_000_000
 HOUR = 3_600_000
 
 
 def _create(journal, expires: int) -> str:
-    task_id = task_id_of(uuid.uuid4())
-    body = {"taskQueueId": "keep/w", "created": format_ms(NOW), "deadline": format_ms(NOW + HOUR),
-            "expires": format_ms(expires), "payload": {},
-            "metadata": {"name": "n", "description": "d", "owner": "o@example.com", "source": "https://example.com"}}
-    journal.create_task(task_id, normalize(task_id, body, NOW), NOW)
-    return task_id
+    return create_task(journal, "keep/w", NOW, expires=expires).task_id
 
 
 def test_expired_task_and_group_leave_log_and_read_models_younger_ones_stay(journal):

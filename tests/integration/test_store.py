@@ -9,10 +9,9 @@ import uuid
 import psycopg
 import pytest
 
-from taskjournal.shared.domain.definition import normalize
 from taskjournal.shared.domain.ids import task_id_of
-from taskjournal.shared.domain.time import format_ms
 from taskjournal.shared.journal import open_journal
+from tests.support.journal import create_task
 from taskjournal.shared.store.retention import drop_expired
 
 NOW = 1_900_000_000_000
@@ -20,12 +19,7 @@ HOUR = 3_600_000
 
 
 def _create(journal, expires: int = NOW + 48 * HOUR) -> str:
-    task_id = task_id_of(uuid.uuid4())
-    body = {"taskQueueId": "store/w", "created": format_ms(NOW), "deadline": format_ms(NOW + HOUR),
-            "expires": format_ms(expires), "payload": {},
-            "metadata": {"name": "n", "description": "d", "owner": "o@example.com", "source": "https://example.com"}}
-    journal.create_task(task_id, normalize(task_id, body, NOW), NOW)
-    return task_id
+    return create_task(journal, "store/w", NOW, expires=expires).task_id
 
 
 def _with_query(url: str, query: str) -> str:

@@ -58,7 +58,7 @@ def test_version_one_run_added_is_upcast_when_read_by_a_version_two_class():
 def test_replaying_stored_events_rebuilds_the_same_status():
     app = Application()
     task = _task()
-    task.claim(0, "wg", "w1", NOW + 1, NOW + 1_200_000)
+    task.claim_work(0, "wg", "w1", NOW + 1, NOW + 1_200_000)
     task.report(0, "completed", NOW + 2)
     app.save(task)
     assert app.repository.get(task.id).status() == task.status()

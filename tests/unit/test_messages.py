@@ -2,9 +2,7 @@
 every body is checked against the official v64.2.5 message schema."""
 
 import json
-import os
 import uuid
-from pathlib import Path
 
 import orjson
 import pytest
@@ -17,32 +15,31 @@ from taskjournal.shared.domain.time import format_ms
 from taskjournal.shared.messages import (EXCHANGES, InternalEvent, PulseMessage, internal_event_for, messages_for,
                              topic_matches)
 
+from tests.support import reference
+
 NOW = 1_700_000_000_000  # 2023-11-14T22:13:20.000Z
 HOUR = 3600 * 1000
 CLAIM_TIMEOUT = 20 * 60 * 1000
 
-REFERENCE = Path(os.environ.get("TASKJOURNAL_REFERENCE_DIR",
-                                Path(__file__).resolve().parents[3] / "shared/reference/taskcluster-v64.2.5"))
 BASE = "https://reference.invalid"
 
 
 def message_validator():
     """A function checking a PulseMessage against its exchange's schema."""
-    if not (REFERENCE / "references/queue/v1/exchanges.json").exists():
-        pytest.skip(f"the Taskcluster reference (official schemas) is not at {REFERENCE}")
+    exchanges_json = reference.require("references/queue/v1/exchanges.json")
     import jsonschema
     from referencing import Registry, Resource
     from referencing.jsonschema import DRAFT6
 
     resources = []
-    for path in (REFERENCE / "schemas").rglob("*.json"):
+    for path in reference.require("schemas").rglob("*.json"):
         schema = json.loads(path.read_text())
         if "$id" in schema:
             schema = {**schema, "$id": BASE + schema["$id"]}
             schema.pop("$schema", None)
             resources.append((schema["$id"].rstrip("#"), Resource.from_contents(schema, DRAFT6)))
     registry = Registry().with_resources(resources)
-    exchanges = json.loads((REFERENCE / "references/queue/v1/exchanges.json").read_text())
+    exchanges = json.loads(exchanges_json.read_text())
     by_exchange = {exchanges["exchangePrefix"] + e["exchange"]: BASE + "/schemas/queue/" + e["schema"].rstrip("#")
                    for e in exchanges["entries"]}
 
@@ -108,7 +105,7 @@ def test_claim_sends_running_without_task_and_reclaim_sends_nothing(validate):
     task = tagged_task()
     task.schedule(NOW)
     mark = len(task.pending_events)
-    assert task.claim(0, "wg", "wid", NOW, NOW + CLAIM_TIMEOUT)
+    assert task.claim_work(0, "wg", "wid", NOW, NOW + CLAIM_TIMEOUT)
     task.reclaim(0, NOW + 1000, NOW + 1000 + CLAIM_TIMEOUT)
     running, = sent(task, mark)
     validate(running)
@@ -124,7 +121,7 @@ def test_claim_sends_running_without_task_and_reclaim_sends_nothing(validate):
 def test_report_sends_completed_or_failed_with_worker(validate, outcome):
     task = tagged_task(schedulerId="sched", taskGroupId="fCPMTqF1QUmCO40rBjfYaw")
     task.schedule(NOW)
-    task.claim(0, "wg", "wid", NOW, NOW + CLAIM_TIMEOUT)
+    task.claim_work(0, "wg", "wid", NOW, NOW + CLAIM_TIMEOUT)
     mark = len(task.pending_events)
     task.report(0, outcome, NOW + 5)
     message, = sent(task, mark)
@@ -137,7 +134,7 @@ def test_report_sends_completed_or_failed_with_worker(validate, outcome):
 def test_retried_exception_sends_exception_then_pending(validate):
     task = tagged_task()
     task.schedule(NOW)
-    task.claim(0, "wg", "wid", NOW, NOW + CLAIM_TIMEOUT)
+    task.claim_work(0, "wg", "wid", NOW, NOW + CLAIM_TIMEOUT)
     mark = len(task.pending_events)
     task.report_exception(0, "worker-shutdown", NOW + 5)
     exception, pending = messages = sent(task, mark)
@@ -165,7 +162,7 @@ def test_cancel_before_any_run_sends_one_exception_without_worker(validate):
 def test_deadline_of_a_running_task_keeps_the_worker(validate):
     task = tagged_task()
     task.schedule(NOW)
-    task.claim(0, "wg", "wid", NOW, NOW + CLAIM_TIMEOUT)
+    task.claim_work(0, "wg", "wid", NOW, NOW + CLAIM_TIMEOUT)
     mark = len(task.pending_events)
     assert task.exceed_deadline(NOW + 2 * HOUR)
     message, = sent(task, mark)
@@ -177,7 +174,7 @@ def test_deadline_of_a_running_task_keeps_the_worker(validate):
 def test_rerun_sends_pending(validate):
     task = tagged_task()
     task.schedule(NOW)
-    task.claim(0, "wg", "wid", NOW, NOW + CLAIM_TIMEOUT)
+    task.claim_work(0, "wg", "wid", NOW, NOW + CLAIM_TIMEOUT)
     task.report(0, "failed", NOW + 1)
     mark = len(task.pending_events)
     task.rerun(NOW + 2)
@@ -205,9 +202,7 @@ def test_group_sealed_and_resolved(validate):
 
 
 def test_every_exchange_name_is_official():
-    exchanges = REFERENCE / "references/queue/v1/exchanges.json"
-    if not exchanges.exists():
-        pytest.skip(f"the Taskcluster reference is not at {REFERENCE}")
+    exchanges = reference.require("references/queue/v1/exchanges.json")
     assert set(EXCHANGES) == {e["exchange"] for e in json.loads(exchanges.read_text())["entries"]}
 
 
@@ -238,3 +233,60 @@ def test_task_class_exposes_the_events_the_relay_maps():
     for name in ("Defined", "RunAdded", "RunClaimed", "RunReclaimed", "RunResolved"):
         assert getattr(Task, name).__qualname__ == f"Task.{name}"
     assert TaskGroup.Sealed.__qualname__ == "TaskGroup.Sealed"
+
+
+# ---------------------------------------------------------------- artifact-created (§9.3)
+def running_task():
+    task = tagged_task(schedulerId="sched")
+    task.schedule(NOW)
+    task.claim_work(0, "wg", "wid", NOW, NOW + CLAIM_TIMEOUT)
+    return task
+
+
+def make_artifact(task, storage_type: str, details: dict, name: str = "public/x"):
+    from taskjournal.shared.domain.artifact import Artifact
+
+    return Artifact(task_id=task.task_id, run_id=0, name=name, storage_type=storage_type, content_type="text/plain",
+                    expires=NOW + HOUR, details=details, worker_group="wg", worker_id="wid",
+                    task_status=task.status(), routes=list(task.definition["routes"]))
+
+
+@pytest.mark.parametrize("storage_type, details", [
+    ("reference", {"url": "https://example.com/x"}), ("link", {"artifact": "public/y"}),
+    ("error", {"reason": "file-missing-on-worker", "message": "gone"})])
+def test_present_artifacts_send_artifact_created(validate, storage_type, details):
+    task = running_task()
+    message, = sent(make_artifact(task, storage_type, details))
+    validate(message)
+    assert names([message]) == ["artifact-created"]
+    assert message.body["artifact"] == {"storageType": storage_type, "name": "public/x",
+                                        "expires": format_ms(NOW + HOUR), "contentType": "text/plain"}
+    assert (message.body["runId"], message.body["workerGroup"], message.body["workerId"]) == (0, "wg", "wid")
+    assert message.body["status"] == task.status()
+    assert message.cc == ["route.index.a", "route.tc.b"]
+    assert message.routing_key == f"primary.{task.task_id}.0.wg.wid.prov.wt.sched.{task.task_id}._"
+
+
+def test_s3_artifacts_never_send_artifact_created():
+    artifact = make_artifact(running_task(), "s3", {"bucket": "public", "prefix": "p"})
+    artifact.revise("s3", "text/plain", NOW + HOUR + 1, {"bucket": "public", "prefix": "p"}, {})
+    assert sent(artifact) == []
+
+
+def test_object_artifacts_send_artifact_created_when_finished(validate):
+    artifact = make_artifact(running_task(), "object", {"uploadId": "u"})
+    assert sent(artifact) == []
+    artifact = make_artifact(running_task(), "object", {"uploadId": "u"})
+    mark = len(artifact.pending_events)
+    artifact.finish("u", lambda: True, artifact.task_status)
+    message, = sent(artifact, mark)
+    validate(message)
+    assert message.body["artifact"]["storageType"] == "object"
+
+
+def test_a_changed_repeat_sends_artifact_created_again(validate):
+    artifact = make_artifact(running_task(), "reference", {"url": "https://a"})
+    mark = len(artifact.pending_events)
+    artifact.revise("reference", "text/plain", NOW + HOUR, {"url": "https://b"}, artifact.task_status)
+    message, = sent(artifact, mark)
+    validate(message)

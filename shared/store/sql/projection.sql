@@ -44,6 +44,12 @@ ON CONFLICT (task_group_id) DO UPDATE SET expires = excluded.expires, sealed = e
 INSERT INTO tj_position (name, position) VALUES ('inline', :position)
 ON CONFLICT (name) DO UPDATE SET position = excluded.position;
 
+-- name: upsert_artifact
+INSERT INTO tj_artifacts (task_id, run_id, name, storage_type, content_type, expires, present, details)
+VALUES (:task_id, :run_id, :artifact_name, :storage_type, :content_type, :expires, :present, :details)
+ON CONFLICT (task_id, run_id, name) DO UPDATE SET storage_type = excluded.storage_type,
+    expires = excluded.expires, present = excluded.present, details = excluded.details;
+
 -- name: upsert_object
 INSERT INTO tj_objects (name, project_id, upload_id, expires, upload_expires, finished)
 VALUES (:object_name, :project_id, :upload_id, :expires, :upload_expires, :finished)

@@ -100,6 +100,32 @@ SELECT task_id, {columns} FROM tj_tasks WHERE task_id = ANY(:task_ids);
 -- :task_ids is a JSON array: any number of ids in one parameter.
 SELECT task_id, {columns} FROM tj_tasks WHERE task_id IN (SELECT value FROM json_each(:task_ids));
 
+-- name: artifact
+SELECT name, storage_type, content_type, expires, present, details FROM tj_artifacts
+WHERE task_id = :task_id AND run_id = :run_id AND name = :artifact_name;
+
+-- name: artifacts_page
+-- Every artifact of a run (present or not), by name, after :after_name.
+SELECT name, storage_type, content_type, expires FROM tj_artifacts
+WHERE task_id = :task_id AND run_id = :run_id AND name > :after_name
+ORDER BY name LIMIT :limit;
+
+-- name: expired_artifacts
+SELECT task_id, run_id, name, storage_type, details FROM tj_artifacts WHERE expires < :cutoff
+ORDER BY expires LIMIT :limit;
+
+-- name: latest_artifact [postgres]
+-- The task's last run (-1: no runs; no row: no task) and the artifact of
+-- that run named :artifact_name, if any, in one statement (getLatestArtifact).
+SELECT t.run_id, a.name, a.storage_type, a.content_type, a.expires, a.present, a.details
+FROM (SELECT json_array_length(status::json -> 'runs') - 1 AS run_id FROM tj_tasks WHERE task_id = :task_id) t
+LEFT JOIN tj_artifacts a ON a.task_id = :task_id AND a.run_id = t.run_id AND a.name = :artifact_name;
+
+-- name: latest_artifact [sqlite]
+SELECT t.run_id, a.name, a.storage_type, a.content_type, a.expires, a.present, a.details
+FROM (SELECT json_array_length(status, '$.runs') - 1 AS run_id FROM tj_tasks WHERE task_id = :task_id) t
+LEFT JOIN tj_artifacts a ON a.task_id = :task_id AND a.run_id = t.run_id AND a.name = :artifact_name;
+
 -- name: object_with_upload
 SELECT name FROM tj_objects WHERE upload_id = :upload_id;
 

@@ -16,5 +16,8 @@ DROP TABLE IF EXISTS tj_task_groups;
 -- name: drop_tj_dependencies
 DROP TABLE IF EXISTS tj_dependencies;
 
+-- name: drop_tj_artifacts
+DROP TABLE IF EXISTS tj_artifacts;
+
 -- name: drop_tj_objects
 DROP TABLE IF EXISTS tj_objects;

@@ -26,5 +26,8 @@ DELETE FROM tj_dependencies WHERE dependent_task_id = :task_id;
 -- name: delete_task_group
 DELETE FROM tj_task_groups WHERE task_group_id = :task_group_id;
 
+-- name: delete_artifact
+DELETE FROM tj_artifacts WHERE task_id = :task_id AND run_id = :run_id AND name = :name;
+
 -- name: delete_object
 DELETE FROM tj_objects WHERE name = :name;

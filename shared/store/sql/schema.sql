@@ -94,6 +94,36 @@ CREATE TABLE IF NOT EXISTS tj_relay_position (
     position BIGINT NOT NULL
 );
 
+-- name: create_artifacts [postgres]
+-- One row per artifact (shared/domain/artifact.py); listings page by name.
+CREATE TABLE IF NOT EXISTS tj_artifacts (
+    task_id TEXT NOT NULL,
+    run_id INTEGER NOT NULL,
+    name TEXT COLLATE "C" NOT NULL,  -- listings in byte order, as in SQLite
+    storage_type TEXT NOT NULL,
+    content_type TEXT NOT NULL,
+    expires BIGINT NOT NULL,
+    present INTEGER NOT NULL,
+    details TEXT NOT NULL,
+    PRIMARY KEY (task_id, run_id, name)
+);
+
+-- name: create_artifacts [sqlite]
+CREATE TABLE IF NOT EXISTS tj_artifacts (
+    task_id TEXT NOT NULL,
+    run_id INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    storage_type TEXT NOT NULL,
+    content_type TEXT NOT NULL,
+    expires BIGINT NOT NULL,
+    present INTEGER NOT NULL,
+    details TEXT NOT NULL,
+    PRIMARY KEY (task_id, run_id, name)
+);
+
+-- name: create_artifacts_expiry_index
+CREATE INDEX IF NOT EXISTS tj_artifacts_expires ON tj_artifacts (expires);
+
 -- name: create_objects
 -- The object service's objects (shared/domain/object.py), one row per name.
 -- upload_id is set while the upload is in progress: unique among those, as upstream.

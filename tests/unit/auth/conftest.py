@@ -2,8 +2,9 @@
 
 import pytest
 
-from auth_testkit import FrozenClient
 from taskjournal.shared.auth import Client
+
+from tests.support.auth import FrozenClient
 
 
 @pytest.fixture

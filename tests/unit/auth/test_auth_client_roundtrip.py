@@ -8,7 +8,6 @@ import pytest
 import taskcluster
 import taskcluster.client
 
-from auth_testkit import NOW, auth_request, ext_value, hawk_request, make_authenticator, url_request
 from taskjournal.shared.auth import (
     Authenticator,
     AuthRequest,
@@ -20,6 +19,8 @@ from taskjournal.shared.auth import (
     host_and_port,
     satisfies,
 )
+
+from tests.support.auth import NOW, auth_request, ext_value, hawk_request, make_authenticator, url_request
 
 TASK_ID = "fN1SbArXTPSVFNUvaOlinQ"
 ISSUER = Client("static/queue", "queue-secret-0123456789", ("*",))

@@ -4,9 +4,10 @@ import base64
 
 import pytest
 
-from auth_testkit import NOW, bewit_url, ext_value, hawk_request, make_authenticator, signed_certificate, url_request
 from taskjournal.shared.auth import AuthRequest, Client, ScopeSet, temporary_access_token
 from taskjournal.shared.auth.hawk import calculate_mac
+
+from tests.support.auth import NOW, bewit_url, ext_value, hawk_request, make_authenticator, signed_certificate, url_request
 
 URL = "https://tc.example.com/api/queue/v1/task/fN1SbArXTPSVFNUvaOlinQ"
 RESOURCE = "/api/queue/v1/task/fN1SbArXTPSVFNUvaOlinQ"

@@ -8,7 +8,6 @@ import taskcluster
 import taskcluster.client
 import taskcluster.utils
 
-from auth_testkit import auth_request, make_authenticator, url_request
 from taskjournal.shared.auth import (
     AuthRequest,
     Client,
@@ -23,6 +22,8 @@ from taskjournal.shared.auth import (
     temporary_access_token,
     unsatisfied,
 )
+
+from tests.support.auth import auth_request, make_authenticator, url_request
 
 TASK_ID = "fN1SbArXTPSVFNUvaOlinQ"
 EMPTY_HASH = "B0weSUXsMcb5UhL41FZbrUJCAotzSI3HawE1NPLRUz8="

@@ -12,7 +12,7 @@ from taskjournal.shared.domain.ids import task_id_of, task_uuid
 from taskjournal.shared.domain.task import MAX_RUNS, Task
 from taskjournal.shared.domain.time import format_ms, parse_ms
 
-from .support import (CLAIM_TIMEOUT, DAY, HOUR, MINUTE, NOW, SECOND, claim_last, make_task, new_task_id,
+from tests.support.domain import (CLAIM_TIMEOUT, DAY, HOUR, MINUTE, NOW, SECOND, claim_last, make_task, new_task_id,
                       pending_task, request_body, running_task)
 
 DEADLINE = NOW + HOUR  # the deadline of every task built with the defaults of request_body
@@ -482,12 +482,12 @@ class TestCancel:
         assert task.state == "exception"
 
 
-# ====================================================================== claimWork (claim)
+# ====================================================================== claimWork (Task.claim_work)
 
-class TestClaim:
+class TestClaimWork:
     def test_claim_of_the_pending_run_starts_it(self):
         task = pending_task()
-        assert task.claim(0, "g", "w", NOW + SECOND, NOW + SECOND + CLAIM_TIMEOUT) is True
+        assert task.claim_work(0, "g", "w", NOW + SECOND, NOW + SECOND + CLAIM_TIMEOUT) is True
         assert task.state == "running"
         assert task.runs[0] == {"runId": 0, "state": "running", "reasonCreated": "scheduled",
                                 "scheduled": format_ms(NOW), "workerGroup": "g", "workerId": "w",
@@ -498,119 +498,119 @@ class TestClaim:
     def test_claim_of_an_unscheduled_task_is_refused(self):
         task = make_task()
         with unchanged(task):
-            assert task.claim(0, "g", "w", NOW, NOW + CLAIM_TIMEOUT) is False
+            assert task.claim_work(0, "g", "w", NOW, NOW + CLAIM_TIMEOUT) is False
 
     def test_claim_of_a_running_run_is_refused(self):
         task = running_task(worker=("g", "w"))
         with unchanged(task):
-            assert task.claim(0, "g", "w", NOW, NOW + CLAIM_TIMEOUT) is False
-            assert task.claim(0, "g2", "w2", NOW, NOW + CLAIM_TIMEOUT) is False
+            assert task.claim_work(0, "g", "w", NOW, NOW + CLAIM_TIMEOUT) is False
+            assert task.claim_work(0, "g2", "w2", NOW, NOW + CLAIM_TIMEOUT) is False
 
     def test_claim_of_a_stale_run_id_is_refused(self):
         task = running_task()
         task.report(0, "failed", NOW)
         task.rerun(NOW)
         with unchanged(task):
-            assert task.claim(0, "g", "w", NOW, NOW + CLAIM_TIMEOUT) is False
-            assert task.claim(2, "g", "w", NOW, NOW + CLAIM_TIMEOUT) is False
-        assert task.claim(1, "g", "w", NOW, NOW + CLAIM_TIMEOUT) is True
+            assert task.claim_work(0, "g", "w", NOW, NOW + CLAIM_TIMEOUT) is False
+            assert task.claim_work(2, "g", "w", NOW, NOW + CLAIM_TIMEOUT) is False
+        assert task.claim_work(1, "g", "w", NOW, NOW + CLAIM_TIMEOUT) is True
 
     def test_claim_of_a_canceled_run_is_refused(self):
         task = pending_task()
         task.cancel(NOW)
         with unchanged(task):
-            assert task.claim(0, "g", "w", NOW, NOW + CLAIM_TIMEOUT) is False
+            assert task.claim_work(0, "g", "w", NOW, NOW + CLAIM_TIMEOUT) is False
 
     def test_claim_at_or_past_the_deadline_is_refused(self):
         task = pending_task()
         with unchanged(task):
-            assert task.claim(0, "g", "w", DEADLINE, DEADLINE + CLAIM_TIMEOUT) is False
-            assert task.claim(0, "g", "w", DEADLINE + 1, DEADLINE + CLAIM_TIMEOUT) is False
-        assert task.claim(0, "g", "w", DEADLINE - 1, DEADLINE + CLAIM_TIMEOUT) is True
+            assert task.claim_work(0, "g", "w", DEADLINE, DEADLINE + CLAIM_TIMEOUT) is False
+            assert task.claim_work(0, "g", "w", DEADLINE + 1, DEADLINE + CLAIM_TIMEOUT) is False
+        assert task.claim_work(0, "g", "w", DEADLINE - 1, DEADLINE + CLAIM_TIMEOUT) is True
 
 
-# ====================================================================== claimTask (claim_run)
+# ====================================================================== claimTask (Task.claim_task)
 
-class TestClaimRun:
-    def test_claim_run_of_the_pending_run_starts_it(self):
+class TestClaimTask:
+    def test_claim_task_of_the_pending_run_starts_it(self):
         task = pending_task()
-        task.claim_run(0, "g", "w", NOW, NOW + CLAIM_TIMEOUT)
+        task.claim_task(0, "g", "w", NOW, NOW + CLAIM_TIMEOUT)
         assert task.state == "running"
         assert (task.runs[0]["workerGroup"], task.runs[0]["workerId"]) == ("g", "w")
 
-    def test_claim_run_by_the_same_worker_again_is_accepted_without_change(self):
+    def test_claim_task_by_the_same_worker_again_is_accepted_without_change(self):
         task = pending_task()
-        task.claim_run(0, "g", "w", NOW, NOW + CLAIM_TIMEOUT)
+        task.claim_task(0, "g", "w", NOW, NOW + CLAIM_TIMEOUT)
         with unchanged(task):
-            task.claim_run(0, "g", "w", NOW + MINUTE, NOW + MINUTE + CLAIM_TIMEOUT)
+            task.claim_task(0, "g", "w", NOW + MINUTE, NOW + MINUTE + CLAIM_TIMEOUT)
         assert task.runs[0]["takenUntil"] == format_ms(NOW + CLAIM_TIMEOUT)
         assert task.runs[0]["started"] == format_ms(NOW)
 
     @pytest.mark.parametrize("other", [("g", "other"), ("other", "w"), ("x", "y")])
-    def test_claim_run_by_another_worker_is_a_conflict(self, other):
+    def test_claim_task_by_another_worker_is_a_conflict(self, other):
         task = pending_task()
-        task.claim_run(0, "g", "w", NOW, NOW + CLAIM_TIMEOUT)
+        task.claim_task(0, "g", "w", NOW, NOW + CLAIM_TIMEOUT)
         with unchanged(task), pytest.raises(RequestConflict) as caught:
-            task.claim_run(0, *other, NOW, NOW + CLAIM_TIMEOUT)
+            task.claim_task(0, *other, NOW, NOW + CLAIM_TIMEOUT)
         assert caught.value.message == "Run 0 was already claimed by another worker."
         assert caught.value.code == "RequestConflict"
 
-    def test_claim_run_of_a_resolved_run_is_a_conflict_even_for_its_worker(self):
+    def test_claim_task_of_a_resolved_run_is_a_conflict_even_for_its_worker(self):
         task = running_task(worker=("g", "w"))
         task.report(0, "completed", NOW)
         with unchanged(task), pytest.raises(RequestConflict, match="already claimed by another worker"):
-            task.claim_run(0, "g", "w", NOW, NOW + CLAIM_TIMEOUT)
+            task.claim_task(0, "g", "w", NOW, NOW + CLAIM_TIMEOUT)
 
-    def test_claim_run_of_a_run_that_is_not_the_last_is_a_conflict(self):
+    def test_claim_task_of_a_run_that_is_not_the_last_is_a_conflict(self):
         task = running_task(worker=("g", "w"))
         task.report(0, "failed", NOW)
         task.rerun(NOW)
         with unchanged(task), pytest.raises(RequestConflict):
-            task.claim_run(0, "g", "w", NOW, NOW + CLAIM_TIMEOUT)
+            task.claim_task(0, "g", "w", NOW, NOW + CLAIM_TIMEOUT)
 
-    def test_claim_run_of_a_canceled_run_is_a_conflict(self):
+    def test_claim_task_of_a_canceled_run_is_a_conflict(self):
         task = pending_task()
         task.cancel(NOW)
         with pytest.raises(RequestConflict):
-            task.claim_run(0, "g", "w", NOW, NOW + CLAIM_TIMEOUT)
+            task.claim_task(0, "g", "w", NOW, NOW + CLAIM_TIMEOUT)
 
-    def test_claim_run_repeat_is_refused_when_the_run_was_claimed_through_claim_work(self):
+    def test_claim_task_repeat_is_refused_when_the_run_was_claimed_through_claim_work(self):
         # §7.18: only a claimTask claim may be handed out again to its worker
         task = pending_task()
-        assert task.claim(0, "g", "w", NOW, NOW + CLAIM_TIMEOUT)
+        assert task.claim_work(0, "g", "w", NOW, NOW + CLAIM_TIMEOUT)
         with unchanged(task), pytest.raises(RequestConflict, match="Run 0 was already claimed by another worker."):
-            task.claim_run(0, "g", "w", NOW, NOW + CLAIM_TIMEOUT)
+            task.claim_task(0, "g", "w", NOW, NOW + CLAIM_TIMEOUT)
 
-    def test_claim_run_repeat_is_refused_for_a_later_claim_work_run(self):
+    def test_claim_task_repeat_is_refused_for_a_later_claim_work_run(self):
         task = pending_task(retries=1)
-        task.claim_run(0, "g", "w", NOW, NOW + CLAIM_TIMEOUT)
+        task.claim_task(0, "g", "w", NOW, NOW + CLAIM_TIMEOUT)
         task.report_exception(0, "worker-shutdown", NOW)
-        assert task.claim(1, "g", "w", NOW, NOW + CLAIM_TIMEOUT)
+        assert task.claim_work(1, "g", "w", NOW, NOW + CLAIM_TIMEOUT)
         with pytest.raises(RequestConflict):
-            task.claim_run(1, "g", "w", NOW, NOW + CLAIM_TIMEOUT)
+            task.claim_task(1, "g", "w", NOW, NOW + CLAIM_TIMEOUT)
 
-    def test_claim_run_of_a_missing_run_is_not_found(self):
+    def test_claim_task_of_a_missing_run_is_not_found(self):
         task = pending_task()
         with unchanged(task), pytest.raises(ResourceNotFound) as caught:
-            task.claim_run(1, "g", "w", NOW, NOW + CLAIM_TIMEOUT)
+            task.claim_task(1, "g", "w", NOW, NOW + CLAIM_TIMEOUT)
         assert caught.value.message == f"Run 1 not found on task `{task.task_id}`."
 
-    def test_claim_run_of_an_unscheduled_task_is_not_found(self):
+    def test_claim_task_of_an_unscheduled_task_is_not_found(self):
         with pytest.raises(ResourceNotFound):
-            make_task().claim_run(0, "g", "w", NOW, NOW + CLAIM_TIMEOUT)
+            make_task().claim_task(0, "g", "w", NOW, NOW + CLAIM_TIMEOUT)
 
     @pytest.mark.parametrize("now", [DEADLINE, DEADLINE + 1])
-    def test_claim_run_at_or_past_the_deadline_is_a_conflict(self, now):
+    def test_claim_task_at_or_past_the_deadline_is_a_conflict(self, now):
         task = pending_task()
         with unchanged(task), pytest.raises(RequestConflict) as caught:
-            task.claim_run(0, "g", "w", now, now + CLAIM_TIMEOUT)
+            task.claim_task(0, "g", "w", now, now + CLAIM_TIMEOUT)
         assert caught.value.message == (f"Task `{task.task_id}` can't be claimed past its deadline of "
                                         f"{format_ms(DEADLINE)}.")
 
-    def test_claim_run_deadline_is_checked_before_the_run(self):
+    def test_claim_task_deadline_is_checked_before_the_run(self):
         # §7.18: deadline ⇒ 409 comes before the claim attempt's 404 for a missing run
         with pytest.raises(RequestConflict):
-            pending_task().claim_run(5, "g", "w", DEADLINE, DEADLINE + CLAIM_TIMEOUT)
+            pending_task().claim_task(5, "g", "w", DEADLINE, DEADLINE + CLAIM_TIMEOUT)
 
 
 # ====================================================================== reclaimTask
@@ -748,6 +748,21 @@ class TestReportException:
         assert task.runs[1] == {"runId": 1, "state": "pending", "reasonCreated": created,
                                 "scheduled": format_ms(NOW + MINUTE)}
         assert task.state == "pending" and task.retries_left == 1
+
+    @pytest.mark.parametrize("reason", list(RETRY_REASONS))
+    def test_a_retried_resolution_does_not_resolve_the_task_for_dependents(self, reason):
+        task = running_task(retries=1)
+        task.report_exception(0, reason, NOW)
+        assert not task.ever_resolved  # run 0 is resolved, but the retry is the task's next attempt
+        claim_last(task, NOW)
+        task.report_exception(1, reason, NOW)
+        assert task.ever_resolved and not task.ever_completed
+
+    def test_a_resolution_followed_by_a_rerun_still_counts(self):
+        task = running_task(retries=1)
+        task.report(0, "failed", NOW)
+        task.rerun(NOW)
+        assert task.ever_resolved
 
     @pytest.mark.parametrize("reason", list(RETRY_REASONS))
     def test_retry_reason_is_final_when_no_retries_are_left(self, reason):
@@ -940,7 +955,7 @@ class TestExceedDeadline:
         task.exceed_deadline(DEADLINE)
         later = DEADLINE + 1
         for command in (lambda: task.schedule(later), lambda: task.rerun(later), lambda: task.cancel(later),
-                        lambda: task.claim_run(0, "wg", "wid", later, later),
+                        lambda: task.claim_task(0, "wg", "wid", later, later),
                         lambda: task.reclaim(0, later, later)):
             with unchanged(task), pytest.raises(RequestConflict):
                 command()
@@ -954,12 +969,12 @@ def busy_task() -> Task:
     """A task taken through most transitions."""
     task = make_task(retries=2, priority="high")
     task.schedule(NOW)
-    task.claim_run(0, "g", "w", NOW, NOW + CLAIM_TIMEOUT)
+    task.claim_task(0, "g", "w", NOW, NOW + CLAIM_TIMEOUT)
     task.reclaim(0, NOW + MINUTE, NOW + MINUTE + CLAIM_TIMEOUT)
     task.report_exception(0, "worker-shutdown", NOW + 2 * MINUTE)
-    task.claim(1, "g", "w2", NOW + 3 * MINUTE, NOW + 3 * MINUTE + CLAIM_TIMEOUT)
+    task.claim_work(1, "g", "w2", NOW + 3 * MINUTE, NOW + 3 * MINUTE + CLAIM_TIMEOUT)
     task.expire_claim(1, NOW + 3 * MINUTE + CLAIM_TIMEOUT, NOW + 3 * MINUTE + CLAIM_TIMEOUT)
-    task.claim(2, "g", "w3", NOW + 30 * MINUTE, NOW + 50 * MINUTE)
+    task.claim_work(2, "g", "w3", NOW + 30 * MINUTE, NOW + 50 * MINUTE)
     task.report(2, "failed", NOW + 31 * MINUTE)
     task.rerun(NOW + 32 * MINUTE)
     task.cancel(NOW + 33 * MINUTE)
@@ -988,7 +1003,7 @@ class TestReplay:
         stored = app.repository.get(task.id)
         assert stored.status() == task.status()
         assert stored.view() == task.view()
-        stored.claim(4, "g", "w", NOW + 40 * MINUTE, NOW + 45 * MINUTE)
+        stored.claim_work(4, "g", "w", NOW + 40 * MINUTE, NOW + 45 * MINUTE)
         app.save(stored)
         again = app.repository.get(task.id)
         assert again.status() == stored.status()
@@ -999,9 +1014,9 @@ class TestReplay:
     def test_how_a_run_was_claimed_survives_replay(self):
         app = Application()
         by_claim_task, by_claim_work = pending_task(), pending_task()
-        by_claim_task.claim_run(0, "g", "w", NOW, NOW + CLAIM_TIMEOUT)
-        by_claim_work.claim(0, "g", "w", NOW, NOW + CLAIM_TIMEOUT)
+        by_claim_task.claim_task(0, "g", "w", NOW, NOW + CLAIM_TIMEOUT)
+        by_claim_work.claim_work(0, "g", "w", NOW, NOW + CLAIM_TIMEOUT)
         app.save(by_claim_task, by_claim_work)
-        app.repository.get(by_claim_task.id).claim_run(0, "g", "w", NOW, NOW + CLAIM_TIMEOUT)
+        app.repository.get(by_claim_task.id).claim_task(0, "g", "w", NOW, NOW + CLAIM_TIMEOUT)
         with pytest.raises(RequestConflict):
-            app.repository.get(by_claim_work.id).claim_run(0, "g", "w", NOW, NOW + CLAIM_TIMEOUT)
+            app.repository.get(by_claim_work.id).claim_task(0, "g", "w", NOW, NOW + CLAIM_TIMEOUT)

@@ -8,7 +8,7 @@ from taskjournal.shared.domain.ids import group_uuid, task_uuid
 from taskjournal.shared.domain.task_group import GROUP_EXTENSION_MS, LATEST_MS, TaskGroup, group_expiry
 from taskjournal.shared.domain.time import format_ms
 
-from .support import DAY, HOUR, NOW, new_task_id
+from tests.support.domain import DAY, HOUR, NOW, new_task_id
 
 EXPIRES = NOW + 10 * DAY
 

@@ -14,7 +14,7 @@ from taskjournal.shared.domain.errors import RequestConflict, ResourceNotFound
 from taskjournal.shared.domain.task import MAX_RUNS, RESOLVED
 from taskjournal.shared.domain.time import format_ms, parse_ms
 
-from .support import NOW, SECOND, make_task
+from tests.support.domain import NOW, SECOND, make_task
 
 WORKERS = [("g1", "w1"), ("g1", "w2"), ("g2", "w1")]
 REASONS = ["worker-shutdown", "intermittent-task", "malformed-payload", "resource-unavailable", "internal-error"]
@@ -102,15 +102,15 @@ class TaskMachine(RuleBasedStateMachine):
     @rule(offset=run_offsets, worker=workers, timeout_s=st.integers(1, 60))
     def claim(self, offset, worker, timeout_s):
         run_id = self.run_id(offset)
-        if self.attempt(lambda: self.task.claim(run_id, *worker, self.now, self.now + timeout_s * SECOND)):
+        if self.attempt(lambda: self.task.claim_work(run_id, *worker, self.now, self.now + timeout_s * SECOND)):
             run = self.task.runs[run_id]
             assert (run["workerGroup"], run["workerId"], run["state"]) == (*worker, "running")
             assert run["started"] == format_ms(self.now)
 
     @rule(offset=run_offsets, worker=workers, timeout_s=st.integers(1, 60))
-    def claim_run(self, offset, worker, timeout_s):
+    def claim_task(self, offset, worker, timeout_s):
         run_id = self.run_id(offset)
-        if self.attempt(lambda: self.task.claim_run(run_id, *worker, self.now, self.now + timeout_s * SECOND)) is False:
+        if self.attempt(lambda: self.task.claim_task(run_id, *worker, self.now, self.now + timeout_s * SECOND)) is False:
             return
         run = self.task.runs[run_id]
         assert run is self.task.last_run and run["state"] == "running"
@@ -193,7 +193,7 @@ class TaskMachine(RuleBasedStateMachine):
         """Help sequences get long: claim the last run if pending, then report an exception."""
         last = self.task.last_run
         if last["state"] == "pending":
-            self.attempt(lambda: self.task.claim(last["runId"], "g0", "w0", self.now, self.now + 10 * SECOND))
+            self.attempt(lambda: self.task.claim_work(last["runId"], "g0", "w0", self.now, self.now + 10 * SECOND))
         self.report_exception(0, reason)
 
     # ------------------------------------------------------------ invariants

@@ -48,11 +48,11 @@ def pending_task(now: int = NOW, **fields) -> Task:
 
 def running_task(now: int = NOW, worker=("wg", "wid"), **fields) -> Task:
     task = pending_task(now, **fields)
-    assert task.claim(0, *worker, now, now + CLAIM_TIMEOUT)
+    assert task.claim_work(0, *worker, now, now + CLAIM_TIMEOUT)
     return task
 
 
 def claim_last(task: Task, now: int, worker=("wg", "wid")) -> int:
     run_id = task.last_run["runId"]
-    assert task.claim(run_id, *worker, now, now + CLAIM_TIMEOUT)
+    assert task.claim_work(run_id, *worker, now, now + CLAIM_TIMEOUT)
     return run_id

@@ -1,0 +1,132 @@
+"""`taskjournal stack` supervises its children: a child that dies is named on
+stderr and started again, and one that keeps dying stops the stack with a
+non-zero exit naming it."""
+
+import os
+import re
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import taskcluster
+
+from tests.support.server import ROOT_CLIENT_ID, free_ports, task_definition
+
+SERVICES = 5  # processes of a stack without --scale: one port each
+
+
+class Stack:
+    """`taskjournal stack` with its stderr collected line by line."""
+
+    def __init__(self, data_dir, database_url: str, amqp_url: str, port: int):
+        self.root_url, self.token = f"http://127.0.0.1:{port}", secrets.token_urlsafe(24)
+        env = {**os.environ, "TASKJOURNAL_DATABASE_URL": database_url, "TASKJOURNAL_AMQP_URL": amqp_url,
+               "TASKJOURNAL_PORT": str(port), "TASKJOURNAL_HOST": "127.0.0.1", "TASKJOURNAL_ROOT_URL": self.root_url,
+               "TASKJOURNAL_DATA_DIR": str(data_dir), "TASKJOURNAL_ROOT_CLIENT_ID": ROOT_CLIENT_ID,
+               "TASKJOURNAL_ROOT_ACCESS_TOKEN": self.token, "TASKJOURNAL_CLAIMWORK_WAIT": "2",
+               "TASKJOURNAL_ANONYMOUS_SCOPES": "", "TASKJOURNAL_LOG_FORMAT": "json"}
+        self.lines: list[str] = []
+        self.process = subprocess.Popen([sys.executable, "-P", "-m", "taskjournal.services.cli", "stack"], env=env,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        for line in self.process.stderr:
+            self.lines.append(line.rstrip("\n"))
+
+    def started_pids(self, role: str) -> list[int]:
+        pattern = re.compile(rf"^started {re.escape(role)} \(pid (\d+), ")
+        return [int(m.group(1)) for m in map(pattern.match, list(self.lines)) if m]
+
+    def wait_for(self, predicate, what: str, timeout: float = 30.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            result = predicate()
+            if result:
+                return result
+            time.sleep(0.1)
+        raise AssertionError(f"timed out waiting for {what}; stderr:\n" + "\n".join(self.lines[-40:]))
+
+    def queue(self) -> taskcluster.Queue:
+        return taskcluster.Queue({"rootUrl": self.root_url, "maxRetries": 0,
+                                  "credentials": {"clientId": ROOT_CLIENT_ID, "accessToken": self.token}})
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+        try:
+            return self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def _ready(url: str) -> bool:
+    import urllib.request
+
+    try:
+        urllib.request.urlopen(url, timeout=1)
+        return True
+    except OSError:
+        return False
+
+
+def test_stack_restarts_a_killed_child_and_the_queue_still_works(tmp_path, module_postgres_url, amqp_url,
+                                                                   unique_queue):
+    port = free_ports(SERVICES)
+    stack = Stack(tmp_path, module_postgres_url, amqp_url, port)
+    try:
+        role = "dependency-resolver"
+        [first] = stack.wait_for(lambda: stack.started_pids(role), f"{role} to start")
+        ops_port = port + 3  # api-gateway, scheduler, claim-resolver, dependency-resolver, relay
+        stack.wait_for(lambda: _ready(f"http://127.0.0.1:{ops_port}/ready"), f"{role} to be ready")
+        os.kill(first, signal.SIGKILL)
+
+        stack.wait_for(lambda: any(f"{role} (pid {first}) died: killed by SIGKILL" in line for line in stack.lines),
+                       "the stack to report the death")
+        second = stack.wait_for(lambda: [p for p in stack.started_pids(role) if p != first], "a new process")[0]
+        assert _alive(second) and stack.process.poll() is None
+        stack.wait_for(lambda: _ready(f"http://127.0.0.1:{ops_port}/ready"), f"the new {role} to be ready")
+
+        queue = stack.queue()
+        stack.wait_for(lambda: _ready(stack.root_url + "/api/queue/v1/ping"), "the gateway")
+        parent, child = taskcluster.slugId(), taskcluster.slugId()
+        queue.createTask(parent, task_definition(unique_queue))
+        queue.createTask(child, task_definition(unique_queue, dependencies=[parent]))
+        [claim] = queue.claimWork(unique_queue, {"workerGroup": "stack", "workerId": "w", "tasks": 4})["tasks"]
+        queue.reportCompleted(parent, str(claim["runId"]))
+        # only the restarted dependency-resolver schedules the dependent
+        stack.wait_for(lambda: queue.status(child)["status"]["state"] == "pending", "the dependent to be scheduled")
+    finally:
+        assert stack.stop() == 0
+
+
+def test_stack_stops_with_an_error_when_a_child_keeps_dying(tmp_path, module_postgres_url, amqp_url):
+    port = free_ports(SERVICES)
+    with socket.socket() as taken:  # the scheduler's port: every start of the scheduler fails
+        taken.bind(("127.0.0.1", port + 1))
+        taken.listen()
+        stack = Stack(tmp_path, module_postgres_url, amqp_url, port)
+        try:
+            code = stack.process.wait(120)
+        finally:
+            stack.stop()
+    stack.reader.join(5)
+    assert code == 1
+    # its port is taken: the start-up check refuses with one line and exit 2
+    assert any(re.match(r"scheduler \(pid \d+\) died: exited with code 2$", line) for line in stack.lines)
+    assert "scheduler died 6 times within 60s; stopping the stack" in stack.lines
+    assert len(stack.started_pids("scheduler")) == 6  # the first start and five restarts
