@@ -79,7 +79,7 @@ def test_dev_ignores_packages_named_services_and_shared(tmp_path):
 
 
 def test_stack_children_ignore_packages_named_services_and_shared(tmp_path, module_postgres_url, amqp_url):
-    folder, port = _shadowing_packages(tmp_path), free_ports(5)  # one per role
+    folder, port = _shadowing_packages(tmp_path), free_ports(6)  # one per role
     process = _start("stack", folder, port, TASKJOURNAL_DATABASE_URL=module_postgres_url,
                      TASKJOURNAL_AMQP_URL=amqp_url)
     try:

@@ -13,7 +13,9 @@ import taskcluster
 import taskcluster.download
 import taskcluster.upload
 
+from taskjournal.services.bootstrap import ROLES
 from tests.e2e.conftest import Server
+from tests.support.server import free_ports
 from tests.moto_support import bucket_names
 
 
@@ -21,6 +23,8 @@ class StackServer(Server):
     """Six processes on a loaded machine take longer than one to listen."""
 
     def _wait_ready(self) -> None:
+        # the fixture chose the port: one of six consecutive free ones, as the stack takes them
+        self.port, self.root_url = int(self.env["TASKJOURNAL_PORT"]), self.env["TASKJOURNAL_ROOT_URL"]
         deadline = time.monotonic() + 90
         while True:
             if self.process.poll() is not None:
@@ -36,7 +40,9 @@ class StackServer(Server):
 
 @pytest.fixture(scope="module", params=["file", "s3"])
 def stack(request, tmp_path_factory, module_postgres_url, amqp_url):
-    env = {"TASKJOURNAL_AMQP_URL": amqp_url}
+    port = free_ports(len(ROLES))
+    env = {"TASKJOURNAL_AMQP_URL": amqp_url, "TASKJOURNAL_PORT": str(port),
+           "TASKJOURNAL_ROOT_URL": f"http://127.0.0.1:{port}"}
     if request.param == "s3":
         moto = request.getfixturevalue("moto")
         public, private = bucket_names()

@@ -16,7 +16,7 @@ import taskcluster
 
 from tests.support.server import ROOT_CLIENT_ID, free_ports, task_definition
 
-SERVICES = 5  # processes of a stack without --scale: one port each
+SERVICES = 6  # processes of a stack without --scale: one port each (artifact-service included)
 
 
 class Stack:
