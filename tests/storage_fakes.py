@@ -42,25 +42,3 @@ class MemoryBlobStore:
         for key in keys:
             self.blobs.pop((bucket, key), None)
             self.deleted.append((bucket, key))
-
-
-def install_fake_objects(journal_class) -> None:
-    """Journal.create_upload / object_for_download as the objects branch will
-    have them, in memory: an upload is reserved, and counts as finished once
-    `finish_fake_upload` says so."""
-    reserved: dict[str, str] = {}
-    finished: set[str] = set()
-
-    def create_upload(self, name, project_id, upload_id, expires_ms, hashes, now):
-        reserved[name] = upload_id
-
-    def object_for_download(self, name):
-        return {"name": name} if name in finished else None
-
-    def finish_fake_upload(self, name):
-        finished.add(name)
-
-    journal_class.create_upload = create_upload
-    journal_class.object_for_download = object_for_download
-    journal_class.finish_fake_upload = finish_fake_upload
-    journal_class.fake_uploads = reserved

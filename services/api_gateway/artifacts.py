@@ -5,12 +5,10 @@ BlobStore, object artifacts go through the object service."""
 
 import base64
 from typing import Any
-from urllib.parse import quote, urlsplit
 
 import orjson
 
 from taskjournal.shared.auth.credentials import create_temporary_credentials
-from taskjournal.shared.auth.hawk import calculate_mac
 from taskjournal.shared.domain.artifact import name_problem, object_name
 from taskjournal.shared.domain.errors import InputError, ResourceExpired, ResourceNotFound
 from taskjournal.shared.domain.time import format_ms, parse_ms
@@ -51,13 +49,10 @@ async def create_artifact(ctx: Context):
 
 
 def _refuse_unsupported(services, storage_type: str) -> None:
-    """A process built without a blob store, or without the object service
-    (before the objects branch is merged), refuses those storage types
-    before anything is recorded."""
+    """A gateway built without a blob store (an in-process test's) refuses s3
+    artifacts before anything is recorded."""
     if storage_type == "s3":
         _blobs(services)
-    if storage_type == "object" and not hasattr(services.journal, "create_upload"):
-        raise InputError("This deployment has no object service for storageType object")
 
 
 def _blobs(services) -> BlobStore:
@@ -177,33 +172,7 @@ def _url(services, task_id: str, run_id: int, row: dict) -> str:
     if kind == "s3":
         return _blobs(services).download_url(details["bucket"], details["prefix"], expires)
     name = object_name(task_id, run_id, row["name"])
-    direct = getattr(storage, "object_download_url", None)  # the storage port's, with the objects branch
-    if direct is not None and services.blobs is not None:
-        return direct(services.blobs, name, services.clock())  # straight to the bytes, as upstream
-    return signed_object_download(services, name, expires)
-
-
-def signed_object_download(services, name: str, expires_ms: int) -> str:
-    """The object service's `download` endpoint for `name`, signed (a bewit
-    restricted to `object:download:<name>`): a plain GET, as browsers and
-    `curl -L` do, is redirected to the bytes. Used where the storage port
-    offers no direct URL."""
-    settings = services.settings
-    # where the artifact-service is reached (TASKJOURNAL_ARTIFACT_URL, from the objects branch), else the root URL
-    root = urlsplit(getattr(settings, "public_artifact_url", settings.public_root_url))
-    resource = root.path.rstrip("/") + "/api/object/v1/download/" + quote(name, safe="")
-    return f"{root.scheme}://{root.netloc}{resource}?bewit={_bewit(services, root, resource, name, expires_ms)}"
-
-
-def _bewit(services, parts, resource: str, name: str, expires_ms: int) -> str:
-    """A Hawk bewit (auth spec §6.1) of the queue's issuer, restricted to downloading `name`."""
-    issuer = services.issuer
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    ext = base64.b64encode(orjson.dumps({"authorizedScopes": [f"object:download:{name}"]})).decode()
-    exp = str(expires_ms // 1000)
-    mac = calculate_mac(issuer.access_token, "bewit", exp, "", "GET", resource, parts.hostname or "", port, "", ext)
-    raw = "\\".join((issuer.client_id, exp, mac, ext)).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return storage.object_download_url(_blobs(services), name, services.clock())  # straight to the bytes, as upstream
 
 
 def _temporary(services, client_id: str, scopes: list[str], start: int, expiry: int) -> dict:

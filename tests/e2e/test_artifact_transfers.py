@@ -15,13 +15,9 @@ import requests
 import taskcluster
 from taskcluster import download, upload
 
-from taskjournal.shared import storage
-from taskjournal.shared.journal import Journal
 
 from .test_artifacts import ArtifactServer, Run, in_
 
-pytestmark = pytest.mark.skipif(not (hasattr(storage, "open_blob_store") and hasattr(Journal, "create_upload")),
-                                reason="needs the storage back ends and the object service (objects branch)")
 
 
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -1,13 +1,10 @@
 """The ten artifact endpoints against the real `taskjournal dev` process,
 driven by the official Python client as a worker and its consumers use them
-(behaviour spec §8). The server runs with tests/e2e/artifact_server.py, which
-stands in for the objects branch's storage and object service only where
-they are missing."""
+(behaviour spec §8)."""
 
 import asyncio
 import datetime as dt
 import json
-import os
 import time
 from pathlib import Path
 
@@ -23,12 +20,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 class ArtifactServer(Server):
-    MODULE = "tests.e2e.artifact_server"
+    """`taskjournal dev` whose anonymous callers may read public artifacts."""
 
     def __init__(self, data_dir, database_url, **env):
-        path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-        super().__init__(data_dir, database_url, PYTHONPATH=path,
-                         TASKJOURNAL_ANONYMOUS_SCOPES="queue:get-artifact:public/*", **env)
+        super().__init__(data_dir, database_url, TASKJOURNAL_ANONYMOUS_SCOPES="queue:get-artifact:public/*", **env)
 
 
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

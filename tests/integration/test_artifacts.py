@@ -7,7 +7,6 @@ in-process on a Journal of each store."""
 import asyncio
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from urllib.parse import quote, urlsplit
 
 import orjson
 import pytest
@@ -15,35 +14,23 @@ from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from taskjournal.services.api_gateway.app import build_auth
 from taskjournal.services.api_gateway.claimwork import PendingSignal
 from taskjournal.services.bootstrap import gateway_app
 from taskjournal.services.scheduler.expiry import expire_artifacts
 from taskjournal.shared import storage
-from taskjournal.shared.auth import scopes
-from taskjournal.shared.auth.hawk import AuthRequest
 from taskjournal.shared.config import Settings
 from taskjournal.shared.domain import definition as definitions
 from taskjournal.shared.domain.artifact import details_for
 from taskjournal.shared.domain.errors import RequestConflict
 from taskjournal.shared.domain.ids import task_id_of
 from taskjournal.shared.domain.time import format_ms, now_ms
-from taskjournal.shared.journal import Journal
 from taskjournal.shared.store.retention import GRACE_MS
-from tests.storage_fakes import MemoryBlobStore, install_fake_objects
+from tests.storage_fakes import MemoryBlobStore
 from tests.unit.domain.test_artifact import model_allows
 
 API = "/api/queue/v1"
 HOUR = 3600 * 1000
 ROOT_URL = "http://taskjournal.test:8080"
-
-
-class FakeObjectsJournal(Journal):
-    """A Journal with the object service's commands faked (only where missing)."""
-
-
-if not hasattr(Journal, "create_upload"):
-    install_fake_objects(FakeObjectsJournal)
 
 
 def running_task(journal) -> tuple[str, int]:
@@ -59,7 +46,6 @@ def running_task(journal) -> tuple[str, int]:
 
 @pytest.fixture
 async def gateway(journal, tmp_path):
-    journal.__class__ = FakeObjectsJournal
     settings = Settings(root_url=ROOT_URL, data_dir=tmp_path, root_client_id="root", root_access_token="secret",
                         anonymous_scopes=("queue:*",))
     blobs = MemoryBlobStore(ROOT_URL)
@@ -109,51 +95,11 @@ async def test_an_object_artifact_from_creation_to_download(journal, gateway):
     location = redirect.headers["Location"]
     assert redirect.headers["x-taskcluster-artifact-storage-type"] == "object"
     assert (await redirect.json()) == {"storageType": "object", "url": location}
-    if hasattr(storage, "object_download_url"):  # the storage port gives the bytes' own URL (objects branch)
-        assert location.split("?")[0] == storage.object_download_url(blobs, name, now_ms()).split("?")[0]
-    else:  # the object service's download endpoint, signed
-        assert location.startswith(f"{ROOT_URL}/api/object/v1/download/{quote(name, safe='')}?bewit=")
-        assert_bewit_grants_exactly_the_download(settings, location, name)
+    assert location.split("?")[0] == storage.object_download_url(blobs, name, now_ms()).split("?")[0]
 
 
 def finish_upload(journal, name: str, upload_id: str) -> None:
-    if hasattr(journal, "finish_fake_upload"):
-        journal.finish_fake_upload(name)
-    else:  # the objects branch's command
-        journal.finish_upload(name, "my-project", upload_id, {}, now_ms())
-
-
-def assert_bewit_grants_exactly_the_download(settings: Settings, url: str, name: str) -> None:
-    """The signed URL authenticates (as any service of this deployment
-    checks it), and holds object:download for this object only."""
-    parts = urlsplit(url)
-    authenticator, _ = build_auth(settings)
-    result = authenticator.authenticate(AuthRequest(
-        method="GET", resource=f"{parts.path}?{parts.query}", host=parts.hostname, port=parts.port))
-    assert result.status == "auth-success", result.message
-    assert scopes.satisfies(result.scopes, f"object:download:{name}")
-    assert not scopes.satisfies(result.scopes, f"object:download:{name}x")
-    assert not scopes.satisfies(result.scopes, f"object:upload:my-project:{name}")  # the issuer's `*` is not lent
-
-
-async def test_expiry_deletes_s3_bytes_with_the_rows_and_keeps_younger_artifacts(journal):
-    task_id, run_id = running_task(journal)
-    now = now_ms()
-    for name, expires in (("public/old", now + 60_000), ("private/old", now + 60_000), ("public/young", now + HOUR)):
-        journal.create_artifact(task_id, run_id, name, {"storageType": "s3", "contentType": "text/plain",
-                                                        "expires": format_ms(expires)}, now)
-    journal.create_artifact(task_id, run_id, "public/ref", {"storageType": "reference", "url": "https://a",
-                                                            "contentType": "text/plain",
-                                                            "expires": format_ms(now + 60_000)}, now)
-    blobs = MemoryBlobStore()
-    later = now + 60_000 + GRACE_MS + 1
-    with ThreadPoolExecutor(2) as executor:
-        assert await expire_artifacts(journal, executor, blobs, later) == 3
-        assert await expire_artifacts(journal, executor, blobs, later) == 0
-    assert sorted(blobs.deleted) == [("private", f"{task_id}/0/private/old"), ("public", f"{task_id}/0/public/old")]
-    left = journal.views.artifacts_page(task_id, run_id, "", 10)
-    assert [row["name"] for row in left] == ["public/young"]
-    assert journal.artifact(task_id, run_id, "public/old") is None  # its events are gone too
+    journal.finish_upload(name, "my-project", upload_id, {}, now_ms())
 
 
 def test_concurrent_creates_of_one_artifact_agree(journal):
