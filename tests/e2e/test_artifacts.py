@@ -6,7 +6,6 @@ import asyncio
 import datetime as dt
 import json
 import time
-from pathlib import Path
 
 import pytest
 import requests
@@ -16,7 +15,6 @@ from taskcluster.exceptions import TaskclusterRestFailure
 from tests.support.server import Server, task_definition
 
 WORKER = {"workerGroup": "art-group", "workerId": "art-worker"}
-ROOT = Path(__file__).resolve().parents[2]
 
 
 class ArtifactServer(Server):
