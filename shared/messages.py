@@ -42,7 +42,7 @@ def messages_for(event, aggregate_after) -> list[PulseMessage]:
     if kind == "Artifact":
         return _artifact_messages(aggregate_after)
     if kind == "TaskGroup" and name in ("Sealed", "Resolved"):
-        body = {"version": 1, **aggregate_after.view()}
+        body = {"version": 1, **aggregate_after.public_body()}
         key = f"primary.{body['taskGroupId']}.{body['schedulerId']}._"
         return [PulseMessage(exchange("task-group-" + name.lower()), key, body, [])]
     return []

@@ -22,7 +22,7 @@ def run_credentials(services, task, run: dict) -> dict:
 def claim_body(services, task, run_id: int | None = None) -> dict:
     run = task.runs[task.last_run["runId"] if run_id is None else run_id]
     return {"status": task.status(), "runId": run["runId"], "workerGroup": run["workerGroup"],
-            "workerId": run["workerId"], "takenUntil": run["takenUntil"], "task": task.view(),
+            "workerId": run["workerId"], "takenUntil": run["takenUntil"], "task": task.public_body(),
             "credentials": run_credentials(services, task, run)}
 
 

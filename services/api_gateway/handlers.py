@@ -196,19 +196,19 @@ async def report_exception(ctx: Context):
 
 # ---------------------------------------------------------------- task groups
 async def get_task_group(ctx: Context):
-    return Raw(await _group_view(ctx))
+    return Raw(await _group_body(ctx))
 
 
-async def _group_view(ctx: Context) -> str:
+async def _group_body(ctx: Context) -> str:
     group_id = ctx.params["taskGroupId"]
-    found = await ctx.run(ctx.services.journal.views.group_view, group_id)
+    found = await ctx.run(ctx.services.journal.views.group_body, group_id)
     if found is None:
         raise ResourceNotFound(f"No task-group with taskGroupId: `{group_id}`")
     return found
 
 
 async def list_task_group(ctx: Context):
-    group = orjson.loads(await _group_view(ctx))
+    group = orjson.loads(await _group_body(ctx))
     offset, limit = paging.offset_of(ctx.query), paging.page_size(ctx.query)
     rows = await ctx.run(ctx.services.journal.views.group_members, group["taskGroupId"], offset, limit + 1)
     page, token = paging.offset_page(rows, offset, limit)
@@ -218,7 +218,7 @@ async def list_task_group(ctx: Context):
 async def seal_task_group(ctx: Context):
     sealed = await ctx.run(ctx.services.journal.seal_task_group, ctx.params["taskGroupId"], ctx.services.clock(),
                            _group_scheduler_check(ctx))
-    return sealed.view()
+    return sealed.public_body()
 
 
 async def cancel_task_group(ctx: Context):

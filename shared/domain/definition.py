@@ -78,7 +78,7 @@ def _check_times(created: int, deadline: int, now: int) -> None:
         raise InputError("`deadline` cannot be more than 5 days into the future")
 
 
-def public_view(definition: dict) -> dict:
+def public_body(definition: dict) -> dict:
     """The task definition as the API returns it (provisionerId/workerType derived)."""
     provisioner, worker_type = split_queue(definition["taskQueueId"])
     return {"provisionerId": provisioner, "workerType": worker_type, **definition}

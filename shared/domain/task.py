@@ -71,8 +71,8 @@ class Task(Aggregate):
             "retriesLeft": self.retries_left, "state": self.state, "runs": [dict(r) for r in self.runs],
         }
 
-    def view(self) -> dict:
-        return definitions.public_view(self.definition)
+    def public_body(self) -> dict:
+        return definitions.public_body(self.definition)
 
     def run(self, run_id: int) -> dict:
         if not 0 <= run_id < len(self.runs):

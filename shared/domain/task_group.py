@@ -35,7 +35,7 @@ class TaskGroup(Aggregate):
         self.sealed: int | None = None
         self.resolved_through = 0  # log position up to which the group was seen resolved
 
-    def view(self) -> dict:
+    def public_body(self) -> dict:
         body = {"taskGroupId": self.task_group_id, "schedulerId": self.scheduler_id,
                 "expires": format_ms(self.expires)}
         if self.sealed is not None:

@@ -48,7 +48,7 @@ def _task_rows(task: Task, is_new: bool, changes: Changes) -> None:
         # position: the recorder puts the notification id of the task's first event here.
         changes.add("insert_task", **key, **flags, task_group_id=d["taskGroupId"], task_queue_id=d["taskQueueId"],
                     state=task.state, deadline=task.deadline_ms, expires=parse_ms(d["expires"]),
-                    definition=orjson.dumps(task.view()).decode(), status=status, position=task.id)
+                    definition=orjson.dumps(task.public_body()).decode(), status=status, position=task.id)
         for required in d["dependencies"]:
             changes.add("insert_dependency", required_task_id=required, dependent_task_id=task.task_id,
                         requires=d["requires"])
@@ -71,7 +71,7 @@ def _task_rows(task: Task, is_new: bool, changes: Changes) -> None:
 
 def _group_rows(group: TaskGroup, changes: Changes) -> None:
     changes.add("upsert_task_group", task_group_id=group.task_group_id, scheduler_id=group.scheduler_id,
-                expires=group.expires, sealed=group.sealed, view=orjson.dumps(group.view()).decode())
+                expires=group.expires, sealed=group.sealed, view=orjson.dumps(group.public_body()).decode())
 
 
 def _artifact_rows(artifact: Artifact, changes: Changes) -> None:

@@ -56,8 +56,8 @@ class ReadModel:
         found = {row["task_id"]: row for row in self._run(sql, task_ids=self._id_list(unique))}
         return [found[task_id] for task_id in unique if task_id in found]
 
-    def group_view(self, task_group_id: str) -> str | None:
-        return self._value("group_view", task_group_id=task_group_id)
+    def group_body(self, task_group_id: str) -> str | None:
+        return self._value("group_body", task_group_id=task_group_id)
 
     def group_admission(self, task_group_id: str) -> dict | None:
         rows = self._rows("group_admission", task_group_id=task_group_id)

@@ -137,7 +137,7 @@ def test_created_task_is_in_the_read_model(journal):
     assert task.state == "pending"
     assert stored_status(journal, task.task_id) == task.status()
     assert stored_status(journal, task.task_id)["runs"][0]["reasonCreated"] == "scheduled"
-    assert json.loads(journal.views.task_definition(task.task_id)) == task.view()
+    assert json.loads(journal.views.task_definition(task.task_id)) == task.public_body()
     assert replayed(journal, task.task_id).definition == task.definition
     assert journal.task(task.task_id).status() == task.status()
 
@@ -174,7 +174,7 @@ def test_conflicting_create_is_refused_and_keeps_the_first_definition(journal):
         journal.create_task(task_id, other, NOW)
     assert caught.value.message == (f"taskId `{task_id}` already used by another task. "
                                     "This could be the result of faulty idempotency!")
-    assert json.loads(journal.views.task_definition(task_id)) == first.view()
+    assert json.loads(journal.views.task_definition(task_id)) == first.public_body()
     assert replayed(journal, task_id).definition == first.definition
 
 
@@ -192,7 +192,7 @@ def test_sealed_group_refuses_new_tasks_and_repeats(journal):
     group_id = new_task_id()
     member = create(journal, taskGroupId=group_id)
     sealed = journal.seal_task_group(group_id, NOW + SECOND)
-    assert json.loads(journal.views.group_view(group_id))["sealed"] == format_ms(NOW + SECOND)
+    assert json.loads(journal.views.group_body(group_id))["sealed"] == format_ms(NOW + SECOND)
     assert journal.seal_task_group(group_id, NOW + HOUR).sealed == sealed.sealed == NOW + SECOND
     with pytest.raises(RequestConflict, match="is sealed"):
         create(journal, taskGroupId=group_id)
@@ -204,14 +204,14 @@ def test_sealed_group_refuses_new_tasks_and_repeats(journal):
 def test_group_expiry_grows_with_its_tasks_even_when_a_create_conflicts(journal):
     group_id = new_task_id()
     first = create(journal, taskGroupId=group_id, expires=format_ms(NOW + 2 * HOUR))
-    assert json.loads(journal.views.group_view(group_id))["expires"] == format_ms(NOW + 3 * HOUR)
+    assert json.loads(journal.views.group_body(group_id))["expires"] == format_ms(NOW + 3 * HOUR)
     create(journal, taskGroupId=group_id, expires=format_ms(NOW + 2 * HOUR + 30 * MINUTE))  # within the hour
     assert journal.task_group(group_id).expires == NOW + 3 * HOUR
     conflicting = dict(first.definition, expires=format_ms(NOW + 5 * HOUR))
     with pytest.raises(RequestConflict, match="already used by another task"):
         journal.create_task(first.task_id, conflicting, NOW)
     assert journal.task_group(group_id).expires == NOW + 6 * HOUR
-    assert json.loads(journal.views.group_view(group_id))["expires"] == format_ms(NOW + 6 * HOUR)
+    assert json.loads(journal.views.group_body(group_id))["expires"] == format_ms(NOW + 6 * HOUR)
 
 
 # ====================================================================== dependencies

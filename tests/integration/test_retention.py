@@ -18,7 +18,7 @@ def test_expired_task_and_group_leave_log_and_read_models_younger_ones_stay(jour
 
     assert drop_expired(journal, later) == (1, 1)
 
-    assert journal.views.task_status(short) is None and journal.views.group_view(short) is None
+    assert journal.views.task_status(short) is None and journal.views.group_body(short) is None
     assert journal.task(short) is None
     assert journal.views.task_status(long) is not None and journal.task(long) is not None
     assert drop_expired(journal, later) == (0, 0)

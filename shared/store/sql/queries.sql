@@ -6,8 +6,8 @@ SELECT definition FROM tj_tasks WHERE task_id = :task_id;
 -- name: task_status
 SELECT status FROM tj_tasks WHERE task_id = :task_id;
 
--- name: group_view
-SELECT view FROM tj_task_groups WHERE task_group_id = :task_group_id;
+-- name: group_body
+SELECT view AS body FROM tj_task_groups WHERE task_group_id = :task_group_id;
 
 -- name: group_admission
 SELECT scheduler_id, expires, sealed FROM tj_task_groups WHERE task_group_id = :task_group_id;

@@ -78,7 +78,7 @@ CREATE TABLE IF NOT EXISTS tj_task_groups (
     scheduler_id TEXT NOT NULL,
     expires BIGINT NOT NULL,
     sealed BIGINT,
-    view TEXT NOT NULL
+    view TEXT NOT NULL  -- the group's public body (getTaskGroup); the column keeps its first name
 );
 
 -- name: create_position

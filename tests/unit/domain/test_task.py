@@ -95,8 +95,8 @@ class TestDefinitionDefaults:
         assert d["deadline"] == "2023-11-14T23:13:20.000Z"
         assert d["expires"] == "2023-11-16T00:00:00.999Z"
 
-    def test_public_view_derives_provisioner_and_worker_type(self):
-        view = definitions.public_view(normalize(request_body(provisionerId=None, workerType=None,
+    def test_public_body_derives_provisioner_and_worker_type(self):
+        view = definitions.public_body(normalize(request_body(provisionerId=None, workerType=None,
                                                               taskQueueId="p-1/w-2")))
         assert (view["provisionerId"], view["workerType"], view["taskQueueId"]) == ("p-1", "w-2", "p-1/w-2")
 
@@ -121,7 +121,7 @@ class TestQueueIdentity:
         body = {**request_body(provisionerId=None, workerType=None, taskQueueId="a/b"), **lone}
         d = normalize(body)
         assert d["taskQueueId"] == "a/b"
-        view = definitions.public_view(d)
+        view = definitions.public_body(d)
         assert (view["provisionerId"], view["workerType"]) == ("a", "b")
 
     @pytest.mark.parametrize("fields", [{}, {"provisionerId": "x"}, {"workerType": "x"}])
@@ -213,7 +213,7 @@ class TestCreation:
 
     def test_view_is_the_public_definition(self):
         task = make_task()
-        assert task.view() == {"provisionerId": "prov", "workerType": "wt", **task.definition}
+        assert task.public_body() == {"provisionerId": "prov", "workerType": "wt", **task.definition}
 
     def test_aggregate_id_is_the_uuid_of_the_slugid(self):
         task_id = new_task_id()
@@ -1002,7 +1002,7 @@ class TestReplay:
         app.save(task)
         stored = app.repository.get(task.id)
         assert stored.status() == task.status()
-        assert stored.view() == task.view()
+        assert stored.public_body() == task.public_body()
         stored.claim_work(4, "g", "w", NOW + 40 * MINUTE, NOW + 45 * MINUTE)
         app.save(stored)
         again = app.repository.get(task.id)

@@ -21,9 +21,9 @@ def test_extension_is_one_hour():
     assert GROUP_EXTENSION_MS == HOUR
 
 
-def test_new_group_view_has_no_sealed_field():
+def test_new_group_body_has_no_sealed_field():
     group = make_group(group_id="gGGGGGGGQ1qGCR8N6CGJjQ")
-    assert group.view() == {"taskGroupId": "gGGGGGGGQ1qGCR8N6CGJjQ", "schedulerId": "sched",
+    assert group.public_body() == {"taskGroupId": "gGGGGGGGQ1qGCR8N6CGJjQ", "schedulerId": "sched",
                             "expires": format_ms(EXPIRES)}
     assert group.sealed is None
 
@@ -52,7 +52,7 @@ class TestAdmit:
         group = make_group()
         group.admit("sched", EXPIRES + 1)
         assert group.expires == EXPIRES + 1 + HOUR
-        assert group.view()["expires"] == format_ms(EXPIRES + 1 + HOUR)
+        assert group.public_body()["expires"] == format_ms(EXPIRES + 1 + HOUR)
 
     def test_extension_compares_against_the_already_extended_expiry(self):
         group = make_group()
@@ -142,7 +142,7 @@ class TestSeal:
         group = make_group()
         group.seal(NOW + 5)
         assert group.sealed == NOW + 5
-        assert group.view()["sealed"] == format_ms(NOW + 5)
+        assert group.public_body()["sealed"] == format_ms(NOW + 5)
 
     def test_seal_twice_keeps_the_first_time(self):
         group = make_group()
@@ -150,7 +150,7 @@ class TestSeal:
         version = group.version
         group.seal(NOW + HOUR)
         assert group.sealed == NOW and group.version == version
-        assert group.view()["sealed"] == format_ms(NOW)
+        assert group.public_body()["sealed"] == format_ms(NOW)
 
 
 def test_replayed_group_has_an_equal_view():
@@ -160,5 +160,5 @@ def test_replayed_group_has_an_equal_view():
     group.seal(NOW)
     app.save(group)
     stored = app.repository.get(group.id)
-    assert stored.view() == group.view()
+    assert stored.public_body() == group.public_body()
     assert (stored.sealed, stored.expires, stored.scheduler_id) == (NOW, EXPIRES + DAY + HOUR, "sched")
