@@ -133,7 +133,7 @@ def gateway_app(settings: Settings, journal: Journal, executor: Executor, pendin
     what in-process tests serve). `blobs`: where s3 artifacts' bytes live;
     `mounts` add other services' routes to it (the artifact-service's, when
     one process runs both)."""
-    from .api_gateway.app import Services, build_auth, create_app
+    from .api_gateway.app import GatewayParts, build_auth, create_app
     from .api_gateway.claimwork import Claimer
 
     authenticator, issuer = build_auth(settings)
@@ -145,7 +145,7 @@ def gateway_app(settings: Settings, journal: Journal, executor: Executor, pendin
         for mount in mounts:
             mount(app)
 
-    return create_app(Services(settings, journal, authenticator, issuer, executor, claimer, blobs), mount_all)
+    return create_app(GatewayParts(settings, journal, authenticator, issuer, executor, claimer, blobs), mount_all)
 
 
 async def _start_artifact_service(process: Process) -> None:
@@ -167,10 +167,10 @@ async def _start_artifact_service(process: Process) -> None:
 def artifact_services(settings: Settings, journal: Journal, executor: Executor, blobs: BlobStore):
     """What the object service's handlers need (also what in-process tests use)."""
     from .api_gateway.app import build_auth
-    from .artifact_service.app import ObjectServices
+    from .artifact_service.app import ObjectServiceParts
 
     authenticator, _ = build_auth(settings)
-    return ObjectServices(settings, journal, authenticator, executor, blobs)
+    return ObjectServiceParts(settings, journal, authenticator, executor, blobs)
 
 
 async def _start_scheduler(process: Process) -> None:

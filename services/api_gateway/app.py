@@ -60,7 +60,9 @@ ISSUER_ID = "static/taskjournal/queue"
 
 
 @dataclass
-class Services:
+class GatewayParts:
+    """What the gateway's handlers work with (built by bootstrap.gateway_app; `ctx.services`)."""
+
     settings: Settings
     journal: Journal
     authenticator: Authenticator
@@ -234,7 +236,7 @@ async def _robots(request):
     return web.Response(text="User-Agent: *\nDisallow: /\n")
 
 
-def create_app(services: Services, mount: Callable[[web.Application], None] | None = None) -> web.Application:
+def create_app(services: GatewayParts, mount: Callable[[web.Application], None] | None = None) -> web.Application:
     """`mount` adds more routes (the artifact-service's, in `taskjournal dev`)
     before the catch-all 404."""
     gateway = Gateway(services)

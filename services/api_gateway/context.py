@@ -12,7 +12,7 @@ from taskjournal.shared.auth.hawk import AuthResult
 from .errors import ApiError
 
 if TYPE_CHECKING:  # app.py imports this module
-    from .app import Services
+    from .app import GatewayParts
     from .routing import Endpoint
 
 
@@ -22,7 +22,7 @@ class Context:
     params: dict[str, str]
     query: dict[str, str]
     body: Any  # the parsed JSON body, validated against the endpoint's schema once the handler runs
-    services: "Services"
+    services: "GatewayParts"
     authenticate: Callable[[], AuthResult]  # computed at most once
     _auth: AuthResult | None = field(default=None, init=False)
 

@@ -25,7 +25,7 @@ MAX_BODY = 10 * 1024 * 1024  # JSON calls; blob PUTs stream past it
 
 
 @dataclass
-class ObjectServices:
+class ObjectServiceParts:
     settings: Settings
     journal: Journal
     authenticator: Authenticator
@@ -35,7 +35,7 @@ class ObjectServices:
     clock = staticmethod(now_ms)
 
 
-def add_artifact_routes(app: web.Application, services: ObjectServices) -> None:
+def add_artifact_routes(app: web.Application, services: ObjectServiceParts) -> None:
     """The object service's API and, for the file back end, the data plane.
     The server must leave request bodies as sent (auto_decompress off: a gzip
     artifact is stored as uploaded); the JSON calls are decoded by the pipeline."""
@@ -46,7 +46,7 @@ def add_artifact_routes(app: web.Application, services: ObjectServices) -> None:
         add_data_routes(app, services.blobs)
 
 
-def create_app(services: ObjectServices) -> web.Application:
+def create_app(services: ObjectServiceParts) -> web.Application:
     """The artifact-service on its own (`taskjournal run artifact-service`)."""
     app = web.Application(client_max_size=MAX_BODY)
     answer_in_json(app)

@@ -31,7 +31,7 @@ def _check_name(name: str) -> None:
 
 def _blobs(ctx: Context) -> BlobStore:
     blobs = ctx.services.blobs
-    if blobs is None:  # ObjectServices always has one
+    if blobs is None:  # ObjectServiceParts always has one
         raise RuntimeError("the object service runs without a blob store")
     return blobs
 
