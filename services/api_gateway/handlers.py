@@ -9,7 +9,7 @@ import orjson
 
 from taskjournal.shared.domain import definition as definitions
 from taskjournal.shared.domain import priority as priorities
-from taskjournal.shared.domain.errors import ResourceNotFound
+from taskjournal.shared.domain.errors import RequestConflict, ResourceNotFound
 from taskjournal.shared.domain.time import format_ms
 
 from . import paging
@@ -138,6 +138,11 @@ async def claim_work(ctx: Context):
     body = ctx.body
     ctx.authorize(workerGroup=body["workerGroup"], workerId=body["workerId"])
     replies: dict[str, bytes] = {}
+    queue, workers = ctx.params["taskQueueId"], ctx.services.workers
+    key = (queue, body["workerGroup"], body["workerId"])
+    now = ctx.services.clock()
+    if workers.needs_write(*key, now):  # at most once per half hour per worker and process (worker_info.py)
+        await ctx.run(workers.worker_seen, *key, now)
 
     def deliverable(task) -> bool:
         """Render each task's reply before its claim is committed (see Journal.claim_work)."""
@@ -146,8 +151,8 @@ async def claim_work(ctx: Context):
             replies[task.task_id] = reply
         return reply is not None
 
-    claimed = await ctx.services.claimer.claim(ctx.params["taskQueueId"], body["workerGroup"], body["workerId"],
-                                               int(body["tasks"]), deliverable)
+    claimed = await ctx.services.claimer.claim(queue, body["workerGroup"], body["workerId"], int(body["tasks"]),
+                                               deliverable, lambda at: workers.is_quarantined(key, at))
     return Raw('{"tasks":[%s]}' % ",".join(replies[t.task_id].decode() for t in claimed))
 
 
@@ -155,13 +160,22 @@ async def claim_task(ctx: Context):
     journal, task_id, run_id = ctx.services.journal, ctx.params["taskId"], int(ctx.params["runId"])
     ctx.auth  # authenticate here on the loop; the command only checks scopes
 
-    def authorize(task) -> None:  # on the task the claim then decides on (404 first)
-        provisioner, worker_type = definitions.split_queue(task.definition["taskQueueId"])
-        ctx.authorize(provisionerId=provisioner, workerType=worker_type, **ctx.body)
-
     now = ctx.services.clock()
+    workers = ctx.services.workers
+
+    def authorize(task) -> None:  # on the task the claim then decides on (404 first)
+        queue = task.definition["taskQueueId"]
+        provisioner, worker_type = definitions.split_queue(queue)
+        ctx.authorize(provisionerId=provisioner, workerType=worker_type, **ctx.body)
+        if task.deadline_ms > now and workers.is_quarantined((queue, ctx.body["workerGroup"], ctx.body["workerId"]),
+                                                             now):
+            # upstream answers a quarantined worker with a 500 (Quirk Q7); a quarantined worker gets no work
+            raise RequestConflict(f"Worker {ctx.body['workerGroup']}/{ctx.body['workerId']} is quarantined "
+                                  f"and cannot claim tasks of `{queue}`.")
+
     claimed = await ctx.run(journal.claim_task, task_id, run_id, ctx.body["workerGroup"], ctx.body["workerId"],
                             now, now + ctx.services.claim_timeout_ms, authorize)
+    await ctx.run(workers.queue_seen, claimed.definition["taskQueueId"], now)
     return claim_body(ctx.services, claimed, run_id)
 
 
@@ -169,6 +183,10 @@ async def reclaim_task(ctx: Context):
     task_id, run_id, now = ctx.params["taskId"], int(ctx.params["runId"]), ctx.services.clock()
     reclaimed = await ctx.run(ctx.services.journal.reclaim_task, task_id, run_id, now,
                               now + ctx.services.claim_timeout_ms)
+    run = reclaimed.runs[run_id]
+    key = (reclaimed.definition["taskQueueId"], run["workerGroup"], run["workerId"])
+    if ctx.services.workers.needs_write(*key, now):
+        await ctx.run(ctx.services.workers.worker_seen, *key, now)
     return reclaim_body(ctx.services, reclaimed, run_id)
 
 

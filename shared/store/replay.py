@@ -15,6 +15,9 @@ PROJECTIONS = {  # projection name -> (table, the projection statements that fil
     "task-groups": ("tj_task_groups", ("upsert_task_group",)),
     "dependencies": ("tj_dependencies", ("insert_dependency",)),
     "artifacts": ("tj_artifacts", ("upsert_artifact",)),
+    "task-queues": ("tj_task_queues", ("upsert_task_queue",)),
+    "workers": ("tj_workers", ("upsert_worker",)),
+    "worker-runs": ("tj_worker_runs", ("insert_worker_run",)),
 }
 PAGE = 2000
 

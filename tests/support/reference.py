@@ -31,3 +31,15 @@ def require(*parts: str, root: Path | None = None) -> Path:
     if os.environ.get("CI"):
         pytest.fail(f"{reason}; CI is set, so this is a failure", pytrace=False)
     pytest.skip(reason)
+
+
+def v64_queue(options: dict):
+    """The official Python client's Queue, generated from v64.2.5's api.json:
+    it still has declareProvisioner and declareWorkerType, which the
+    installed (later) client no longer offers."""
+    import json
+
+    from taskcluster.client import createApiClient
+
+    api = json.loads(require("references", "queue", "v1", "api.json").read_text())
+    return createApiClient("Queue", {"reference": api})(options)

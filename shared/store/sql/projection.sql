@@ -49,3 +49,23 @@ INSERT INTO tj_artifacts (task_id, run_id, name, storage_type, content_type, exp
 VALUES (:task_id, :run_id, :artifact_name, :storage_type, :content_type, :expires, :present, :details)
 ON CONFLICT (task_id, run_id, name) DO UPDATE SET storage_type = excluded.storage_type,
     expires = excluded.expires, present = excluded.present, details = excluded.details;
+
+-- name: upsert_task_queue
+INSERT INTO tj_task_queues (task_queue_id, provisioner_id, expires, last_date_active, description, stability)
+VALUES (:task_queue_id, :provisioner_id, :expires, :last_date_active, :description, :stability)
+ON CONFLICT (task_queue_id) DO UPDATE SET expires = excluded.expires, last_date_active = excluded.last_date_active,
+    description = excluded.description, stability = excluded.stability;
+
+-- name: upsert_worker
+INSERT INTO tj_workers (task_queue_id, worker_group, worker_id, first_claim, last_date_active, expires,
+                        quarantine_until, quarantine_details)
+VALUES (:task_queue_id, :worker_group, :worker_id, :first_claim, :last_date_active, :expires, :quarantine_until,
+        :quarantine_details)
+ON CONFLICT (task_queue_id, worker_group, worker_id) DO UPDATE SET last_date_active = excluded.last_date_active,
+    expires = excluded.expires, quarantine_until = excluded.quarantine_until,
+    quarantine_details = excluded.quarantine_details;
+
+-- name: insert_worker_run
+INSERT INTO tj_worker_runs (task_id, run_id, task_queue_id, worker_group, worker_id, started)
+VALUES (:task_id, :run_id, :task_queue_id, :worker_group, :worker_id, :started)
+ON CONFLICT (task_id, run_id) DO NOTHING;
