@@ -22,15 +22,12 @@ from taskjournal.services.api_gateway.endpoints import ENDPOINTS
 from tests.support import reference
 from tests.support.server import ROOT_CLIENT_ID, Server, task_definition
 
-NOT_YET_SERVED = {
-    "listProvisioners", "getProvisioner", "declareProvisioner", "listWorkerTypes", "getWorkerType",
-    "declareWorkerType", "listTaskQueues", "getTaskQueue", "listWorkers", "getWorker", "quarantineWorker",
-    "declareWorker",
-}
+NOT_YET_SERVED: set[str] = set()
 
 SERVED = {endpoint.name: endpoint for endpoint in ENDPOINTS}
 QUEUE = "matrix-prov/matrix-worker"
 WORKER = {"workerGroup": "matrix-group", "workerId": "matrix-worker"}
+WORKER_PATH = ["matrix-prov", "matrix-worker", "matrix-group", "matrix-worker"]
 
 
 # ------------------------------------------------------------------ the reference
@@ -77,6 +74,7 @@ class World:
         self.run_credentials = root.claimTask(self.running, "0", WORKER)["credentials"]
         self.other_run_credentials = root.claimTask(self.other, "0", WORKER)["credentials"]
         root.sealTaskGroup(self.group)  # cancelTaskGroup answers 409 before 403 for an unsealed group
+        root.declareWorker(*WORKER_PATH, {"expires": taskcluster.stringDate(taskcluster.fromNow("1 day"))})
 
     @staticmethod
     def _create(root, group: str) -> str:
@@ -129,6 +127,19 @@ CALLS = {
     "latestArtifactInfo": lambda w: ([w.running, "private/x"], None),
     "artifact": lambda w: ([w.running, "0", "private/x"], None),
     "latestArtifact": lambda w: ([w.running, "private/x"], None),
+    "listProvisioners": lambda w: ([], None),
+    "getProvisioner": lambda w: (["matrix-prov"], None),
+    "declareProvisioner": lambda w: (["matrix-prov"], {"description": "refused"}),
+    "listWorkerTypes": lambda w: (["matrix-prov"], None),
+    "getWorkerType": lambda w: (["matrix-prov", "matrix-worker"], None),
+    "declareWorkerType": lambda w: (["matrix-prov", "matrix-worker"], {"description": "refused"}),
+    "listTaskQueues": lambda w: ([], None),
+    "getTaskQueue": lambda w: ([QUEUE], None),
+    "listWorkers": lambda w: (["matrix-prov", "matrix-worker"], None),
+    "getWorker": lambda w: (WORKER_PATH, None),
+    "quarantineWorker": lambda w: (WORKER_PATH, {"quarantineUntil": taskcluster.stringDate(
+        taskcluster.fromNow("1 day"))}),
+    "declareWorker": lambda w: (WORKER_PATH, {"expires": taskcluster.stringDate(taskcluster.fromNow("2 days"))}),
 }
 # the run scope each run-scoped endpoint needs (run credentials hold it for their own run only)
 RUN_SCOPE = {"reclaimTask": "reclaim-task", "reportCompleted": "resolve-task", "reportFailed": "resolve-task",
@@ -155,10 +166,11 @@ CALLERS = {
 }
 
 
-def client(world: World, credentials: dict | None) -> taskcluster.Queue:
+def client(world: World, credentials: dict | None):
+    """The official client as of v64.2.5 (later ones lack declareProvisioner and declareWorkerType)."""
     if credentials is None:
-        return world.server.anonymous_queue()
-    return world.server.queue(dict(credentials))
+        return reference.v64_queue({"rootUrl": world.server.root_url, "maxRetries": 0})
+    return reference.v64_queue(world.server.options(dict(credentials)))
 
 
 def call(queue: taskcluster.Queue, name: str, args: list, payload):
@@ -218,3 +230,8 @@ def test_nothing_changed(world):
     assert [r["state"] for r in root.status(world.other)["status"]["runs"]] == ["running"]
     assert root.listTaskGroup(world.group)["tasks"]  # the group is still there
     assert root.listArtifacts(world.running, "0")["artifacts"] == []  # no refused createArtifact wrote one
+    worker = root.getWorker(*WORKER_PATH)
+    assert worker["quarantineDetails"] == [] and worker["quarantineUntil"] < taskcluster.stringDate(
+        taskcluster.fromNow("0 seconds"))  # no refused quarantineWorker
+    assert worker["expires"] < taskcluster.stringDate(taskcluster.fromNow("1 day 1 hour"))  # nor declareWorker
+    assert root.getTaskQueue(QUEUE)["description"] == ""  # nor declareWorkerType
