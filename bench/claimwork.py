@@ -10,6 +10,7 @@ Starts `taskjournal dev` on a fresh PostgreSQL database each run; prints one
 line per run. Loopback only; needs the official Python client."""
 
 import argparse
+import os
 import secrets
 import sys
 import time
@@ -48,7 +49,14 @@ def register(server: Server, registered: int, queues: int) -> None:
         list(pool.map(one, range(registered)))
 
 
-def drain(server: Server, task_queue_id: str, tasks: int, workers: int) -> float:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def drain(server: Server, task_queue_id: str, tasks: int, workers: int) -> tuple[float, float]:
+    """(claims per second, server CPU milliseconds per claim)."""
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda _: server.queue().createTask(taskcluster.slugId(), task_definition(task_queue_id)),
                       range(tasks)))
@@ -61,12 +69,13 @@ def drain(server: Server, task_queue_id: str, tasks: int, workers: int) -> float
                 return claimed
             claimed += len(got)
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), cpu_seconds(server.process.pid)
     with ThreadPoolExecutor(workers) as pool:
         total = sum(pool.map(work, range(workers)))
     elapsed = time.perf_counter() - started - 1.0  # each worker's last call waits claimwork_wait (1 s) for nothing
+    cpu = cpu_seconds(server.process.pid) - cpu
     assert total == tasks, (total, tasks)
-    return total / elapsed
+    return total / elapsed, cpu * 1000 / total
 
 
 def main(argv) -> None:
@@ -85,8 +94,8 @@ def main(argv) -> None:
     try:
         if args.registered:
             register(server, args.registered, args.queues)
-        rate = drain(server, "bench-claim/w", args.tasks, args.workers)
-        print(f"claimWork tasks=1: {rate:.1f} claims/s (tasks={args.tasks} workers={args.workers} "
+        rate, cpu_ms = drain(server, "bench-claim/w", args.tasks, args.workers)
+        print(f"claimWork tasks=1: {rate:.1f} claims/s, server CPU {cpu_ms:.2f} ms/claim (tasks={args.tasks} workers={args.workers} "
               f"registered={args.registered} over {args.queues if args.registered else 0} queues)")
     finally:
         server.stop()
