@@ -27,6 +27,7 @@ class WorkerInfo:
         self.journal, self.clock = journal, clock
         self.written: dict[tuple, int] = {}  # key -> when this process last wrote it
         self.quarantined: dict[WorkerKey, int] = {}  # key -> quarantineUntil
+        self.noted: dict[WorkerKey, tuple[int, int]] = {}  # key -> (when noted here, quarantineUntil)
 
     # ------------------------------------------------------------ "seen"
     def due(self, key: tuple, now: int) -> bool:
@@ -74,11 +75,19 @@ class WorkerInfo:
     def note_quarantine(self, key: WorkerKey, until: int) -> None:
         """A quarantine changed through this process: holds here at once."""
         self.quarantined[key] = until
+        self.noted[key] = (self.clock(), until)
 
     def refresh(self) -> None:
-        rows = self.journal.views.quarantined_workers(self.clock())
-        self.quarantined = {(r["task_queue_id"], r["worker_group"], r["worker_id"]): r["quarantine_until"]
-                            for r in rows}
+        started = self.clock()
+        rows = self.journal.views.quarantined_workers(started)
+        fresh = {(r["task_queue_id"], r["worker_group"], r["worker_id"]): r["quarantine_until"] for r in rows}
+        # a change noted here while the query ran may be newer than what it read: keep it one more round
+        for key, (at, until) in list(self.noted.items()):
+            if at >= started - int(REFRESH_S * 1000):
+                fresh[key] = until
+            else:
+                del self.noted[key]
+        self.quarantined = {key: until for key, until in fresh.items() if until > started}
 
     async def keep_fresh(self, executor) -> None:
         loop = asyncio.get_running_loop()
