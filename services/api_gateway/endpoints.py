@@ -64,6 +64,9 @@ ENDPOINTS = [
     Endpoint("reportException", "POST", "/task/<taskId>/runs/<runId>/exception", h.report_exception,
              "queue:resolve-task:<taskId>/<runId>", (), "task-exception-request"),
     Endpoint("pendingTasks", "GET", "/pending/<taskQueueId>", h.pending_tasks, "queue:pending-count:<taskQueueId>"),
+    # upstream v72.0.0
+    Endpoint("taskQueueCounts", "GET", "/task-queues/<taskQueueId>/counts", h.task_queue_counts,
+             {"AllOf": ["queue:pending-count:<taskQueueId>", "queue:claimed-count:<taskQueueId>"]}),
     Endpoint("listPendingTasks", "GET", "/task-queues/<taskQueueId>/pending", h.list_pending_tasks,
              "queue:pending-list:<taskQueueId>", PAGED),
     Endpoint("listClaimedTasks", "GET", "/task-queues/<taskQueueId>/claimed", h.list_claimed_tasks,

@@ -260,6 +260,17 @@ async def pending_tasks(ctx: Context):
     return {"provisionerId": provisioner, "workerType": worker_type, "taskQueueId": queue, "pendingTasks": count}
 
 
+async def task_queue_counts(ctx: Context):
+    """taskQueueCounts (upstream v72): exact counts; a resolved or cancelled
+    task leaves the pending queue at once (upstream since v65.4)."""
+    queue, views = ctx.params["taskQueueId"], ctx.services.journal.views
+    pending = await ctx.run(views.pending_count, queue, ctx.services.clock())
+    claimed = await ctx.run(views.claimed_count, queue)
+    provisioner, worker_type = definitions.split_queue(queue)
+    return {"provisionerId": provisioner, "workerType": worker_type, "taskQueueId": queue, "pendingTasks": pending,
+            "claimedTasks": claimed}
+
+
 async def list_pending_tasks(ctx: Context):
     rows = await _keyset_page(ctx, ctx.services.journal.views.pending_page)
     return _keyset_body(ctx, rows, "inserted", lambda r: {

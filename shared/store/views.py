@@ -90,6 +90,9 @@ class ReadModel:
     def pending_count(self, task_queue_id: str, now: int) -> int:
         return self._value("pending_count", task_queue_id=task_queue_id, now=now) or 0
 
+    def claimed_count(self, task_queue_id: str) -> int:
+        return self._value("claimed_count", task_queue_id=task_queue_id) or 0
+
     def pending_page(self, task_queue_id: str, after: tuple[int, str], limit: int) -> list[dict]:
         return self._rows("pending_page", task_queue_id=task_queue_id, after_inserted=after[0],
                           after_task_id=after[1], limit=limit)

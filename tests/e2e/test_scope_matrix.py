@@ -23,6 +23,11 @@ from tests.support import reference
 from tests.support.server import ROOT_CLIENT_ID, Server, task_definition
 
 NOT_YET_SERVED: set[str] = set()
+# Endpoints upstream added after v64.2.5 (behaviour spec §15): name -> scope expression; method and route
+# are checked against the installed (later) official client.
+LATER_UPSTREAM = {
+    "taskQueueCounts": {"AllOf": ["queue:pending-count:<taskQueueId>", "queue:claimed-count:<taskQueueId>"]},
+}
 
 SERVED = {endpoint.name: endpoint for endpoint in ENDPOINTS}
 QUEUE = "matrix-prov/matrix-worker"
@@ -39,16 +44,20 @@ def api_entries() -> dict:
 
 def test_every_api_entry_is_served_or_listed_as_not_yet_served():
     entries = api_entries()
-    assert not set(SERVED) & NOT_YET_SERVED, "served now: move them from NOT_YET_SERVED to the matrix"
-    assert set(SERVED) | NOT_YET_SERVED == set(entries), {
-        "neither served nor listed": sorted(set(entries) - set(SERVED) - NOT_YET_SERVED),
-        "not in api.json": sorted((set(SERVED) | NOT_YET_SERVED) - set(entries))}
+    served = set(SERVED) - set(LATER_UPSTREAM)
+    assert not served & NOT_YET_SERVED, "served now: move them from NOT_YET_SERVED to the matrix"
+    assert served | NOT_YET_SERVED == set(entries), {
+        "neither served nor listed": sorted(set(entries) - served - NOT_YET_SERVED),
+        "not in api.json": sorted((served | NOT_YET_SERVED) - set(entries))}
 
 
 def test_served_endpoints_are_declared_as_in_the_reference():
     entries = api_entries()
     for name, endpoint in SERVED.items():
-        entry = entries[name]
+        if name in LATER_UPSTREAM:
+            entry = {**taskcluster.Queue.funcinfo[name], "scopes": LATER_UPSTREAM[name]}
+        else:
+            entry = entries[name]
         assert (endpoint.method, endpoint.route) == (entry["method"].upper(), entry["route"]), name
         assert endpoint.scopes == entry.get("scopes"), name
 
@@ -127,6 +136,7 @@ CALLS = {
     "latestArtifactInfo": lambda w: ([w.running, "private/x"], None),
     "artifact": lambda w: ([w.running, "0", "private/x"], None),
     "latestArtifact": lambda w: ([w.running, "private/x"], None),
+    "taskQueueCounts": lambda w: ([QUEUE], None),
     "listProvisioners": lambda w: ([], None),
     "getProvisioner": lambda w: (["matrix-prov"], None),
     "declareProvisioner": lambda w: (["matrix-prov"], {"description": "refused"}),

@@ -289,3 +289,27 @@ def test_a_bad_continuation_token_starts_over(queue):
     queue.declareWorker(provisioner, worker_type, "wg", "w1", {"expires": in_days(1)})
     listed = queue.listWorkers(provisioner, worker_type, query={"continuationToken": "forged"})
     assert [w["workerId"] for w in listed["workers"]] == ["w1"]
+
+
+# ------------------------------------------------------------------ taskQueueCounts (upstream v72)
+
+def test_task_queue_counts_are_exact(queue):
+    _, _, task_queue_id = fresh_queue()
+    assert queue.taskQueueCounts(task_queue_id) == {
+        "provisionerId": task_queue_id.split("/")[0], "workerType": task_queue_id.split("/")[1],
+        "taskQueueId": task_queue_id, "pendingTasks": 0, "claimedTasks": 0}
+    task_ids = [create(queue, task_queue_id) for _ in range(4)]
+    queue.cancelTask(task_ids[0])  # leaves the pending queue at once (upstream since v65.4)
+    [claimed] = claim(queue, task_queue_id)
+    counts = queue.taskQueueCounts(task_queue_id)
+    assert (counts["pendingTasks"], counts["claimedTasks"]) == (2, 1)
+    assert counts["pendingTasks"] == queue.pendingTasks(task_queue_id)["pendingTasks"]
+    queue.reportCompleted(claimed["status"]["taskId"], "0")
+    assert len(claim(queue, task_queue_id, tasks=32)) == 2  # pendingTasks is what claimWork can claim
+    assert queue.taskQueueCounts(task_queue_id)["claimedTasks"] == 2
+
+
+@pytest.mark.parametrize("task_queue_id", ["nope", "p/Upper", "p/w/x"])
+def test_task_queue_counts_of_a_forged_queue_is_400_or_404(queue, task_queue_id):
+    status, body = refused(queue.taskQueueCounts, task_queue_id)
+    assert status in (400, 404), body

@@ -176,3 +176,6 @@ SELECT task_queue_id FROM tj_task_queues WHERE expires < :cutoff ORDER BY expire
 -- name: expired_workers
 SELECT task_queue_id, worker_group, worker_id FROM tj_workers
 WHERE expires < :cutoff AND quarantine_until < :cutoff ORDER BY expires LIMIT :limit;
+
+-- name: claimed_count
+SELECT COUNT(*) AS n FROM tj_claims WHERE task_queue_id = :task_queue_id;
