@@ -328,6 +328,39 @@ class Journal(Application):
                     self.views.release_lease(task.task_id, run_id)
         return _running(changed)
 
+    # ------------------------------------------------------------ priorities (upstream v95.1)
+    def change_task_priority(self, task_id: str, new_priority: str, now: int, authorize: Authorize = None) -> Task:
+        return self._change_task(task_id, lambda t: t.change_priority(new_priority, now), NOT_EXISTING, authorize)
+
+    def change_task_group_priority(self, task_group_id: str, new_priority: str, now: int,
+                                   authorize: Authorize = None) -> tuple[TaskGroup, list[str]]:
+        """Every unresolved task of the group before its deadline takes the
+        priority; returns the group and the ids of the tasks that changed."""
+        group = self.task_group(task_group_id)
+        if group is None:
+            raise ResourceNotFound(f"No task-group with taskGroupId: `{task_group_id}`")
+        if authorize is not None:
+            authorize(group)
+        changed = []
+        for task_id in self.views.group_member_ids(task_group_id):
+            def attempt(task_id=task_id) -> bool:
+                task = self.task(task_id)
+                if task is None or task.is_resolved or task.deadline_ms <= now:
+                    return False
+                if not task.change_priority(new_priority, now):
+                    return False
+                self.save(task)
+                return True
+            if self._retrying(attempt):
+                changed.append(task_id)
+
+        def record() -> TaskGroup:
+            current = self.task_group(task_group_id) or group
+            current.priority_changed(new_priority, changed, now)
+            self.save(current)
+            return current
+        return self._retrying(record), changed
+
     # ------------------------------------------------------------ task queues and workers (behaviour spec §10)
     def task_queue_record(self, task_queue_id: str) -> TaskQueue | None:
         return self._get(queue_uuid(task_queue_id))

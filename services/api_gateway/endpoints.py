@@ -64,6 +64,12 @@ ENDPOINTS = [
     Endpoint("reportException", "POST", "/task/<taskId>/runs/<runId>/exception", h.report_exception,
              "queue:resolve-task:<taskId>/<runId>", (), "task-exception-request"),
     Endpoint("pendingTasks", "GET", "/pending/<taskQueueId>", h.pending_tasks, "queue:pending-count:<taskQueueId>"),
+    # upstream v95.1.0
+    Endpoint("changeTaskPriority", "POST", "/task/<taskId>/priority", h.change_task_priority,
+             {"AnyOf": ["queue:change-task-priority:<taskId>", "queue:change-task-priority-in-queue:<taskQueueId>"]},
+             (), "change-task-priority-request"),
+    Endpoint("changeTaskGroupPriority", "POST", "/task-group/<taskGroupId>/priority", h.change_task_group_priority,
+             "queue:change-task-group-priority:<schedulerId>/<taskGroupId>", (), "change-task-priority-request"),
     # upstream v72.0.0
     Endpoint("taskQueueCounts", "GET", "/task-queues/<taskQueueId>/counts", h.task_queue_counts,
              {"AllOf": ["queue:pending-count:<taskQueueId>", "queue:claimed-count:<taskQueueId>"]}),

@@ -212,6 +212,27 @@ async def report_exception(ctx: Context):
     return {"status": resolved.status()}
 
 
+# ---------------------------------------------------------------- priorities (upstream v95.1)
+async def change_task_priority(ctx: Context):
+    """404 first, then the scopes naming the task or its queue, on the task the command changes."""
+    ctx.auth  # authenticate here on the loop; the command only checks scopes
+    new_priority = priorities.normalize(ctx.body["newPriority"])
+
+    def authorize(task) -> None:
+        ctx.authorize(taskQueueId=task.definition["taskQueueId"])
+    changed = await ctx.run(ctx.services.journal.change_task_priority, ctx.params["taskId"], new_priority,
+                            ctx.services.clock(), authorize)
+    return {"status": changed.status()}
+
+
+async def change_task_group_priority(ctx: Context):
+    new_priority = priorities.normalize(ctx.body["newPriority"])
+    group, task_ids = await ctx.run(ctx.services.journal.change_task_group_priority, ctx.params["taskGroupId"],
+                                    new_priority, ctx.services.clock(), _group_scheduler_check(ctx))
+    return {"taskGroupId": group.task_group_id, "schedulerId": group.scheduler_id, "newPriority": new_priority,
+            "tasksAffected": len(task_ids), "taskIds": task_ids}
+
+
 # ---------------------------------------------------------------- task groups
 async def get_task_group(ctx: Context):
     return Raw(await _group_view(ctx))

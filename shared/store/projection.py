@@ -59,7 +59,7 @@ def _task_rows(task: Task, is_new: bool, changes: Changes) -> None:
     run = task.last_run
     if run is not None and run["state"] == "pending":
         changes.add("upsert_pending", **key, run_id=run["runId"], task_queue_id=d["taskQueueId"],
-                    priority=RANK[d["priority"]], inserted=parse_ms(run["scheduled"]), deadline=task.deadline_ms)
+                    priority=RANK[task.priority], inserted=parse_ms(run["scheduled"]), deadline=task.deadline_ms)
         changes.pending_queues.add(d["taskQueueId"])
     else:
         changes.add("delete_pending", **key)

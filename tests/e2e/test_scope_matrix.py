@@ -27,6 +27,9 @@ NOT_YET_SERVED: set[str] = set()
 # are checked against the installed (later) official client.
 LATER_UPSTREAM = {
     "taskQueueCounts": {"AllOf": ["queue:pending-count:<taskQueueId>", "queue:claimed-count:<taskQueueId>"]},
+    "changeTaskPriority": {"AnyOf": ["queue:change-task-priority:<taskId>",
+                                     "queue:change-task-priority-in-queue:<taskQueueId>"]},
+    "changeTaskGroupPriority": "queue:change-task-group-priority:<schedulerId>/<taskGroupId>",
 }
 
 SERVED = {endpoint.name: endpoint for endpoint in ENDPOINTS}
@@ -137,6 +140,8 @@ CALLS = {
     "artifact": lambda w: ([w.running, "0", "private/x"], None),
     "latestArtifact": lambda w: ([w.running, "private/x"], None),
     "taskQueueCounts": lambda w: ([QUEUE], None),
+    "changeTaskPriority": lambda w: ([w.task], {"newPriority": "highest"}),
+    "changeTaskGroupPriority": lambda w: ([w.group], {"newPriority": "highest"}),
     "listProvisioners": lambda w: ([], None),
     "getProvisioner": lambda w: (["matrix-prov"], None),
     "declareProvisioner": lambda w: (["matrix-prov"], {"description": "refused"}),
@@ -236,6 +241,7 @@ def test_nothing_changed(world):
     """No refused call acted: the tasks are as the root left them."""
     root = world.server.queue()
     assert root.status(world.task)["status"]["state"] == "pending"
+    assert "priority" not in root.status(world.task)["status"]  # no refused priority change
     assert [r["state"] for r in root.status(world.running)["status"]["runs"]] == ["running"]
     assert [r["state"] for r in root.status(world.other)["status"]["runs"]] == ["running"]
     assert root.listTaskGroup(world.group)["tasks"]  # the group is still there

@@ -313,3 +313,64 @@ def test_task_queue_counts_are_exact(queue):
 def test_task_queue_counts_of_a_forged_queue_is_400_or_404(queue, task_queue_id):
     status, body = refused(queue.taskQueueCounts, task_queue_id)
     assert status in (400, 404), body
+
+
+# ------------------------------------------------------------------ priority changes (upstream v95.1)
+
+def test_a_raised_priority_is_claimed_first_at_once(queue):
+    _, _, task_queue_id = fresh_queue()
+    first, second, third = (create(queue, task_queue_id, priority="low") for _ in range(3))
+    reply = queue.changeTaskPriority(third, {"newPriority": "highest"})
+    assert reply["status"]["priority"] == "highest" and reply["status"]["state"] == "pending"
+    assert queue.task(third)["priority"] == "low"  # the definition stays as submitted
+    queue.changeTaskPriority(first, {"newPriority": "lowest"})
+    order = [claim(queue, task_queue_id)[0]["status"]["taskId"] for _ in range(3)]
+    assert order == [third, second, first]
+
+
+def test_a_changed_priority_holds_for_the_retry(queue):
+    _, _, task_queue_id = fresh_queue()
+    early = create(queue, task_queue_id, priority="low", retries=1)
+    later = create(queue, task_queue_id, priority="low")
+    [claimed] = claim(queue, task_queue_id)
+    assert claimed["status"]["taskId"] == early
+    queue.changeTaskPriority(later, {"newPriority": "very-high"})
+    queue.changeTaskPriority(early, {"newPriority": "highest"})  # running: its retry takes it
+    worker = taskcluster.Queue({"rootUrl": queue.options["rootUrl"], "credentials": claimed["credentials"],
+                                "maxRetries": 0})
+    worker.reportException(early, "0", {"reason": "worker-shutdown"})
+    assert [c["status"]["taskId"] for c in claim(queue, task_queue_id, tasks=2)] == [early, later]
+
+
+def test_priority_change_refusals(queue):
+    _, _, task_queue_id = fresh_queue()
+    task_id = create(queue, task_queue_id)
+    status, body = refused(queue.changeTaskPriority, taskcluster.slugId(), {"newPriority": "high"})
+    assert (status, body["code"]) == (404, "ResourceNotFound")
+    for bad in ({}, {"newPriority": "urgent"}, {"newPriority": 7}, {"newPriority": "high", "x": 1}):
+        status, body = refused(queue.changeTaskPriority, task_id, bad)
+        assert (status, body["code"]) == (400, "InputValidationError"), bad
+    queue.cancelTask(task_id)
+    status, body = refused(queue.changeTaskPriority, task_id, {"newPriority": "high"})
+    assert (status, body["code"]) == (409, "RequestConflict")
+    status, body = refused(queue.changeTaskGroupPriority, taskcluster.slugId(), {"newPriority": "high"})
+    assert (status, body["code"]) == (404, "ResourceNotFound")
+    status, body = refused(queue.changeTaskPriority, "not-a-slug", {"newPriority": "high"})
+    assert (status, body["code"]) == (400, "InvalidRequestArguments")
+
+
+def test_a_group_priority_change_moves_its_unresolved_tasks(queue):
+    _, _, task_queue_id = fresh_queue()
+    group = taskcluster.slugId()
+    other = create(queue, task_queue_id, priority="medium")
+    done, waiting, also = (create(queue, task_queue_id, priority="low", taskGroupId=group) for _ in range(3))
+    assert claim(queue, task_queue_id)[0]["status"]["taskId"] == other
+    queue.cancelTask(done)
+    reply = queue.changeTaskGroupPriority(group, {"newPriority": "high"})
+    assert reply == {"taskGroupId": group, "schedulerId": "-", "newPriority": "high", "tasksAffected": 2,
+                     "taskIds": [waiting, also]}
+    assert queue.status(done)["status"].get("priority") is None
+    later = create(queue, task_queue_id, priority="medium")
+    assert [c["status"]["taskId"] for c in claim(queue, task_queue_id, tasks=3)] == [waiting, also, later]
+    again = queue.changeTaskGroupPriority(group, {"newPriority": "high"})
+    assert (again["tasksAffected"], again["taskIds"]) == (0, [])

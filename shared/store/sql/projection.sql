@@ -20,8 +20,10 @@ ON CONFLICT (required_task_id, dependent_task_id) DO NOTHING;
 -- name: upsert_pending
 INSERT INTO tj_pending (task_id, run_id, task_queue_id, priority, inserted, deadline)
 VALUES (:task_id, :run_id, :task_queue_id, :priority, :inserted, :deadline)
-ON CONFLICT (task_id) DO UPDATE SET run_id = excluded.run_id, inserted = excluded.inserted, leased_until = 0
-WHERE tj_pending.run_id <> excluded.run_id;
+ON CONFLICT (task_id) DO UPDATE SET run_id = excluded.run_id, inserted = excluded.inserted,
+    priority = excluded.priority,
+    leased_until = CASE WHEN tj_pending.run_id <> excluded.run_id THEN 0 ELSE tj_pending.leased_until END
+WHERE tj_pending.run_id <> excluded.run_id OR tj_pending.priority <> excluded.priority;
 
 -- name: delete_pending
 DELETE FROM tj_pending WHERE task_id = :task_id;
