@@ -31,7 +31,7 @@ def _random_workload(journal, rng: random.Random, steps: int) -> None:
     for _ in range(steps):
         now += rng.randint(1, 5000)
         action = rng.choice(["create", "create", "claim", "complete", "fail", "exception", "rerun", "cancel",
-                             "seal", "expire", "artifact", "artifact", "worker"])
+                             "seal", "expire", "artifact", "artifact", "worker", "priority"])
         try:
             if action == "create" or not task_ids:
                 task_id = task_id_of(uuid.uuid4())
@@ -65,6 +65,8 @@ def _random_workload(journal, rng: random.Random, steps: int) -> None:
                 running = [t for t in task_ids if journal.task(t).state == "running"]
                 if running:
                     _random_artifact(journal, rng, rng.choice(running), now)
+            elif action == "priority":
+                journal.change_task_priority(rng.choice(task_ids), rng.choice(["highest", "low"]), now)
             elif action == "worker":
                 _random_worker_change(journal, rng, now)
             elif action == "expire":
