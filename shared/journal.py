@@ -368,17 +368,20 @@ class Journal(Application):
     def worker_record(self, task_queue_id: str, worker_group: str, worker_id: str) -> Worker | None:
         return self._get(worker_uuid(task_queue_id, worker_group, worker_id))
 
-    def record_seen(self, task_queue_id: str, queue_expires: int, now: int,
+    def record_seen(self, task_queue_id: str, queue_expires: int | None, now: int,
                     worker: tuple[str, str, int] | None = None) -> None:
-        """Mark a task queue (and a worker: (group, id, expires)) active at
-        `now`, creating the records; expiries never move back. One commit."""
+        """Mark a task queue (unless `queue_expires` is None) and a worker
+        ((group, id, expires)) active at `now`, creating the records;
+        expiries never move back. One commit."""
         def attempt() -> None:
-            queue = self.task_queue_record(task_queue_id)
-            if queue is None:
-                queue = TaskQueue(task_queue_id=task_queue_id, now=now, expires=queue_expires)
-            else:
-                queue.seen(now, queue_expires)
-            changed: list = [queue]
+            changed: list = []
+            if queue_expires is not None:
+                queue = self.task_queue_record(task_queue_id)
+                if queue is None:
+                    queue = TaskQueue(task_queue_id=task_queue_id, now=now, expires=queue_expires)
+                else:
+                    queue.seen(now, queue_expires)
+                changed.append(queue)
             if worker is not None:
                 group, worker_id, expires = worker
                 record = self.worker_record(task_queue_id, group, worker_id)
@@ -388,7 +391,8 @@ class Journal(Application):
                 else:
                     record.seen(now, expires)
                 changed.append(record)
-            self.save(*changed)
+            if changed:
+                self.save(*changed)
         self._retrying(attempt)
 
     def declare_task_queue(self, task_queue_id: str, now: int, expires: int | None, description: str | None,

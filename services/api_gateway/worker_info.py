@@ -44,28 +44,37 @@ class WorkerInfo:
         self.written.pop(key, None)
 
     def worker_seen(self, task_queue_id: str, worker_group: str, worker_id: str, now: int) -> None:
-        """claimWork, reclaimTask: the queue and the worker (blocking; run off the loop)."""
+        """claimWork, reclaimTask: the worker, and its queue when that is due
+        too (so the many workers of one queue do not all write its record)
+        (blocking; run off the loop)."""
         key = ("worker", task_queue_id, worker_group, worker_id)
-        if self.due(key, now):
-            self._write(key, task_queue_id, now + WORKER_SEEN_EXPIRY_MS, now,
-                        (worker_group, worker_id, now + WORKER_SEEN_EXPIRY_MS))
+        if not self.due(key, now):
+            return
+        queue_key = ("queue-by-worker", task_queue_id)
+        queue_due = self.due(queue_key, now)
+        try:
+            self.journal.record_seen(task_queue_id, now + WORKER_SEEN_EXPIRY_MS if queue_due else None, now,
+                                     (worker_group, worker_id, now + WORKER_SEEN_EXPIRY_MS))
+        except Exception:
+            self.forget(key)  # try again on the next call
+            if queue_due:
+                self.forget(queue_key)
+            raise
 
     def queue_seen(self, task_queue_id: str, now: int) -> None:
         """claimTask: the queue only, with upstream's 5-day expiry."""
         key = ("queue", task_queue_id)
-        if self.due(key, now):
-            self._write(key, task_queue_id, now + QUEUE_SEEN_EXPIRY_MS, now, None)
+        if not self.due(key, now):
+            return
+        try:
+            self.journal.record_seen(task_queue_id, now + QUEUE_SEEN_EXPIRY_MS, now, None)
+        except Exception:
+            self.forget(key)
+            raise
 
     def needs_write(self, task_queue_id: str, worker_group: str, worker_id: str, now: int) -> bool:
         last = self.written.get(("worker", task_queue_id, worker_group, worker_id))
         return last is None or now - last >= UPDATE_EVERY_MS
-
-    def _write(self, key: tuple, task_queue_id: str, queue_expires: int, now: int, worker) -> None:
-        try:
-            self.journal.record_seen(task_queue_id, queue_expires, now, worker)
-        except Exception:
-            self.forget(key)  # try again on the next call
-            raise
 
     # ------------------------------------------------------------ quarantine
     def is_quarantined(self, key: WorkerKey, now: int) -> bool:

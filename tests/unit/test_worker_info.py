@@ -62,3 +62,13 @@ def test_refresh_follows_the_read_model_and_keeps_a_newer_local_change():
     info.refresh()
     assert not info.is_quarantined(KEY, now[0])
     assert not info.is_quarantined(KEY, 4_000_000)
+
+
+def test_the_queue_is_written_with_the_first_worker_only():
+    journal = FakeJournal()
+    info = WorkerInfo(journal, clock=lambda: 0)
+    calls = []
+    journal.record_seen = lambda queue, expires, now, worker: calls.append((queue, expires, worker[1]))  # type: ignore[method-assign]
+    for worker_id in ("a", "b", "c"):
+        info.worker_seen("p/w", "wg", worker_id, 5)
+    assert [(c[1] is not None, c[2]) for c in calls] == [(True, "a"), (False, "b"), (False, "c")]
