@@ -374,3 +374,31 @@ def test_a_group_priority_change_moves_its_unresolved_tasks(queue):
     assert [c["status"]["taskId"] for c in claim(queue, task_queue_id, tasks=3)] == [waiting, also, later]
     again = queue.changeTaskGroupPriority(group, {"newPriority": "high"})
     assert (again["tasksAffected"], again["taskIds"]) == (0, [])
+
+
+# ------------------------------------------------------------------ official output schemas (v64.2.5)
+
+def test_replies_satisfy_the_official_output_schemas(queue):
+    from tests.e2e.test_endpoints import check
+
+    provisioner, worker_type, task_queue_id = fresh_queue()
+    queue.declareWorkerType(provisioner, worker_type, {"description": "d", "stability": "stable"})
+    claim(queue, task_queue_id)  # the worker is seen
+    task_id = create(queue, task_queue_id)
+    claim(queue, task_queue_id)
+    path = [provisioner, worker_type, "wg", "w1"]
+    check("list-provisioners-response.json", queue.listProvisioners())
+    check("provisioner-response.json", queue.getProvisioner(provisioner))
+    check("provisioner-response.json", queue.declareProvisioner(provisioner, {}))
+    check("list-workertypes-response.json", queue.listWorkerTypes(provisioner))
+    check("workertype-response.json", queue.getWorkerType(provisioner, worker_type))
+    check("workertype-response.json", queue.declareWorkerType(provisioner, worker_type, {}))
+    check("list-taskqueues-response.json", queue.listTaskQueues())
+    check("taskqueue-response.json", queue.getTaskQueue(task_queue_id))
+    listed = check("list-workers-response.json", queue.listWorkers(provisioner, worker_type))
+    assert listed["workers"][0]["latestTask"] == {"taskId": task_id, "runId": 0}
+    check("worker-response.json", queue.getWorker(*path))
+    quarantined = check("worker-response.json", queue.quarantineWorker(*path, {"quarantineUntil": in_days(1)}))
+    check("list-workers-response.json", queue.listWorkers(provisioner, worker_type, query={"quarantined": "true"}))
+    check("worker-response.json", queue.declareWorker(*path, {"expires": in_days(2)}))
+    assert quarantined["quarantineDetails"][0]["quarantineInfo"] == "[unspecified]"
