@@ -20,6 +20,7 @@ from taskjournal.shared.domain.object import UPLOAD_LIFETIME_MS, Object, already
 from taskjournal.shared.domain.task import Task
 from taskjournal.shared.domain.task_group import TaskGroup, admits_unchanged, group_expiry
 from taskjournal.shared.domain.time import format_ms, parse_ms
+from taskjournal.shared.domain.worker import TaskQueue, Worker, queue_uuid, worker_uuid
 from taskjournal.shared.store import Store, open_store
 from taskjournal.shared.store.group_commit import GroupCommit
 from taskjournal.shared.store.projection import changes_for
@@ -327,6 +328,125 @@ class Journal(Application):
                 except RecordConflictError:
                     self.views.release_lease(task.task_id, run_id)
         return _running(changed)
+
+    # ------------------------------------------------------------ priorities (upstream v95.1)
+    def change_task_priority(self, task_id: str, new_priority: str, now: int, authorize: Authorize = None) -> Task:
+        return self._change_task(task_id, lambda t: t.change_priority(new_priority, now), NOT_EXISTING, authorize)
+
+    def change_task_group_priority(self, task_group_id: str, new_priority: str, now: int,
+                                   authorize: Authorize = None) -> tuple[TaskGroup, list[str]]:
+        """Every unresolved task of the group before its deadline takes the
+        priority; returns the group and the ids of the tasks that changed."""
+        group = self.task_group(task_group_id)
+        if group is None:
+            raise ResourceNotFound(f"No task-group with taskGroupId: `{task_group_id}`")
+        if authorize is not None:
+            authorize(group)
+        changed = []
+        for task_id in self.views.group_member_ids(task_group_id):
+            def attempt(task_id=task_id) -> bool:
+                task = self.task(task_id)
+                if task is None or task.is_resolved or task.deadline_ms <= now:
+                    return False
+                if not task.change_priority(new_priority, now):
+                    return False
+                self.save(task)
+                return True
+            if self._retrying(attempt):
+                changed.append(task_id)
+
+        def record() -> TaskGroup:
+            current = self.task_group(task_group_id) or group
+            current.priority_changed(new_priority, changed, now)
+            self.save(current)
+            return current
+        return self._retrying(record), changed
+
+    # ------------------------------------------------------------ task queues and workers (behaviour spec §10)
+    def task_queue_record(self, task_queue_id: str) -> TaskQueue | None:
+        return self._get(queue_uuid(task_queue_id))
+
+    def worker_record(self, task_queue_id: str, worker_group: str, worker_id: str) -> Worker | None:
+        return self._get(worker_uuid(task_queue_id, worker_group, worker_id))
+
+    def record_seen(self, task_queue_id: str, queue_expires: int | None, now: int,
+                    worker: tuple[str, str, int] | None = None) -> None:
+        """Mark a task queue (unless `queue_expires` is None) and a worker
+        ((group, id, expires)) active at `now`, creating the records;
+        expiries never move back. One commit."""
+        def attempt() -> None:
+            changed: list = []
+            if queue_expires is not None:
+                queue = self.task_queue_record(task_queue_id)
+                if queue is None:
+                    queue = TaskQueue(task_queue_id=task_queue_id, now=now, expires=queue_expires)
+                else:
+                    queue.seen(now, queue_expires)
+                changed.append(queue)
+            if worker is not None:
+                group, worker_id, expires = worker
+                record = self.worker_record(task_queue_id, group, worker_id)
+                if record is None:
+                    record = Worker(task_queue_id=task_queue_id, worker_group=group, worker_id=worker_id, now=now,
+                                    expires=expires)
+                else:
+                    record.seen(now, expires)
+                changed.append(record)
+            if changed:
+                self.save(*changed)
+        self._retrying(attempt)
+
+    def declare_task_queue(self, task_queue_id: str, now: int, expires: int | None, description: str | None,
+                           stability: str | None) -> TaskQueue:
+        """declareWorkerType: create or update the queue (expires default now + 5 days)."""
+        from taskjournal.shared.domain.worker import QUEUE_SEEN_EXPIRY_MS
+
+        def attempt() -> TaskQueue:
+            new_expires = now + QUEUE_SEEN_EXPIRY_MS if expires is None else expires
+            queue = self.task_queue_record(task_queue_id)
+            if queue is None:
+                queue = TaskQueue(task_queue_id=task_queue_id, now=now, expires=new_expires)
+            queue.declare(now, new_expires, description, stability)
+            self.save(queue)
+            return queue
+        return self._retrying(attempt)
+
+    def declare_worker(self, task_queue_id: str, worker_group: str, worker_id: str, now: int,
+                       expires: int | None) -> Worker:
+        """declareWorker: upsert the queue and the worker. Without `expires`
+        both must exist already (upstream fails with a 500; later versions
+        require it): a 400 here."""
+        def attempt() -> Worker:
+            queue = self.task_queue_record(task_queue_id)
+            worker = self.worker_record(task_queue_id, worker_group, worker_id)
+            if expires is None and (queue is None or worker is None):
+                raise InputError("`expires` is required to declare a worker that does not exist yet")
+            given = 0 if expires is None else expires  # 0: only where the record exists (above)
+            if queue is None:
+                queue = TaskQueue(task_queue_id=task_queue_id, now=now, expires=given)
+            else:
+                queue.seen(now, queue.expires if expires is None else expires)
+            if worker is None:
+                worker = Worker(task_queue_id=task_queue_id, worker_group=worker_group, worker_id=worker_id,
+                                now=now, expires=given)
+            else:
+                worker.seen(now, worker.expires if expires is None else expires)
+            self.save(queue, worker)
+            return worker
+        return self._retrying(attempt)
+
+    def quarantine_worker(self, task_queue_id: str, worker_group: str, worker_id: str, until: int,
+                          info: str | None, client_id: str, now: int) -> Worker:
+        def attempt() -> Worker:
+            worker = self.worker_record(task_queue_id, worker_group, worker_id)
+            if worker is None:
+                provisioner, worker_type = task_queue_id.split("/", 1)
+                raise ResourceNotFound(f"Worker with workerId `{worker_id}`, workerGroup `{worker_group}`,"
+                                       f"worker-type `{worker_type}` and provisionerId `{provisioner}` not found.")
+            worker.quarantine(until, info, client_id, now)
+            self.save(worker)
+            return worker
+        return self._retrying(attempt)
 
     # ------------------------------------------------------------ resolvers (called by background services)
     def schedule_ready_dependents(self, task_id: str, now: int) -> list[str]:

@@ -5,8 +5,9 @@ brief adopts) and one internal event for the services. Pure: no I/O."""
 from dataclasses import dataclass, field
 
 EXCHANGE_PREFIX = "exchange/taskcluster-queue/v1/"
+LATER_EXCHANGES = ("task-priority-changed", "task-group-priority-changed")  # upstream v95.1, after v64.2.5
 EXCHANGES = ("task-defined", "task-pending", "task-running", "artifact-created", "task-completed",
-             "task-failed", "task-exception", "task-group-resolved", "task-group-sealed")
+             "task-failed", "task-exception", "task-group-resolved", "task-group-sealed", *LATER_EXCHANGES)
 INTERNAL_EXCHANGE = "taskjournal.events"
 PENDING_REASONS = ("scheduled", "rerun", "retry", "task-retry")
 _META = ("originator_id", "originator_version", "timestamp", "originator_topic")
@@ -45,6 +46,11 @@ def messages_for(event, aggregate_after) -> list[PulseMessage]:
         body = {"version": 1, **aggregate_after.public_body()}
         key = f"primary.{body['taskGroupId']}.{body['schedulerId']}._"
         return [PulseMessage(exchange("task-group-" + name.lower()), key, body, [])]
+    if kind == "TaskGroup" and name == "PriorityChanged":
+        body = {"version": 1, "taskGroupId": aggregate_after.task_group_id, "schedulerId": aggregate_after.scheduler_id,
+                "newPriority": event.new_priority, "tasksAffected": event.tasks_affected}
+        key = f"primary.{body['taskGroupId']}.{body['schedulerId']}._"
+        return [PulseMessage(exchange("task-group-priority-changed"), key, body, [])]
     return []
 
 
@@ -70,6 +76,9 @@ def _task_messages(name: str, event, task) -> list[PulseMessage]:
         if "workerGroup" in run:  # only claimed runs have a worker
             body.update(workerGroup=run["workerGroup"], workerId=run["workerId"])
         return [_task_message(task, "task-" + run["state"], body)]
+    if name == "PriorityChanged":
+        return [_task_message(task, "task-priority-changed", {
+            "status": task.status(), "oldPriority": event.old_priority, "newPriority": event.new_priority})]
     return []  # RunReclaimed and anything newer send nothing
 
 

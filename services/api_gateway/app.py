@@ -48,6 +48,7 @@ from .errors import (
 from .responses import json_response
 from .routing import API_PREFIX, Router, invalid_params, invalid_query
 from .unparsable import answer_in_json, expect_handler
+from .worker_info import WorkerInfo
 
 log = logging.getLogger("taskjournal.gateway")
 MAX_BODY = 10 * 1024 * 1024
@@ -71,7 +72,12 @@ class GatewayParts:
     claimer: Claimer
     blobs: BlobStore | None = None  # s3 artifacts' bytes (signed URLs only: bytes never pass through here)
     version: dict = field(default_factory=version_info)
+    workers: WorkerInfo = None  # type: ignore[assignment]  # made from the journal when not given
     clock = staticmethod(now_ms)
+
+    def __post_init__(self) -> None:
+        if self.workers is None:
+            self.workers = WorkerInfo(self.journal)
 
     @property
     def claim_timeout_ms(self) -> int:
@@ -249,8 +255,11 @@ def create_app(services: GatewayParts, mount: Callable[[web.Application], None] 
     async def wakeups_from_other_processes(app):
         # this process's commits wake claimWork through the Journal's listener; other processes' through NOTIFY
         listening = asyncio.create_task(PendingListener(services.journal.store, services.claimer.signal).run())
+        # quarantines made through any process hold here within about a second (see worker_info.py)
+        quarantines = asyncio.create_task(services.workers.keep_fresh(services.executor))
         yield
         listening.cancel()
+        quarantines.cancel()
 
     app.cleanup_ctx.append(wakeups_from_other_processes)
     add_ops_routes(app, services.journal, services.executor)

@@ -41,12 +41,18 @@ class Claimer:
         self.wait_s, self.claim_timeout_ms, self.clock = wait_s, claim_timeout_ms, clock
 
     async def claim(self, task_queue_id: str, worker_group: str, worker_id: str, count: int,
-                    deliverable: Callable[[Task], bool] = lambda task: True) -> list[Task]:
+                    deliverable: Callable[[Task], bool] = lambda task: True,
+                    barred: Callable[[int], bool] = lambda now: False) -> list[Task]:
+        """`barred(now)`: the worker may not take work now (quarantined): it
+        gets none, after the usual wait, as upstream answers."""
         loop = asyncio.get_running_loop()
         give_up = loop.time() + self.wait_s
         while True:
             woken = self.signal.watch(task_queue_id)  # before looking, so no wake-up is missed
             now = self.clock()
+            if barred(now):
+                await asyncio.sleep(max(0.0, give_up - loop.time()))
+                return []
             claimed = await loop.run_in_executor(
                 self.executor, self.journal.claim_work, task_queue_id, worker_group, worker_id,
                 count, now, now + self.claim_timeout_ms, deliverable)

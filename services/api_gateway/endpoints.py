@@ -3,9 +3,12 @@ expression and inputs as in the v1 API reference, and the handler."""
 
 from . import artifacts as a
 from . import handlers as h
+from . import workers as w
 from .routing import Endpoint
 
 PAGED = ("continuationToken", "limit")
+PROVISIONER = "/provisioners/<provisionerId>"
+WORKER_TYPE = PROVISIONER + "/worker-types/<workerType>"
 
 
 def _scheduler_scopes(verb: str) -> dict:
@@ -61,10 +64,48 @@ ENDPOINTS = [
     Endpoint("reportException", "POST", "/task/<taskId>/runs/<runId>/exception", h.report_exception,
              "queue:resolve-task:<taskId>/<runId>", (), "task-exception-request"),
     Endpoint("pendingTasks", "GET", "/pending/<taskQueueId>", h.pending_tasks, "queue:pending-count:<taskQueueId>"),
+    # upstream v95.1.0
+    Endpoint("changeTaskPriority", "POST", "/task/<taskId>/priority", h.change_task_priority,
+             {"AnyOf": ["queue:change-task-priority:<taskId>", "queue:change-task-priority-in-queue:<taskQueueId>"]},
+             (), "change-task-priority-request"),
+    Endpoint("changeTaskGroupPriority", "POST", "/task-group/<taskGroupId>/priority", h.change_task_group_priority,
+             "queue:change-task-group-priority:<schedulerId>/<taskGroupId>", (), "change-task-priority-request"),
+    # upstream v72.0.0
+    Endpoint("taskQueueCounts", "GET", "/task-queues/<taskQueueId>/counts", h.task_queue_counts,
+             {"AllOf": ["queue:pending-count:<taskQueueId>", "queue:claimed-count:<taskQueueId>"]}),
     Endpoint("listPendingTasks", "GET", "/task-queues/<taskQueueId>/pending", h.list_pending_tasks,
              "queue:pending-list:<taskQueueId>", PAGED),
     Endpoint("listClaimedTasks", "GET", "/task-queues/<taskQueueId>/claimed", h.list_claimed_tasks,
              "queue:claimed-list:<taskQueueId>", PAGED),
+    # provisioners, worker types, task queues and workers (behaviour spec §7.33-§7.47; handlers in workers.py)
+    Endpoint("listProvisioners", "GET", "/provisioners", w.list_provisioners, "queue:list-provisioners", PAGED),
+    Endpoint("getProvisioner", "GET", PROVISIONER, w.get_provisioner, "queue:get-provisioner:<provisionerId>"),
+    Endpoint("declareProvisioner", "PUT", PROVISIONER, w.declare_provisioner,
+             {"AllOf": [{"for": "property", "in": "properties",
+                         "each": "queue:declare-provisioner:<provisionerId>#<property>"}]},
+             (), "update-provisioner-request"),
+    Endpoint("listWorkerTypes", "GET", PROVISIONER + "/worker-types", w.list_worker_types,
+             "queue:list-worker-types:<provisionerId>", PAGED),
+    Endpoint("getWorkerType", "GET", WORKER_TYPE, w.get_worker_type,
+             "queue:get-worker-type:<provisionerId>/<workerType>"),
+    Endpoint("declareWorkerType", "PUT", WORKER_TYPE, w.declare_worker_type,
+             {"AllOf": [{"for": "property", "in": "properties",
+                         "each": "queue:declare-worker-type:<provisionerId>/<workerType>#<property>"}]},
+             (), "update-workertype-request"),
+    Endpoint("listTaskQueues", "GET", "/task-queues", w.list_task_queues, "queue:list-task-queues", PAGED),
+    Endpoint("getTaskQueue", "GET", "/task-queues/<taskQueueId>", w.get_task_queue,
+             "queue:get-task-queue:<taskQueueId>", rest=False),
+    Endpoint("listWorkers", "GET", WORKER_TYPE + "/workers", w.list_workers,
+             "queue:list-workers:<provisionerId>/<workerType>", (*PAGED, "quarantined")),
+    Endpoint("getWorker", "GET", WORKER_TYPE + "/workers/<workerGroup>/<workerId>", w.get_worker,
+             "queue:get-worker:<provisionerId>/<workerType>/<workerGroup>/<workerId>"),
+    Endpoint("quarantineWorker", "PUT", WORKER_TYPE + "/workers/<workerGroup>/<workerId>", w.quarantine_worker,
+             {"AllOf": ["queue:quarantine-worker:<provisionerId>/<workerType>/<workerGroup>/<workerId>"]},
+             (), "quarantine-worker-request"),
+    Endpoint("declareWorker", "PUT", WORKER_TYPE + "/<workerGroup>/<workerId>", w.declare_worker,
+             {"AllOf": [{"for": "property", "in": "properties",
+                         "each": "queue:declare-worker:<provisionerId>/<workerType>/<workerGroup>/<workerId>#<property>"}]},
+             (), "update-worker-request"),
     # artifacts (behaviour spec §8; handlers in artifacts.py)
     Endpoint("createArtifact", "POST", "/task/<taskId>/runs/<runId>/artifacts/<name>", a.create_artifact,
              "queue:create-artifact:<taskId>/<runId>", (), "post-artifact-request"),

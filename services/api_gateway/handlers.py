@@ -9,7 +9,7 @@ import orjson
 
 from taskjournal.shared.domain import definition as definitions
 from taskjournal.shared.domain import priority as priorities
-from taskjournal.shared.domain.errors import ResourceNotFound
+from taskjournal.shared.domain.errors import RequestConflict, ResourceNotFound
 from taskjournal.shared.domain.time import format_ms
 
 from . import paging
@@ -138,6 +138,11 @@ async def claim_work(ctx: Context):
     body = ctx.body
     ctx.authorize(workerGroup=body["workerGroup"], workerId=body["workerId"])
     replies: dict[str, bytes] = {}
+    queue, workers = ctx.params["taskQueueId"], ctx.services.workers
+    key = (queue, body["workerGroup"], body["workerId"])
+    now = ctx.services.clock()
+    if workers.needs_write(*key, now):  # at most once per half hour per worker and process (worker_info.py)
+        await ctx.run(workers.worker_seen, *key, now)
 
     def deliverable(task) -> bool:
         """Render each task's reply before its claim is committed (see Journal.claim_work)."""
@@ -146,8 +151,8 @@ async def claim_work(ctx: Context):
             replies[task.task_id] = reply
         return reply is not None
 
-    claimed = await ctx.services.claimer.claim(ctx.params["taskQueueId"], body["workerGroup"], body["workerId"],
-                                               int(body["tasks"]), deliverable)
+    claimed = await ctx.services.claimer.claim(queue, body["workerGroup"], body["workerId"], int(body["tasks"]),
+                                               deliverable, lambda at: workers.is_quarantined(key, at))
     return Raw('{"tasks":[%s]}' % ",".join(replies[t.task_id].decode() for t in claimed))
 
 
@@ -155,13 +160,22 @@ async def claim_task(ctx: Context):
     journal, task_id, run_id = ctx.services.journal, ctx.params["taskId"], int(ctx.params["runId"])
     ctx.auth  # authenticate here on the loop; the command only checks scopes
 
-    def authorize(task) -> None:  # on the task the claim then decides on (404 first)
-        provisioner, worker_type = definitions.split_queue(task.definition["taskQueueId"])
-        ctx.authorize(provisionerId=provisioner, workerType=worker_type, **ctx.body)
-
     now = ctx.services.clock()
+    workers = ctx.services.workers
+
+    def authorize(task) -> None:  # on the task the claim then decides on (404 first)
+        queue = task.definition["taskQueueId"]
+        provisioner, worker_type = definitions.split_queue(queue)
+        ctx.authorize(provisionerId=provisioner, workerType=worker_type, **ctx.body)
+        if task.deadline_ms > now and workers.is_quarantined((queue, ctx.body["workerGroup"], ctx.body["workerId"]),
+                                                             now):
+            # upstream answers a quarantined worker with a 500 (Quirk Q7); a quarantined worker gets no work
+            raise RequestConflict(f"Worker {ctx.body['workerGroup']}/{ctx.body['workerId']} is quarantined "
+                                  f"and cannot claim tasks of `{queue}`.")
+
     claimed = await ctx.run(journal.claim_task, task_id, run_id, ctx.body["workerGroup"], ctx.body["workerId"],
                             now, now + ctx.services.claim_timeout_ms, authorize)
+    await ctx.run(workers.queue_seen, claimed.definition["taskQueueId"], now)
     return claim_body(ctx.services, claimed, run_id)
 
 
@@ -169,6 +183,10 @@ async def reclaim_task(ctx: Context):
     task_id, run_id, now = ctx.params["taskId"], int(ctx.params["runId"]), ctx.services.clock()
     reclaimed = await ctx.run(ctx.services.journal.reclaim_task, task_id, run_id, now,
                               now + ctx.services.claim_timeout_ms)
+    run = reclaimed.runs[run_id]
+    key = (reclaimed.definition["taskQueueId"], run["workerGroup"], run["workerId"])
+    if ctx.services.workers.needs_write(*key, now):
+        await ctx.run(ctx.services.workers.worker_seen, *key, now)
     return reclaim_body(ctx.services, reclaimed, run_id)
 
 
@@ -192,6 +210,27 @@ async def report_exception(ctx: Context):
     resolved = await ctx.run(ctx.services.journal.report_exception, ctx.params["taskId"],
                              int(ctx.params["runId"]), ctx.body["reason"], ctx.services.clock())
     return {"status": resolved.status()}
+
+
+# ---------------------------------------------------------------- priorities (upstream v95.1)
+async def change_task_priority(ctx: Context):
+    """404 first, then the scopes naming the task or its queue, on the task the command changes."""
+    ctx.auth  # authenticate here on the loop; the command only checks scopes
+    new_priority = priorities.normalize(ctx.body["newPriority"])
+
+    def authorize(task) -> None:
+        ctx.authorize(taskQueueId=task.definition["taskQueueId"])
+    changed = await ctx.run(ctx.services.journal.change_task_priority, ctx.params["taskId"], new_priority,
+                            ctx.services.clock(), authorize)
+    return {"status": changed.status()}
+
+
+async def change_task_group_priority(ctx: Context):
+    new_priority = priorities.normalize(ctx.body["newPriority"])
+    group, task_ids = await ctx.run(ctx.services.journal.change_task_group_priority, ctx.params["taskGroupId"],
+                                    new_priority, ctx.services.clock(), _group_scheduler_check(ctx))
+    return {"taskGroupId": group.task_group_id, "schedulerId": group.scheduler_id, "newPriority": new_priority,
+            "tasksAffected": len(task_ids), "taskIds": task_ids}
 
 
 # ---------------------------------------------------------------- task groups
@@ -240,6 +279,17 @@ async def pending_tasks(ctx: Context):
     count = await ctx.run(ctx.services.journal.views.pending_count, queue, ctx.services.clock())
     provisioner, worker_type = definitions.split_queue(queue)
     return {"provisionerId": provisioner, "workerType": worker_type, "taskQueueId": queue, "pendingTasks": count}
+
+
+async def task_queue_counts(ctx: Context):
+    """taskQueueCounts (upstream v72): exact counts; a resolved or cancelled
+    task leaves the pending queue at once (upstream since v65.4)."""
+    queue, views = ctx.params["taskQueueId"], ctx.services.journal.views
+    pending = await ctx.run(views.pending_count, queue, ctx.services.clock())
+    claimed = await ctx.run(views.claimed_count, queue)
+    provisioner, worker_type = definitions.split_queue(queue)
+    return {"provisionerId": provisioner, "workerType": worker_type, "taskQueueId": queue, "pendingTasks": pending,
+            "claimedTasks": claimed}
 
 
 async def list_pending_tasks(ctx: Context):

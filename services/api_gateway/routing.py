@@ -18,8 +18,13 @@ PARAM_PATTERNS = {
     "runId": r"^[1-9]*[0-9]+$",
     "taskQueueId": r"^[a-zA-Z0-9-_]{1,38}/[a-z]([-a-z0-9]{0,36}[a-z0-9])?$",
     "name": r"^[\x20-\x7e]+$",  # artifact names: printable ASCII
+    "provisionerId": r"^[a-zA-Z0-9-_]{1,38}$",
+    # upstream's URL pattern is looser than the taskQueueId schema (Quirk Q10: a 500); the schema's, for a 400
+    "workerType": r"^[a-z]([-a-z0-9]{0,36}[a-z0-9])?$",
+    "workerGroup": r"^[a-zA-Z0-9-_]{1,38}$",
+    "workerId": r"^[a-zA-Z0-9-_]{1,38}$",
 }
-QUERY_PATTERNS = {"continuationToken": r".", "limit": r"^[0-9]+$"}
+QUERY_PATTERNS = {"continuationToken": r".", "limit": r"^[0-9]+$", "quarantined": r"^(true|false)$"}
 REST_PARAMS = {"taskQueueId", "name"}  # may hold a raw `/` (upstream's `(*)` parameters)
 
 
@@ -32,6 +37,7 @@ class Endpoint:
     scopes: object = None
     query: tuple = ()
     input: str | None = None
+    rest: bool = True  # False: a REST_PARAMS parameter is one (encoded) path segment here
     regex: re.Pattern = field(init=False)
     url_params: tuple = field(init=False)
     checked_early: bool = field(init=False)
@@ -40,7 +46,7 @@ class Endpoint:
         self.url_params = tuple(re.findall(r"<(\w+)>", self.route))
         pattern = re.escape(self.route)
         for param in self.url_params:
-            piece = "(?P<%s>.+?)" if param in REST_PARAMS else "(?P<%s>[^/]+)"
+            piece = "(?P<%s>.+?)" if param in REST_PARAMS and self.rest else "(?P<%s>[^/]+)"
             pattern = pattern.replace(re.escape(f"<{param}>"), piece % param)
         self.regex = re.compile(f"^{pattern}/?$")
         # Scope checks that need only URL parameters run before anything else (upstream order).

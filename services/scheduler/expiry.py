@@ -8,7 +8,12 @@ import orjson
 
 from taskjournal.shared.domain.time import now_ms
 from taskjournal.shared.logs import fields
-from taskjournal.shared.store.retention import drop_artifacts, drop_expired, expired_artifacts
+from taskjournal.shared.store.retention import (
+    drop_artifacts,
+    drop_expired,
+    drop_expired_worker_info,
+    expired_artifacts,
+)
 
 log = logging.getLogger("taskjournal.scheduler")
 INTERVAL_S = 60.0
@@ -25,6 +30,9 @@ async def run(journal, executor, interval: float = INTERVAL_S, blobs=None) -> No
             artifacts = await expire_artifacts(journal, executor, blobs, now_ms())
             if artifacts:
                 log.info("expired", extra=fields(artifacts=artifacts))
+            queues, workers = await loop.run_in_executor(executor, drop_expired_worker_info, journal, now_ms())
+            if queues or workers:
+                log.info("expired", extra=fields(taskQueues=queues, workers=workers))
         except asyncio.CancelledError:
             raise
         except Exception:

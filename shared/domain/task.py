@@ -15,6 +15,8 @@ RETRIED_REASONS = {"worker-shutdown": "retry", "intermittent-task": "task-retry"
 
 
 class Task(Aggregate):
+    priority_override: str | None = None  # changeTaskPriority (upstream v95.1); the definition keeps its own
+
     @staticmethod
     def create_id(task_id: str):
         return task_uuid(task_id)
@@ -61,15 +63,23 @@ class Task(Aggregate):
         following = self.runs[run_id + 1] if run_id + 1 < len(self.runs) else None
         return following is not None and following["reasonCreated"] in RETRIED_REASONS.values()
 
+    @property
+    def priority(self) -> str:
+        """The priority pending runs are claimed by: a changed one, else the definition's."""
+        return self.priority_override or self.definition["priority"]
+
     def status(self) -> dict:
         d = self.definition
         provisioner, worker_type = definitions.split_queue(d["taskQueueId"])
-        return {
+        status = {
             "taskId": self.task_id, "provisionerId": provisioner, "workerType": worker_type,
             "taskQueueId": d["taskQueueId"], "schedulerId": d["schedulerId"], "projectId": d["projectId"],
             "taskGroupId": d["taskGroupId"], "deadline": d["deadline"], "expires": d["expires"],
             "retriesLeft": self.retries_left, "state": self.state, "runs": [dict(r) for r in self.runs],
         }
+        if self.priority_override is not None:  # upstream's status has `priority` since v95.1
+            status["priority"] = self.priority_override
+        return status
 
     def public_body(self) -> dict:
         return definitions.public_body(self.definition)
@@ -169,6 +179,19 @@ class Task(Aggregate):
         self._resolve_with_retry(run_id, "claim-expired", now)
         return True
 
+    def change_priority(self, new_priority: str, now: int) -> bool:
+        """changeTaskPriority (upstream v95.1): an unresolved task before its
+        deadline takes the new priority; a pending run keeps its place in
+        time and is claimed by the new priority at once, and later runs
+        (retries, reruns) keep it. False when the priority is already that."""
+        if self.is_resolved:
+            raise RequestConflict(f"Task `{self.task_id}` is resolved; its priority cannot change.")
+        self._refuse_past_deadline(now, "can't change priority past its deadline of", inclusive=True)
+        if new_priority == self.priority:
+            return False
+        self._priority_changed(self.priority, new_priority, now)
+        return True
+
     # ------------------------------------------------------------ decisions shared by commands
     def _refuse_past_deadline(self, now: int, what: str, inclusive: bool = False) -> None:
         deadline = self.deadline_ms
@@ -189,6 +212,10 @@ class Task(Aggregate):
             self._run_added(retry, now, self.retries_left - 1)
 
     # ------------------------------------------------------------ events
+    @event("PriorityChanged")
+    def _priority_changed(self, old_priority: str, new_priority: str, at: int) -> None:
+        self.priority_override = new_priority
+
     @event("RunAdded")
     def _run_added(self, reason_created: str, at: int, retries_left: int) -> None:
         self.runs.append({"runId": len(self.runs), "state": "pending", "reasonCreated": reason_created,

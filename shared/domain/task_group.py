@@ -68,6 +68,14 @@ class TaskGroup(Aggregate):
         self._resolved(max(trigger, seen_through), now)
         return True
 
+    def priority_changed(self, new_priority: str, task_ids: list[str], now: int) -> None:
+        """changeTaskGroupPriority done: `task_ids` took the new priority."""
+        self._priority_changed(new_priority, len(task_ids), now)
+
+    @event("PriorityChanged")
+    def _priority_changed(self, new_priority: str, tasks_affected: int, at: int) -> None:
+        pass  # the tasks carry the priority; this records the request (and its message)
+
     @event("Extended")
     def _extended(self, expires: int) -> None:
         self.expires = expires

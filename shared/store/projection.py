@@ -12,6 +12,7 @@ from taskjournal.shared.domain.priority import RANK
 from taskjournal.shared.domain.task import Task
 from taskjournal.shared.domain.task_group import TaskGroup
 from taskjournal.shared.domain.time import parse_ms
+from taskjournal.shared.domain.worker import TaskQueue, Worker
 
 
 @dataclass
@@ -36,6 +37,10 @@ def changes_for(aggregates, new_ids: set) -> Changes:
             _artifact_rows(aggregate, changes)
         elif isinstance(aggregate, Object):
             _object_rows(aggregate, changes)
+        elif isinstance(aggregate, TaskQueue):
+            _queue_rows(aggregate, changes)
+        elif isinstance(aggregate, Worker):
+            _worker_rows(aggregate, changes)
     return changes
 
 
@@ -57,7 +62,7 @@ def _task_rows(task: Task, is_new: bool, changes: Changes) -> None:
     run = task.last_run
     if run is not None and run["state"] == "pending":
         changes.add("upsert_pending", **key, run_id=run["runId"], task_queue_id=d["taskQueueId"],
-                    priority=RANK[d["priority"]], inserted=parse_ms(run["scheduled"]), deadline=task.deadline_ms)
+                    priority=RANK[task.priority], inserted=parse_ms(run["scheduled"]), deadline=task.deadline_ms)
         changes.pending_queues.add(d["taskQueueId"])
     else:
         changes.add("delete_pending", **key)
@@ -67,6 +72,12 @@ def _task_rows(task: Task, is_new: bool, changes: Changes) -> None:
                     taken_until=parse_ms(run["takenUntil"]))
     else:
         changes.add("delete_claim", **key)
+    # a worker's recentTasks: every claimed run (live, only a running last run can be new; a replay sees all)
+    for claimed in (task.runs if is_new else [run] if run is not None and run["state"] == "running" else []):
+        if "workerGroup" in claimed:
+            changes.add("insert_worker_run", **key, run_id=claimed["runId"], task_queue_id=d["taskQueueId"],
+                        worker_group=claimed["workerGroup"], worker_id=claimed["workerId"],
+                        started=parse_ms(claimed["started"]))
 
 
 def _group_rows(group: TaskGroup, changes: Changes) -> None:
@@ -81,3 +92,16 @@ def _artifact_rows(artifact: Artifact, changes: Changes) -> None:
 def _object_rows(obj: Object, changes: Changes) -> None:
     changes.add("upsert_object", object_name=obj.name, project_id=obj.project_id, upload_id=obj.upload_id,
                 expires=obj.expires, upload_expires=obj.upload_expires, finished=obj.finished)
+
+
+def _queue_rows(queue: TaskQueue, changes: Changes) -> None:
+    changes.add("upsert_task_queue", task_queue_id=queue.task_queue_id,
+                provisioner_id=queue.task_queue_id.split("/", 1)[0], expires=queue.expires,
+                last_date_active=queue.last_date_active, description=queue.description, stability=queue.stability)
+
+
+def _worker_rows(worker: Worker, changes: Changes) -> None:
+    changes.add("upsert_worker", task_queue_id=worker.task_queue_id, worker_group=worker.worker_group,
+                worker_id=worker.worker_id, first_claim=worker.first_claim, last_date_active=worker.last_date_active,
+                expires=worker.expires, quarantine_until=worker.quarantine_until,
+                quarantine_details=orjson.dumps(worker.quarantine_details).decode())

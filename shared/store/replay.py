@@ -16,6 +16,9 @@ PROJECTIONS = {  # projection name -> (table, the projection statements that fil
     "dependencies": ("tj_dependencies", ("insert_dependency",)),
     "artifacts": ("tj_artifacts", ("upsert_artifact",)),
     "objects": ("tj_objects", ("upsert_object",)),
+    "task-queues": ("tj_task_queues", ("upsert_task_queue",)),
+    "workers": ("tj_workers", ("upsert_worker",)),
+    "worker-runs": ("tj_worker_runs", ("insert_worker_run",)),
 }
 PAGE = 2000
 

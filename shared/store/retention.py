@@ -57,3 +57,20 @@ def drop_expired_objects(journal, now: int) -> list[str]:
     for name in dropped:
         journal.forget(object_uuid(name))
     return dropped
+
+
+# ---------------------------------------------------------------- task queues and workers (behaviour spec §3.7)
+def drop_expired_worker_info(journal, now: int) -> tuple[int, int]:
+    """Delete task queues whose `expires` is more than the grace past, and
+    workers whose `expires` and `quarantineUntil` both are; how many of each went."""
+    from taskjournal.shared.domain.worker import queue_uuid, worker_uuid
+
+    cutoff = now - GRACE_MS
+    queues = {q: queue_uuid(q) for q in journal.views.expired_task_queues(cutoff, BATCH)}
+    workers = {key: worker_uuid(*key) for key in journal.views.expired_workers(cutoff, BATCH)}
+    if not queues and not workers:
+        return 0, 0
+    dropped_queues, dropped_workers = journal.store.delete_worker_info_if_relayed(queues, workers)
+    for aggregate_id in [*(queues[q] for q in dropped_queues), *(workers[w] for w in dropped_workers)]:
+        journal.forget(aggregate_id)
+    return len(dropped_queues), len(dropped_workers)

@@ -68,7 +68,8 @@ class SqlStore(ReadModel):
             relayed = dict(curs.fetchone())["position"]
             for task_id, aggregate_id in tasks.items():
                 if self._delete_events(curs, aggregate_id, relayed):
-                    for name in ("delete_task", "delete_task_pending", "delete_task_claim", "delete_task_dependencies"):
+                    for name in ("delete_task", "delete_task_pending", "delete_task_claim", "delete_task_dependencies",
+                                 "delete_task_worker_runs"):
                         curs.execute(sql[name], {"task_id": task_id})
                     dropped_tasks.append(task_id)
             for group_id, aggregate_id in groups.items():
@@ -91,6 +92,25 @@ class SqlStore(ReadModel):
                                                                          "name": name})
                     dropped.append((task_id, run_id, name))
         return dropped
+
+    def delete_worker_info_if_relayed(self, queues: dict[str, UUID], workers: dict[tuple[str, str, str], UUID]
+                                      ) -> tuple[list[str], list[tuple[str, str, str]]]:
+        """Delete expired task queues' and workers' events and rows, in one
+        transaction, each once relayed. Returns the keys deleted."""
+        dropped_queues, dropped_workers = [], []
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(self.relay_sql["relayed_position"])
+            relayed = dict(curs.fetchone())["position"]
+            for queue_id, aggregate_id in queues.items():
+                if self._delete_events(curs, aggregate_id, relayed):
+                    curs.execute(self.retention_sql["delete_task_queue"], {"task_queue_id": queue_id})
+                    dropped_queues.append(queue_id)
+            for (queue_id, group, worker), aggregate_id in workers.items():
+                if self._delete_events(curs, aggregate_id, relayed):
+                    curs.execute(self.retention_sql["delete_worker"], {"task_queue_id": queue_id,
+                                                                       "worker_group": group, "worker_id": worker})
+                    dropped_workers.append((queue_id, group, worker))
+        return dropped_queues, dropped_workers
 
     def _delete_events(self, curs, aggregate_id: UUID, relayed: int | None) -> bool:
         key = {"originator_id": self._event_key(aggregate_id)}

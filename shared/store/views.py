@@ -90,6 +90,9 @@ class ReadModel:
     def pending_count(self, task_queue_id: str, now: int) -> int:
         return self._value("pending_count", task_queue_id=task_queue_id, now=now) or 0
 
+    def claimed_count(self, task_queue_id: str) -> int:
+        return self._value("claimed_count", task_queue_id=task_queue_id) or 0
+
     def pending_page(self, task_queue_id: str, after: tuple[int, str], limit: int) -> list[dict]:
         return self._rows("pending_page", task_queue_id=task_queue_id, after_inserted=after[0],
                           after_task_id=after[1], limit=limit)
@@ -153,3 +156,42 @@ class ReadModel:
 
     def expired_objects(self, now: int, limit: int) -> list[str]:
         return [row["name"] for row in self._rows("expired_objects", now=now, limit=limit)]
+    # ---------------------------------------------------------- task queues and workers (behaviour spec §10)
+    def task_queue(self, task_queue_id: str, now: int) -> dict | None:
+        """The task queue if it has not expired."""
+        rows = self._rows("task_queue", task_queue_id=task_queue_id, now=now)
+        return rows[0] if rows else None
+
+    def task_queues_page(self, now: int, offset: int, limit: int) -> list[dict]:
+        return self._rows("task_queues_page", now=now, offset=offset, limit=limit)
+
+    def provisioner_queues_page(self, provisioner_id: str, now: int, offset: int, limit: int) -> list[dict]:
+        return self._rows("provisioner_queues_page", provisioner_id=provisioner_id, now=now, offset=offset,
+                          limit=limit)
+
+    def provisioners(self, now: int, limit: int, provisioner_id: str = "") -> list[dict]:
+        """Provisioners synthesised from unexpired task queues (all, or the one named)."""
+        return self._rows("provisioners", now=now, limit=limit, provisioner_id=provisioner_id)
+
+    def worker(self, task_queue_id: str, worker_group: str, worker_id: str) -> dict | None:
+        rows = self._rows("worker", task_queue_id=task_queue_id, worker_group=worker_group, worker_id=worker_id)
+        return rows[0] if rows else None
+
+    def workers_page(self, task_queue_id: str, offset: int, limit: int) -> list[dict]:
+        return self._rows("workers_page", task_queue_id=task_queue_id, offset=offset, limit=limit)
+
+    def recent_tasks(self, task_queue_id: str, worker_group: str, worker_id: str, limit: int) -> list[dict]:
+        """The worker's latest `limit` claimed runs, oldest first."""
+        rows = self._rows("recent_tasks", task_queue_id=task_queue_id, worker_group=worker_group,
+                          worker_id=worker_id, limit=limit)
+        return [{"taskId": r["task_id"], "runId": r["run_id"]} for r in reversed(rows)]
+
+    def quarantined_workers(self, now: int) -> list[dict]:
+        return self._rows("quarantined_workers", now=now)
+
+    def expired_task_queues(self, cutoff: int, limit: int) -> list[str]:
+        return [r["task_queue_id"] for r in self._rows("expired_task_queues", cutoff=cutoff, limit=limit)]
+
+    def expired_workers(self, cutoff: int, limit: int) -> list[tuple[str, str, str]]:
+        return [(r["task_queue_id"], r["worker_group"], r["worker_id"])
+                for r in self._rows("expired_workers", cutoff=cutoff, limit=limit)]

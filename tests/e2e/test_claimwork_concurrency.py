@@ -44,3 +44,25 @@ def test_concurrent_claimers_on_two_gateways_claim_each_run_exactly_once(gateway
     assert set(everything) == task_ids
     statuses = [creator.status(t)["status"] for t in list(task_ids)[:10]]
     assert all(s["state"] == "running" and len(s["runs"]) == 1 for s in statuses)
+
+
+def test_a_quarantine_made_through_one_gateway_holds_on_the_other(gateways, unique_queue):
+    """Each gateway checks quarantine against a copy refreshed every second:
+    once the other gateway's copy has it, its claimWork hands out nothing."""
+    import time
+
+    first, second = gateways
+    provisioner, worker_type = unique_queue.split("/")
+    worker = {"workerGroup": "q", "workerId": "quarantined"}
+    assert second.queue().claimWork(unique_queue, {**worker, "tasks": 1})["tasks"] == []  # the worker is seen
+    first.queue().quarantineWorker(provisioner, worker_type, "q", "quarantined", {
+        "quarantineUntil": taskcluster.stringDate(taskcluster.fromNow("1 hour")), "quarantineInfo": "test"})
+    held, deadline = False, time.monotonic() + 30
+    while not held and time.monotonic() < deadline:
+        first.queue().createTask(taskcluster.slugId(), task_definition(unique_queue))
+        held = second.queue().claimWork(unique_queue, {**worker, "tasks": 1})["tasks"] == []
+    assert held
+    for _ in range(3):  # and it keeps holding, with work pending
+        assert second.queue().claimWork(unique_queue, {**worker, "tasks": 1})["tasks"] == []
+        assert second.queue().pendingTasks(unique_queue)["pendingTasks"] >= 1
+    assert first.queue().claimWork(unique_queue, {"workerGroup": "q", "workerId": "free", "tasks": 1})["tasks"]

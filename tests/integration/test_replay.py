@@ -31,7 +31,7 @@ def _random_workload(journal, rng: random.Random, steps: int) -> None:
     for _ in range(steps):
         now += rng.randint(1, 5000)
         action = rng.choice(["create", "create", "claim", "complete", "fail", "exception", "rerun", "cancel",
-                             "seal", "expire", "artifact", "artifact"])
+                             "seal", "expire", "artifact", "artifact", "worker", "priority"])
         try:
             if action == "create" or not task_ids:
                 task_id = task_id_of(uuid.uuid4())
@@ -65,6 +65,10 @@ def _random_workload(journal, rng: random.Random, steps: int) -> None:
                 running = [t for t in task_ids if journal.task(t).state == "running"]
                 if running:
                     _random_artifact(journal, rng, rng.choice(running), now)
+            elif action == "priority":
+                journal.change_task_priority(rng.choice(task_ids), rng.choice(["highest", "low"]), now)
+            elif action == "worker":
+                _random_worker_change(journal, rng, now)
             elif action == "expire":
                 for claim in journal.views.expired_claims(now + 120_000):
                     journal.expire_claim(claim["task_id"], claim["run_id"], claim["taken_until"], now + 120_000)
@@ -83,11 +87,28 @@ def _random_artifact(journal, rng: random.Random, task_id: str, now: int) -> Non
                             request, now)
 
 
+def _random_worker_change(journal, rng: random.Random, now: int) -> None:
+    """A task queue or worker record changes: seen, declared or quarantined."""
+    queue, worker = rng.choice(QUEUES), rng.choice(["w", "x"])
+    change = rng.choice(["seen", "declare-queue", "declare-worker", "quarantine"])
+    if change == "seen":
+        journal.record_seen(queue, now + 86_400_000, now, ("wg", worker, now + 86_400_000))
+    elif change == "declare-queue":
+        journal.declare_task_queue(queue, now, rng.choice([None, now + 10_000_000]), rng.choice([None, "d"]),
+                                   rng.choice([None, "stable"]))
+    elif change == "declare-worker":
+        journal.declare_worker(queue, "wg", worker, now, rng.choice([None, now + 10_000_000]))
+    else:
+        journal.quarantine_worker(queue, "wg", worker, now + rng.choice([-1000, 60_000]), rng.choice([None, "why"]),
+                                  "someone", now)
+
+
 @pytest.mark.parametrize("seed", [1, 2])
 def test_rebuilt_projections_equal_the_live_ones_after_a_random_workload(journal, seed):
     _random_workload(journal, random.Random(seed), 150)
     live = _dump(journal)
     assert live["tasks"] and live["task-groups"] and live["artifacts"]
+    assert live["task-queues"] and live["workers"] and live["worker-runs"]
     position = rebuild(journal, list(PROJECTIONS))
     assert position == journal.recorder.max_notification_id()
     assert _dump(journal) == live

@@ -31,3 +31,20 @@ def require(*parts: str, root: Path | None = None) -> Path:
     if os.environ.get("CI"):
         pytest.fail(f"{reason}; CI is set, so this is a failure", pytrace=False)
     pytest.skip(reason)
+
+
+def v64_queue(options: dict):
+    """The official Python client's Queue, generated from v64.2.5's api.json
+    (it still has declareProvisioner and declareWorkerType, which the
+    installed, later client no longer offers), plus the later client's
+    methods v64.2.5 did not have (taskQueueCounts, changeTaskPriority, ...)."""
+    import json
+
+    import taskcluster
+    from taskcluster.client import createApiClient
+
+    api = json.loads(require("references", "queue", "v1", "api.json").read_text())
+    known = {entry["name"] for entry in api["entries"]}
+    api["entries"] += [{"type": "function", **entry} for name, entry in taskcluster.Queue.funcinfo.items()
+                       if name not in known]
+    return createApiClient("Queue", {"reference": api})(options)

@@ -12,8 +12,8 @@ from taskjournal.shared.domain.ids import task_id_of
 from taskjournal.shared.domain.task import Task
 from taskjournal.shared.domain.task_group import TaskGroup
 from taskjournal.shared.domain.time import format_ms
-from taskjournal.shared.messages import (EXCHANGES, InternalEvent, PulseMessage, internal_event_for, messages_for,
-                             topic_matches)
+from taskjournal.shared.messages import (EXCHANGES, LATER_EXCHANGES, InternalEvent, PulseMessage, internal_event_for,
+                                         messages_for, topic_matches)
 
 from tests.support import reference
 
@@ -203,7 +203,7 @@ def test_group_sealed_and_resolved(validate):
 
 def test_every_exchange_name_is_official():
     exchanges = reference.require("references/queue/v1/exchanges.json")
-    assert set(EXCHANGES) == {e["exchange"] for e in json.loads(exchanges.read_text())["entries"]}
+    assert set(EXCHANGES) - set(LATER_EXCHANGES) == {e["exchange"] for e in json.loads(exchanges.read_text())["entries"]}
 
 
 def test_internal_event_carries_identity_position_and_attributes():
@@ -290,3 +290,30 @@ def test_a_changed_repeat_sends_artifact_created_again(validate):
     artifact.revise("reference", "text/plain", NOW + HOUR, {"url": "https://b"}, artifact.task_status)
     message, = sent(artifact, mark)
     validate(message)
+
+
+# ---------------------------------------------------------------- priority changes (upstream v95.1)
+def test_a_priority_change_sends_task_priority_changed_with_both_priorities():
+    task = tagged_task(priority="low", schedulerId="sched")
+    task.schedule(NOW)
+    assert task.change_priority("highest", NOW)
+    assert not task.change_priority("highest", NOW)  # no change, no event
+    messages = sent(task, mark=2)
+    assert names(messages) == ["task-priority-changed"]
+    body = messages[0].body
+    assert set(body) == {"version", "status", "oldPriority", "newPriority"}
+    assert (body["version"], body["oldPriority"], body["newPriority"]) == (1, "low", "highest")
+    assert body["status"]["priority"] == "highest" and body["status"]["state"] == "pending"
+    assert messages[0].routing_key == f"primary.{task.task_id}._._._.prov.wt.sched.{task.task_id}._"
+    assert messages[0].cc == ["route.index.a", "route.tc.b"]
+    assert task.definition["priority"] == "low"  # the definition is kept as submitted
+
+
+def test_a_group_priority_change_sends_task_group_priority_changed():
+    group = TaskGroup(task_group_id="fCPMTqF1QUmCO40rBjfYaw", scheduler_id="sched", expires=NOW + HOUR)
+    group.priority_changed("high", ["a", "b"], NOW)
+    messages = sent(group)
+    assert names(messages) == ["task-group-priority-changed"]
+    assert messages[0].body == {"version": 1, "taskGroupId": "fCPMTqF1QUmCO40rBjfYaw", "schedulerId": "sched",
+                                "newPriority": "high", "tasksAffected": 2}
+    assert messages[0].routing_key == "primary.fCPMTqF1QUmCO40rBjfYaw.sched._"

@@ -20,8 +20,10 @@ ON CONFLICT (required_task_id, dependent_task_id) DO NOTHING;
 -- name: upsert_pending
 INSERT INTO tj_pending (task_id, run_id, task_queue_id, priority, inserted, deadline)
 VALUES (:task_id, :run_id, :task_queue_id, :priority, :inserted, :deadline)
-ON CONFLICT (task_id) DO UPDATE SET run_id = excluded.run_id, inserted = excluded.inserted, leased_until = 0
-WHERE tj_pending.run_id <> excluded.run_id;
+ON CONFLICT (task_id) DO UPDATE SET run_id = excluded.run_id, inserted = excluded.inserted,
+    priority = excluded.priority,
+    leased_until = CASE WHEN tj_pending.run_id <> excluded.run_id THEN 0 ELSE tj_pending.leased_until END
+WHERE tj_pending.run_id <> excluded.run_id OR tj_pending.priority <> excluded.priority;
 
 -- name: delete_pending
 DELETE FROM tj_pending WHERE task_id = :task_id;
@@ -55,3 +57,23 @@ INSERT INTO tj_objects (name, project_id, upload_id, expires, upload_expires, fi
 VALUES (:object_name, :project_id, :upload_id, :expires, :upload_expires, :finished)
 ON CONFLICT (name) DO UPDATE SET project_id = excluded.project_id, upload_id = excluded.upload_id,
     expires = excluded.expires, upload_expires = excluded.upload_expires, finished = excluded.finished;
+
+-- name: upsert_task_queue
+INSERT INTO tj_task_queues (task_queue_id, provisioner_id, expires, last_date_active, description, stability)
+VALUES (:task_queue_id, :provisioner_id, :expires, :last_date_active, :description, :stability)
+ON CONFLICT (task_queue_id) DO UPDATE SET expires = excluded.expires, last_date_active = excluded.last_date_active,
+    description = excluded.description, stability = excluded.stability;
+
+-- name: upsert_worker
+INSERT INTO tj_workers (task_queue_id, worker_group, worker_id, first_claim, last_date_active, expires,
+                        quarantine_until, quarantine_details)
+VALUES (:task_queue_id, :worker_group, :worker_id, :first_claim, :last_date_active, :expires, :quarantine_until,
+        :quarantine_details)
+ON CONFLICT (task_queue_id, worker_group, worker_id) DO UPDATE SET last_date_active = excluded.last_date_active,
+    expires = excluded.expires, quarantine_until = excluded.quarantine_until,
+    quarantine_details = excluded.quarantine_details;
+
+-- name: insert_worker_run
+INSERT INTO tj_worker_runs (task_id, run_id, task_queue_id, worker_group, worker_id, started)
+VALUES (:task_id, :run_id, :task_queue_id, :worker_group, :worker_id, :started)
+ON CONFLICT (task_id, run_id) DO NOTHING;

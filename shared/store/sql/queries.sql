@@ -135,3 +135,57 @@ SELECT name FROM tj_objects WHERE expires <= :now
 UNION
 SELECT name FROM tj_objects WHERE upload_expires <= :now
 LIMIT :limit;
+
+-- name: task_queue
+SELECT task_queue_id, expires, last_date_active, description, stability FROM tj_task_queues
+WHERE task_queue_id = :task_queue_id AND expires > :now;
+
+-- name: task_queues_page
+SELECT task_queue_id, expires, last_date_active, description, stability FROM tj_task_queues
+WHERE expires > :now ORDER BY task_queue_id LIMIT :limit OFFSET :offset;
+
+-- name: provisioner_queues_page
+SELECT task_queue_id, expires, last_date_active, description, stability FROM tj_task_queues
+WHERE provisioner_id = :provisioner_id AND expires > :now ORDER BY task_queue_id LIMIT :limit OFFSET :offset;
+
+-- name: provisioners
+SELECT provisioner_id, MAX(expires) AS expires, MAX(last_date_active) AS last_date_active FROM tj_task_queues
+WHERE expires > :now AND (:provisioner_id = '' OR provisioner_id = :provisioner_id)
+GROUP BY provisioner_id ORDER BY provisioner_id LIMIT :limit;
+
+-- name: worker
+SELECT task_queue_id, worker_group, worker_id, first_claim, last_date_active, expires, quarantine_until,
+       quarantine_details FROM tj_workers
+WHERE task_queue_id = :task_queue_id AND worker_group = :worker_group AND worker_id = :worker_id;
+
+-- name: workers_page
+-- Every worker of the queue (the caller filters the page, as upstream), with its latest run.
+SELECT w.worker_group, w.worker_id, w.first_claim, w.last_date_active, w.expires, w.quarantine_until,
+       (SELECT r.task_id FROM tj_worker_runs r LEFT JOIN tj_tasks t ON t.task_id = r.task_id
+        WHERE r.task_queue_id = w.task_queue_id AND r.worker_group = w.worker_group AND r.worker_id = w.worker_id
+        ORDER BY r.started DESC, t.created_position DESC LIMIT 1) AS latest_task_id,
+       (SELECT r.run_id FROM tj_worker_runs r LEFT JOIN tj_tasks t ON t.task_id = r.task_id
+        WHERE r.task_queue_id = w.task_queue_id AND r.worker_group = w.worker_group AND r.worker_id = w.worker_id
+        ORDER BY r.started DESC, t.created_position DESC LIMIT 1) AS latest_run_id
+FROM tj_workers w WHERE w.task_queue_id = :task_queue_id
+ORDER BY w.worker_group, w.worker_id LIMIT :limit OFFSET :offset;
+
+-- name: recent_tasks
+-- A worker's latest :limit runs, newest first; runs claimed in one call (same
+-- instant) in queue order, which for one priority is creation order.
+SELECT r.task_id, r.run_id FROM tj_worker_runs r LEFT JOIN tj_tasks t ON t.task_id = r.task_id
+WHERE r.task_queue_id = :task_queue_id AND r.worker_group = :worker_group AND r.worker_id = :worker_id
+ORDER BY r.started DESC, t.created_position DESC LIMIT :limit;
+
+-- name: quarantined_workers
+SELECT task_queue_id, worker_group, worker_id, quarantine_until FROM tj_workers WHERE quarantine_until > :now;
+
+-- name: expired_task_queues
+SELECT task_queue_id FROM tj_task_queues WHERE expires < :cutoff ORDER BY expires LIMIT :limit;
+
+-- name: expired_workers
+SELECT task_queue_id, worker_group, worker_id FROM tj_workers
+WHERE expires < :cutoff AND quarantine_until < :cutoff ORDER BY expires LIMIT :limit;
+
+-- name: claimed_count
+SELECT COUNT(*) AS n FROM tj_claims WHERE task_queue_id = :task_queue_id;

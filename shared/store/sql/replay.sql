@@ -21,3 +21,12 @@ DROP TABLE IF EXISTS tj_artifacts;
 
 -- name: drop_tj_objects
 DROP TABLE IF EXISTS tj_objects;
+
+-- name: drop_tj_task_queues
+DROP TABLE IF EXISTS tj_task_queues;
+
+-- name: drop_tj_workers
+DROP TABLE IF EXISTS tj_workers;
+
+-- name: drop_tj_worker_runs
+DROP TABLE IF EXISTS tj_worker_runs;

@@ -31,3 +31,13 @@ DELETE FROM tj_artifacts WHERE task_id = :task_id AND run_id = :run_id AND name 
 
 -- name: delete_object
 DELETE FROM tj_objects WHERE name = :name;
+
+-- name: delete_task_worker_runs
+DELETE FROM tj_worker_runs WHERE task_id = :task_id;
+
+-- name: delete_task_queue
+DELETE FROM tj_task_queues WHERE task_queue_id = :task_queue_id;
+
+-- name: delete_worker
+DELETE FROM tj_workers WHERE task_queue_id = :task_queue_id AND worker_group = :worker_group
+    AND worker_id = :worker_id;

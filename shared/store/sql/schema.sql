@@ -144,3 +144,48 @@ CREATE INDEX IF NOT EXISTS tj_objects_expires ON tj_objects (expires);
 
 -- name: create_objects_upload_expiry_index
 CREATE INDEX IF NOT EXISTS tj_objects_upload_expires ON tj_objects (upload_expires) WHERE upload_expires IS NOT NULL;
+
+-- name: create_task_queues
+-- Task queues (shared/domain/worker.py); provisioners are synthesised from them.
+CREATE TABLE IF NOT EXISTS tj_task_queues (
+    task_queue_id TEXT PRIMARY KEY,
+    provisioner_id TEXT NOT NULL,
+    expires BIGINT NOT NULL,
+    last_date_active BIGINT NOT NULL,
+    description TEXT NOT NULL,
+    stability TEXT NOT NULL
+);
+
+-- name: create_task_queues_provisioner_index
+CREATE INDEX IF NOT EXISTS tj_task_queues_provisioner ON tj_task_queues (provisioner_id, task_queue_id);
+
+-- name: create_workers
+CREATE TABLE IF NOT EXISTS tj_workers (
+    task_queue_id TEXT NOT NULL,
+    worker_group TEXT NOT NULL,
+    worker_id TEXT NOT NULL,
+    first_claim BIGINT NOT NULL,
+    last_date_active BIGINT NOT NULL,
+    expires BIGINT NOT NULL,
+    quarantine_until BIGINT NOT NULL,
+    quarantine_details TEXT NOT NULL,
+    PRIMARY KEY (task_queue_id, worker_group, worker_id)
+);
+
+-- name: create_workers_quarantine_index
+CREATE INDEX IF NOT EXISTS tj_workers_quarantine ON tj_workers (quarantine_until);
+
+-- name: create_worker_runs
+-- Every run a worker claimed (from the Task aggregates): a worker's recentTasks.
+CREATE TABLE IF NOT EXISTS tj_worker_runs (
+    task_id TEXT NOT NULL,
+    run_id INTEGER NOT NULL,
+    task_queue_id TEXT NOT NULL,
+    worker_group TEXT NOT NULL,
+    worker_id TEXT NOT NULL,
+    started BIGINT NOT NULL,
+    PRIMARY KEY (task_id, run_id)
+);
+
+-- name: create_worker_runs_worker_index
+CREATE INDEX IF NOT EXISTS tj_worker_runs_worker ON tj_worker_runs (task_queue_id, worker_group, worker_id, started);
