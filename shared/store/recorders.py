@@ -2,7 +2,9 @@
 and the tracking position are written in the transaction that appends the
 events, so a committed write is visible to every read at once (ADR 0003)."""
 
+import time
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from eventsourcing.postgres import ConnectionPool, PostgresApplicationRecorder, PostgresFactory
 from eventsourcing.sqlite import SQLiteApplicationRecorder
@@ -27,6 +29,7 @@ def _apply(execute, sql: dict, changes, stored_events, ids) -> None:
     execute(sql["advance_position"], {"position": max(ids)})
 
 
+RECENTLY_USED_S = 1.0  # pre-ping skips connections that were in use this recently
 SCHEMA_LOCK = 7_401_318_2024  # advisory lock: processes starting together create tables one at a time
 
 
@@ -43,7 +46,18 @@ class ConninfoPostgresFactory(PostgresFactory):
         datastore, old = self.datastore, self.datastore.pool
         conninfo = self.env.get(CONNINFO) or ""
 
+        taken: WeakKeyDictionary = WeakKeyDictionary()  # connection -> when it was last taken from the pool
+
         def check(conn) -> None:
+            # A connection taken less than a second ago was alive then: pinging
+            # it would add a round trip to every read (about a fifth of a status
+            # read). One idle for longer, as all are after a database restart,
+            # is pinged; a read that meets a dead one heals and retries
+            # (ReadModel._run).
+            now = time.monotonic()
+            last, taken[conn] = taken.get(conn, 0.0), now
+            if now - last < RECENTLY_USED_S:
+                return
             try:
                 ConnectionPool.check_connection(conn)
             except Exception:

@@ -181,6 +181,9 @@ class PostgresStore(SqlStore):
     def _event_key(self, aggregate_id: UUID):
         return aggregate_id
 
+    def heal(self) -> None:
+        self.datastore.pool.check()
+
     def _with_events_table(self, sql: str):
         from psycopg.sql import SQL, Identifier
 

@@ -1,5 +1,7 @@
 """Queries over the read models (the tables the inline projection keeps)."""
 
+from eventsourcing.persistence import InterfaceError, OperationalError
+
 from taskjournal.shared.domain.ids import is_slugid
 
 from .sql import statements
@@ -21,9 +23,21 @@ class ReadModel:
         return self._run(self.sql[name], commit, **params)
 
     def _run(self, sql, commit: bool = False, **params) -> list[dict]:
+        try:
+            return self._run_once(sql, commit, params)
+        except (OperationalError, InterfaceError):
+            if commit:
+                raise
+            self.heal()  # a pooled connection died (the database restarted): drop the dead ones, read again
+            return self._run_once(sql, commit, params)
+
+    def _run_once(self, sql, commit: bool, params: dict) -> list[dict]:
         with self.datastore.transaction(commit=commit) as curs:
             curs.execute(sql, params)
             return [dict(row) for row in curs.fetchall()]
+
+    def heal(self) -> None:
+        """Drop dead pooled connections; the PostgreSQL store's pool has some to drop."""
 
     def _execute(self, name: str, **params) -> None:
         with self.datastore.transaction(commit=True) as curs:
