@@ -54,7 +54,7 @@ def _one_artifact(root_url: str, worker: taskcluster.Queue, task_id: str, name: 
                                                          "expires": expires})
     objects = taskcluster.Object({"rootUrl": root_url, "credentials": created["credentials"], "maxRetries": 0})
     helpers.uploadFromBuf(projectId=created["projectId"], name=created["name"], contentType="text/plain",
-                          contentLength=len(PAYLOAD), expires=taskcluster.fromNow("1 day"),
+                          contentLength=len(PAYLOAD), expires=created["expires"],  # as the queue locked it in
                           uploadId=created["uploadId"], data=PAYLOAD, objectService=objects, maxRetries=0)
     worker.finishArtifact(task_id, "0", name, {"uploadId": created["uploadId"]})
 
