@@ -2,7 +2,6 @@
 driven by the official Python client as a worker and its consumers use them
 (behaviour spec §8)."""
 
-import asyncio
 import datetime as dt
 import json
 import time
@@ -12,6 +11,7 @@ import requests
 import taskcluster
 from taskcluster.exceptions import TaskclusterRestFailure
 
+from tests.support.amqp import RouteSubscriber
 from tests.support.server import Server, task_definition
 
 WORKER = {"workerGroup": "art-group", "workerId": "art-worker"}
@@ -324,33 +324,6 @@ def test_listings_page_by_name(server):
 
 
 # ---------------------------------------------------------------- artifact-created on the exchange (§9.3)
-class ArtifactSubscriber:
-    """Collects artifact-created messages routed by `route.<route>`, on a thread of its own."""
-
-    def __init__(self, amqp_url: str, route: str):
-        import threading
-
-        self.amqp_url, self.route, self.messages, self.ready = amqp_url, route, [], threading.Event()
-        self.thread = threading.Thread(target=lambda: asyncio.run(self._consume()), daemon=True)
-        self.thread.start()
-        assert self.ready.wait(10)
-
-    async def _consume(self):
-        import aio_pika
-
-        connection = await aio_pika.connect(self.amqp_url)
-        channel = await connection.channel()
-        exchange = await channel.declare_exchange("exchange/taskcluster-queue/v1/artifact-created",
-                                                  aio_pika.ExchangeType.TOPIC, durable=True)
-        queue = await channel.declare_queue(exclusive=True, auto_delete=True)
-        await queue.bind(exchange, routing_key=f"route.{self.route}")
-        self.ready.set()
-        async with queue.iterator() as messages:
-            async for message in messages:
-                async with message.process():
-                    self.messages.append((message.routing_key, json.loads(message.body)))
-
-
 def wait_for(predicate, what: str, timeout: float = 15.0) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -362,7 +335,7 @@ def test_artifact_created_is_published_for_present_artifacts_but_never_s3(tmp_pa
     server = ArtifactServer(tmp_path, postgres_url, TASKJOURNAL_AMQP_URL=amqp_url)
     try:
         route = f"tj-art.{taskcluster.slugId()[:8]}"
-        subscriber = ArtifactSubscriber(amqp_url, route)
+        subscriber = RouteSubscriber(amqp_url, "artifact-created", route)
         run = Run(server, routes=[route])
         run.create("public/s3", storageType="s3", contentType="text/plain")
         expires = in_("1 day")
@@ -370,12 +343,12 @@ def test_artifact_created_is_published_for_present_artifacts_but_never_s3(tmp_pa
         run.create("public/ref", **REFERENCE, expires=expires)  # identical: no new event, no second message
         run.create("public/err", **ERROR)
         run.create("private/obj", storageType="object", contentType="text/plain")  # not present until finished
-        wait_for(lambda: len(subscriber.messages) >= 2, "artifact-created")
+        wait_for(lambda: len(subscriber.bodies) >= 2, "artifact-created")
         run.create("public/last", **REFERENCE)  # everything before it has been relayed once this one arrives
-        wait_for(lambda: len(subscriber.messages) >= 3, "the last artifact-created")
-        names = [body["artifact"]["name"] for _, body in subscriber.messages]
+        wait_for(lambda: len(subscriber.bodies) >= 3, "the last artifact-created")
+        names = [body["artifact"]["name"] for _, body in subscriber.bodies]
         assert names == ["public/ref", "public/err", "public/last"]
-        key, body = subscriber.messages[0]
+        key, body = subscriber.bodies[0]
         assert key == f"primary.{run.task_id}.0.art-group.art-worker.{body['status']['provisionerId']}." \
                       f"{body['status']['workerType']}.-.{run.task_id}._"
         assert body["artifact"]["storageType"] == "reference" and body["runId"] == 0

@@ -2,46 +2,16 @@
 graph runs to completion, a subscriber bound to task-completed with a route
 gets its messages, and killing any service with SIGKILL mid-run loses nothing."""
 
-import asyncio
 import secrets
-import threading
 import time
 
-import aio_pika
-import orjson
 import pytest
 import taskcluster
 
+from tests.support.amqp import RouteSubscriber
 from tests.support.server import Server, task_definition
 
 ROLES = ("scheduler", "claim-resolver", "dependency-resolver", "relay")
-
-
-class Subscriber:
-    """Collects task-completed messages routed by `route.<route>` on a thread of its own."""
-
-    def __init__(self, amqp_url: str, route: str):
-        self.amqp_url, self.route, self.bodies, self.ready = amqp_url, route, [], threading.Event()
-        self.thread = threading.Thread(target=lambda: asyncio.run(self._consume()), daemon=True)
-        self.stop = False
-        self.thread.start()
-        assert self.ready.wait(10)
-
-    async def _consume(self):
-        connection = await aio_pika.connect(self.amqp_url)
-        channel = await connection.channel()
-        exchange = await channel.declare_exchange("exchange/taskcluster-queue/v1/task-completed",
-                                                  aio_pika.ExchangeType.TOPIC, durable=True)
-        queue = await channel.declare_queue(exclusive=True, auto_delete=True)
-        await queue.bind(exchange, routing_key=f"route.{self.route}")
-        self.ready.set()
-        async with queue.iterator() as messages:
-            async for message in messages:
-                async with message.process():
-                    self.bodies.append((message.routing_key, orjson.loads(message.body)))
-                if self.stop:
-                    break
-        await connection.close()
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +51,7 @@ def test_graph_completes_across_processes_and_route_subscriber_gets_task_complet
                                                                                   amqp_url):
     gateway, _ = processes
     queue, route = gateway.queue(), f"tj-e2e.{secrets.token_hex(4)}"
-    subscriber = Subscriber(amqp_url, route)
+    subscriber = RouteSubscriber(amqp_url, "task-completed", route)
     ids = {name: taskcluster.slugId() for name in "ABCDFGH"}
     group = taskcluster.slugId()
 
@@ -161,7 +131,7 @@ def test_dev_with_postgres_and_rabbitmq_publishes_and_resolves_dependencies(tmp_
     server = Server(tmp_path, postgres_url, TASKJOURNAL_AMQP_URL=amqp_url)
     try:
         queue, route = server.queue(), f"tj-dev.{secrets.token_hex(4)}"
-        subscriber = Subscriber(amqp_url, route)
+        subscriber = RouteSubscriber(amqp_url, "task-completed", route)
         first, second = taskcluster.slugId(), taskcluster.slugId()
         queue.createTask(first, task_definition(unique_queue, routes=[route]))
         queue.createTask(second, task_definition(unique_queue, routes=[route], dependencies=[first]))

@@ -46,3 +46,37 @@ async def receive(queue, count: int, timeout: float = 15.0, settle: float = 0.5)
         got.append(message)
         settled = time.monotonic() + settle
     return got
+
+
+class RouteSubscriber:
+    """Collects (routing key, body) of the messages of one public exchange
+    (e.g. "task-completed") routed by `route.<route>`, on a thread of its own."""
+
+    def __init__(self, amqp_url: str, exchange: str, route: str):
+        import threading
+
+        self.amqp_url, self.exchange, self.route = amqp_url, exchange, route
+        self.bodies: list[tuple[str, dict]] = []
+        self.stop, self.ready = False, threading.Event()
+        self.thread = threading.Thread(target=lambda: asyncio.run(self._consume()), daemon=True)
+        self.thread.start()
+        assert self.ready.wait(10)
+
+    async def _consume(self) -> None:
+        import aio_pika
+        import orjson
+
+        connection = await aio_pika.connect(self.amqp_url)
+        channel = await connection.channel()
+        exchange = await channel.declare_exchange(f"exchange/taskcluster-queue/v1/{self.exchange}",
+                                                  aio_pika.ExchangeType.TOPIC, durable=True)
+        queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+        await queue.bind(exchange, routing_key=f"route.{self.route}")
+        self.ready.set()
+        async with queue.iterator() as messages:
+            async for message in messages:
+                async with message.process():
+                    self.bodies.append((message.routing_key, orjson.loads(message.body)))
+                if self.stop:
+                    break
+        await connection.close()
