@@ -1,5 +1,5 @@
-"""A minimal Prometheus registry: counters and latency summaries with labels,
-rendered in the text exposition format."""
+"""A minimal Prometheus registry: counters, latency summaries and histograms
+with labels, rendered in the text exposition format."""
 
 import threading
 from collections import defaultdict
@@ -23,6 +23,14 @@ class Registry:
         self.inc(name + "_sum", seconds, **labels)
         self.inc(name + "_count", 1, **labels)
 
+    def histogram(self, name: str, value: float, buckets: tuple[float, ...], **labels) -> None:
+        """One observation of a histogram: cumulative `_bucket{le=...}` counters, `_sum` and `_count`."""
+        for bound in buckets:
+            if value <= bound:
+                self.inc(name + "_bucket", le=f"{bound:g}", **labels)
+        self.inc(name + "_bucket", le="+Inf", **labels)
+        self.observe(name, value, **labels)
+
     def render(self) -> str:
         lines = []
         for name, (kind, text) in sorted(self.help.items()):
@@ -37,3 +45,7 @@ class Registry:
 REGISTRY = Registry()
 REGISTRY.describe("taskjournal_http_requests_total", "counter", "API requests by endpoint and status")
 REGISTRY.describe("taskjournal_http_request_seconds", "summary", "API request latency by endpoint")
+# claimWork/claimTask: seconds from a run becoming pending to its claim
+CLAIM_WAIT = "taskjournal_claim_wait_seconds"
+CLAIM_WAIT_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 1800, 3600, 14400, 86400)
+REGISTRY.describe(CLAIM_WAIT, "histogram", "seconds from pending to claimed, by task queue")

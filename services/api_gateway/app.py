@@ -45,6 +45,7 @@ from .errors import (
     pattern_message,
     schema_message,
 )
+from .journal_api import JOURNAL_ENDPOINTS, JOURNAL_PREFIX
 from .responses import json_response
 from .routing import API_PREFIX, Router, invalid_params, invalid_query
 from .unparsable import answer_in_json, expect_handler
@@ -269,6 +270,8 @@ def create_app(services: GatewayParts, mount: Callable[[web.Application], None] 
         mount(app)
     # [\s\S]: any character, a decoded %0A too (`.` would leave such paths to aiohttp's plain-text 404)
     app.router.add_route("*", API_PREFIX + "/{tail:[\\s\\S]*}", gateway.dispatch, expect_handler=expect_handler)
+    ours = Gateway(services, JOURNAL_ENDPOINTS, JOURNAL_PREFIX)  # our own API (journal_api.py)
+    app.router.add_route("*", JOURNAL_PREFIX + "/{tail:[\\s\\S]*}", ours.dispatch, expect_handler=expect_handler)
     app.router.add_route("*", "/{tail:[\\s\\S]*}", _not_found, expect_handler=expect_handler)
     return app
 

@@ -15,6 +15,7 @@ from taskjournal.shared.domain.time import format_ms
 from . import paging
 from .claims import claim_body, claim_reply, reclaim_body
 from .context import Context
+from .journal_api import observe_claim
 from .responses import Raw
 
 STARTED = time.monotonic()
@@ -153,6 +154,8 @@ async def claim_work(ctx: Context):
 
     claimed = await ctx.services.claimer.claim(queue, body["workerGroup"], body["workerId"], int(body["tasks"]),
                                                deliverable, lambda at: workers.is_quarantined(key, at))
+    for task in claimed:
+        observe_claim(task, task.last_run["runId"])
     return Raw('{"tasks":[%s]}' % ",".join(replies[t.task_id].decode() for t in claimed))
 
 
@@ -176,6 +179,7 @@ async def claim_task(ctx: Context):
     claimed = await ctx.run(journal.claim_task, task_id, run_id, ctx.body["workerGroup"], ctx.body["workerId"],
                             now, now + ctx.services.claim_timeout_ms, authorize)
     await ctx.run(workers.queue_seen, claimed.definition["taskQueueId"], now)
+    observe_claim(claimed, run_id)
     return claim_body(ctx.services, claimed, run_id)
 
 

@@ -209,3 +209,14 @@ class ReadModel:
     def expired_workers(self, cutoff: int, limit: int) -> list[tuple[str, str, str]]:
         return [(r["task_queue_id"], r["worker_group"], r["worker_id"])
                 for r in self._rows("expired_workers", cutoff=cutoff, limit=limit)]
+
+    # ---------------------------------------------------------- our own API (journal)
+    def queue_position(self, task_id: str, now: int) -> dict | None:
+        """{state, task_queue_id, run_id, ahead} (run_id and ahead None unless
+        the task is pending before its deadline), or None for no such task."""
+        rows = self._rows("queue_position", task_id=task_id, now=now)
+        return rows[0] if rows else None
+
+    def recent_claims(self, task_queue_id: str, since: int) -> list[dict]:
+        """{run_id, started, status (JSON text)} of the queue's runs claimed since `since`."""
+        return self._rows("recent_claims", task_queue_id=task_queue_id, since=since)

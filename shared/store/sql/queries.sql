@@ -189,3 +189,23 @@ WHERE expires < :cutoff AND quarantine_until < :cutoff ORDER BY expires LIMIT :l
 
 -- name: claimed_count
 SELECT COUNT(*) AS n FROM tj_claims WHERE task_queue_id = :task_queue_id;
+
+-- name: queue_position
+-- Our own API (journal): a task's state and, while it is pending and before
+-- its deadline, how many claimable entries of its queue claimWork takes first
+-- (lease_pending's order: priority DESC, inserted, task_id). No task: no row.
+SELECT t.state, t.task_queue_id, p.run_id,
+       CASE WHEN p.task_id IS NULL THEN NULL ELSE (
+           SELECT COUNT(*) FROM tj_pending o
+           WHERE o.task_queue_id = p.task_queue_id AND o.deadline > :now
+             AND (o.priority > p.priority OR (o.priority = p.priority AND
+                  (o.inserted < p.inserted OR (o.inserted = p.inserted AND o.task_id < p.task_id))))
+       ) END AS ahead
+FROM tj_tasks t LEFT JOIN tj_pending p ON p.task_id = t.task_id AND p.deadline > :now
+WHERE t.task_id = :task_id;
+
+-- name: recent_claims
+-- Our own API (journal): the runs of a queue claimed since :since, with their
+-- task's status (each run's `scheduled`: when it became pending).
+SELECT r.run_id, r.started, t.status FROM tj_worker_runs r JOIN tj_tasks t ON t.task_id = r.task_id
+WHERE r.task_queue_id = :task_queue_id AND r.started >= :since;
