@@ -155,7 +155,7 @@ async def claim_work(ctx: Context):
     claimed = await ctx.services.claimer.claim(queue, body["workerGroup"], body["workerId"], int(body["tasks"]),
                                                deliverable, lambda at: workers.is_quarantined(key, at))
     for task in claimed:
-        observe_claim(task, task.last_run["runId"])
+        observe_claim(task)
     return Raw('{"tasks":[%s]}' % ",".join(replies[t.task_id].decode() for t in claimed))
 
 

@@ -55,8 +55,9 @@ def percentile(ordered: list[int], p: int) -> int | None:
     return ordered[max(0, math.ceil(p * len(ordered) / 100) - 1)]
 
 
-def observe_claim(task, run_id: int) -> None:
-    """The Prometheus histogram of claim waits (where a claim was committed)."""
+def observe_claim(task, run_id: int = -1) -> None:
+    """The Prometheus histogram of claim waits (where a claim was committed);
+    run -1: the task's last run."""
     run = task.runs[run_id]
     seconds = (parse_ms(run["started"]) - parse_ms(run["scheduled"])) / 1000
     REGISTRY.histogram(CLAIM_WAIT, seconds, CLAIM_WAIT_BUCKETS, task_queue_id=task.definition["taskQueueId"])
