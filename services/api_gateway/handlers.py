@@ -166,7 +166,10 @@ async def claim_task(ctx: Context):
     now = ctx.services.clock()
     workers = ctx.services.workers
 
+    was_pending = [False]  # a repeated claimTask by the same worker commits nothing: no new wait to observe
+
     def authorize(task) -> None:  # on the task the claim then decides on (404 first)
+        was_pending[0] = run_id < len(task.runs) and task.runs[run_id]["state"] == "pending"
         queue = task.definition["taskQueueId"]
         provisioner, worker_type = definitions.split_queue(queue)
         ctx.authorize(provisionerId=provisioner, workerType=worker_type, **ctx.body)
@@ -179,7 +182,8 @@ async def claim_task(ctx: Context):
     claimed = await ctx.run(journal.claim_task, task_id, run_id, ctx.body["workerGroup"], ctx.body["workerId"],
                             now, now + ctx.services.claim_timeout_ms, authorize)
     await ctx.run(workers.queue_seen, claimed.definition["taskQueueId"], now)
-    observe_claim(claimed, run_id)
+    if was_pending[0]:
+        observe_claim(claimed, run_id)
     return claim_body(ctx.services, claimed, run_id)
 
 

@@ -136,3 +136,16 @@ def test_upstreams_prefix_does_not_serve_our_routes(server, queue):
     task_id = create(queue, fresh_queue())
     reply = requests.get(f"{server.root_url}/api/queue/v1/task/{task_id}/queue-position", timeout=30)
     assert reply.status_code == 404
+
+
+def test_claim_task_counts_in_wait_times_and_the_histogram_once(server, queue):
+    task_queue_id = fresh_queue()
+    task_id = create(queue, task_queue_id)
+    for _ in range(2):  # the same worker's repeated claimTask is accepted and commits nothing new
+        queue.claimTask(task_id, "0", {"workerGroup": "g", "workerId": "w"})
+    run = queue.status(task_id)["status"]["runs"][0]
+    wait = parse_ms(run["started"]) - parse_ms(run["scheduled"])
+    figures = get(server, f"/task-queues/{task_queue_id}/wait-times").json()
+    assert (figures["claims"], figures["p50"], figures["p99"]) == (1, wait, wait)
+    metrics = requests.get(server.root_url + "/metrics", timeout=30).text
+    assert f'taskjournal_claim_wait_seconds_count{{task_queue_id="{task_queue_id}"}} 1.0' in metrics
