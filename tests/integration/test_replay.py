@@ -113,3 +113,21 @@ def test_rebuilt_projections_equal_the_live_ones_after_a_random_workload(journal
     assert position == journal.recorder.max_notification_id()
     assert _dump(journal) == live
     assert journal.views.position() == position
+
+
+def _journal_api_answers(journal) -> dict:
+    """What our own API (journal_api.py) reads: every task's queue position, every queue's recent claims."""
+    with journal.recorder.datastore.transaction(commit=False) as curs:
+        curs.execute("SELECT task_id FROM tj_tasks")
+        task_ids = sorted(row["task_id"] for row in curs.fetchall())
+    positions = {t: journal.views.queue_position(t, NOW) for t in task_ids}
+    claims = {q: sorted(map(sorted, (r.items() for r in journal.views.recent_claims(q, 0)))) for q in QUEUES}
+    return {"positions": positions, "claims": claims}
+
+
+def test_queue_positions_and_wait_times_are_rebuilt_by_a_replay(journal):
+    _random_workload(journal, random.Random(3), 150)
+    live = _journal_api_answers(journal)
+    assert any(p is not None and p["ahead"] for p in live["positions"].values()) and any(live["claims"].values())
+    rebuild(journal, list(PROJECTIONS))
+    assert _journal_api_answers(journal) == live
