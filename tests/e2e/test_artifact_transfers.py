@@ -10,22 +10,12 @@ import datetime as dt
 import gzip
 import os
 
-import pytest
 import requests
 import taskcluster
 from taskcluster import download, upload
 
 
-from .test_artifacts import ArtifactServer, Run, in_
-
-
-
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def server(request, tmp_path_factory):
-    database_url = request.getfixturevalue("module_postgres_url") if request.param == "postgres" else None
-    srv = ArtifactServer(tmp_path_factory.mktemp("tj-bytes"), database_url)
-    yield srv
-    srv.stop()
+from .test_artifacts import Run, in_, server  # noqa: F401  (server: the same module-scoped fixture)
 
 
 def test_a_worker_uploads_its_log_and_another_client_downloads_it(server):
