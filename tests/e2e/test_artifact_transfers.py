@@ -14,7 +14,6 @@ import requests
 import taskcluster
 from taskcluster import download, upload
 
-
 from .test_artifacts import Run, in_, server  # noqa: F401  (server: the same module-scoped fixture)
 
 
