@@ -4,12 +4,23 @@ need from the database, in one interface with one class per dialect
 
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from typing import Any, Protocol
 from uuid import UUID
 
 PENDING_CHANNEL = "taskjournal_pending"  # NOTIFY payload: a task queue that gained pending work
 
-Rows = dict[str, list[dict]]  # projection statement name -> parameter sets
+Rows = dict[str, list[dict]]
+
+
+@dataclass(frozen=True, eq=False)
+class Doomed:
+    """An aggregate retention deletes: its events, and its read-model rows by
+    retention.sql statement name and parameters; `key` is the caller's name for it."""
+
+    key: Any
+    aggregate_id: UUID
+    rows: tuple[tuple[str, dict], ...]  # projection statement name -> parameter sets
 
 
 class Listener(Protocol):
@@ -82,11 +93,7 @@ class Store(Protocol):
     def listen(self, channel: str) -> AbstractAsyncContextManager[Listener]: ...
 
     # ---------------------------------------------------------- retention and replay
-    def delete_if_relayed(self, tasks: dict[str, UUID], groups: dict[str, UUID]) -> tuple[list[str], list[str]]: ...
-    def delete_artifacts_if_relayed(self, artifacts: dict[tuple[str, int, str], UUID]) -> list[tuple[str, int, str]]: ...
-    def delete_objects_if_relayed(self, objects: dict[str, UUID]) -> list[str]: ...
-    def delete_worker_info_if_relayed(self, queues: dict[str, UUID], workers: dict[tuple[str, str, str], UUID]
-                                      ) -> tuple[list[str], list[tuple[str, str, str]]]: ...
+    def delete_if_relayed(self, doomed: Sequence[Doomed]) -> list[Doomed]: ...
     def rebuild(self, tables: list[str], rows: Callable[[], tuple[Rows, int]]) -> int: ...
 
     def close(self) -> None: ...

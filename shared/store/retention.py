@@ -3,23 +3,38 @@ and a task group likewise, leaves the log and every read model (upstream
 deletes them the same way). Events not yet relayed are kept until they are,
 so subscribers never miss one."""
 
-from taskjournal.shared.domain.ids import group_uuid, task_uuid
+from taskjournal.shared.domain.ids import artifact_uuid, group_uuid, task_uuid
+from taskjournal.shared.domain.object import object_uuid
+from taskjournal.shared.domain.worker import queue_uuid, worker_uuid
+
+from .port import Doomed
 
 GRACE_MS = 30 * 60 * 1000
 BATCH = 200
+# A task's read-model rows; dependency rows go with the dependent.
+TASK_ROWS = ("delete_task", "delete_task_pending", "delete_task_claim", "delete_task_dependencies",
+             "delete_task_worker_runs")
 
 
 def drop_expired(journal, now: int) -> tuple[int, int]:
     """Delete expired tasks and groups; returns how many of each went."""
     cutoff = now - GRACE_MS
-    tasks = {task_id: task_uuid(task_id) for task_id in journal.views.expired_tasks(cutoff, BATCH)}
-    groups = {group_id: group_uuid(group_id) for group_id in journal.views.expired_groups(cutoff, BATCH)}
-    if not tasks and not groups:
-        return 0, 0
-    dropped_tasks, dropped_groups = journal.store.delete_if_relayed(tasks, groups)
-    for aggregate_id in [*(tasks[t] for t in dropped_tasks), *(groups[g] for g in dropped_groups)]:
-        journal.forget(aggregate_id)
-    return len(dropped_tasks), len(dropped_groups)
+    tasks = [Doomed(("task", t), task_uuid(t), tuple((row, {"task_id": t}) for row in TASK_ROWS))
+             for t in journal.views.expired_tasks(cutoff, BATCH)]
+    groups = [Doomed(("group", g), group_uuid(g), (("delete_task_group", {"task_group_id": g}),))
+              for g in journal.views.expired_groups(cutoff, BATCH)]
+    dropped = _drop(journal, tasks + groups)
+    return sum(kind == "task" for kind, _ in dropped), sum(kind == "group" for kind, _ in dropped)
+
+
+def _drop(journal, doomed: list[Doomed]) -> list:
+    """Delete what is relayed already; the keys of what went."""
+    if not doomed:
+        return []
+    dropped = journal.store.delete_if_relayed(doomed)
+    for item in dropped:
+        journal.forget(item.aggregate_id)
+    return [item.key for item in dropped]
 
 
 # ---------------------------------------------------------------- artifacts (behaviour spec §8.10)
@@ -32,15 +47,10 @@ def expired_artifacts(journal, now: int) -> list[dict]:
 
 def drop_artifacts(journal, rows: list[dict]) -> int:
     """Delete these artifacts' events and rows (each once relayed); how many went."""
-    from taskjournal.shared.domain.ids import artifact_uuid
-
-    keys = {(r["task_id"], r["run_id"], r["name"]): artifact_uuid(r["task_id"], r["run_id"], r["name"]) for r in rows}
-    if not keys:
-        return 0
-    dropped = journal.store.delete_artifacts_if_relayed(keys)
-    for key in dropped:
-        journal.forget(keys[key])
-    return len(dropped)
+    doomed = [Doomed(None, artifact_uuid(r["task_id"], r["run_id"], r["name"]),
+                     (("delete_artifact", {"task_id": r["task_id"], "run_id": r["run_id"], "name": r["name"]}),))
+              for r in rows]
+    return len(_drop(journal, doomed))
 
 
 def drop_expired_objects(journal, now: int) -> list[str]:
@@ -48,29 +58,19 @@ def drop_expired_objects(journal, now: int) -> list[str]:
     (spec §9.10): events and rows. Returns the names gone; the caller deletes
     their bytes (BlobStore.delete), after the rows, so no row outlives its bytes
     unnoticed: bytes without a row are unreachable, never served."""
-    from taskjournal.shared.domain.object import object_uuid
-
-    names = journal.views.expired_objects(now, BATCH)
-    if not names:
-        return []
-    dropped = journal.store.delete_objects_if_relayed({name: object_uuid(name) for name in names})
-    for name in dropped:
-        journal.forget(object_uuid(name))
-    return dropped
+    return _drop(journal, [Doomed(name, object_uuid(name), (("delete_object", {"name": name}),))
+                           for name in journal.views.expired_objects(now, BATCH)])
 
 
 # ---------------------------------------------------------------- task queues and workers (behaviour spec §3.7)
 def drop_expired_worker_info(journal, now: int) -> tuple[int, int]:
     """Delete task queues whose `expires` is more than the grace past, and
     workers whose `expires` and `quarantineUntil` both are; how many of each went."""
-    from taskjournal.shared.domain.worker import queue_uuid, worker_uuid
-
     cutoff = now - GRACE_MS
-    queues = {q: queue_uuid(q) for q in journal.views.expired_task_queues(cutoff, BATCH)}
-    workers = {key: worker_uuid(*key) for key in journal.views.expired_workers(cutoff, BATCH)}
-    if not queues and not workers:
-        return 0, 0
-    dropped_queues, dropped_workers = journal.store.delete_worker_info_if_relayed(queues, workers)
-    for aggregate_id in [*(queues[q] for q in dropped_queues), *(workers[w] for w in dropped_workers)]:
-        journal.forget(aggregate_id)
-    return len(dropped_queues), len(dropped_workers)
+    queues = [Doomed("queue", queue_uuid(q), (("delete_task_queue", {"task_queue_id": q}),))
+              for q in journal.views.expired_task_queues(cutoff, BATCH)]
+    workers = [Doomed("worker", worker_uuid(q, g, w),
+                      (("delete_worker", {"task_queue_id": q, "worker_group": g, "worker_id": w}),))
+               for q, g, w in journal.views.expired_workers(cutoff, BATCH)]
+    dropped = _drop(journal, queues + workers)
+    return dropped.count("queue"), dropped.count("worker")

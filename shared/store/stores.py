@@ -13,7 +13,7 @@ import orjson
 from eventsourcing.persistence import InfrastructureFactory
 from eventsourcing.utils import Environment
 
-from .port import Rows
+from .port import Doomed, Rows
 from .sql import statements
 from .views import ReadModel
 
@@ -57,60 +57,20 @@ class SqlStore(ReadModel):
         return self._run(self.relay_sql["relayed_position"])[0]["position"]
 
     # ---------------------------------------------------------- retention
-    def delete_if_relayed(self, tasks: dict[str, UUID], groups: dict[str, UUID]) -> tuple[list[str], list[str]]:
-        """Delete each aggregate's events and read-model rows, in one
-        transaction, unless some of its events are not relayed yet.
-        `tasks`/`groups`: id -> aggregate id. Returns the ids deleted."""
-        sql = self.retention_sql
-        dropped_tasks, dropped_groups = [], []
+    def delete_if_relayed(self, doomed: Sequence[Doomed]) -> list[Doomed]:
+        """Delete each aggregate's events and its read-model rows, in one
+        transaction, unless some of its events are not relayed yet. Returns
+        the ones deleted."""
+        deleted = []
         with self.datastore.transaction(commit=True) as curs:
             curs.execute(self.relay_sql["relayed_position"])
             relayed = dict(curs.fetchone())["position"]
-            for task_id, aggregate_id in tasks.items():
-                if self._delete_events(curs, aggregate_id, relayed):
-                    for name in ("delete_task", "delete_task_pending", "delete_task_claim", "delete_task_dependencies",
-                                 "delete_task_worker_runs"):
-                        curs.execute(sql[name], {"task_id": task_id})
-                    dropped_tasks.append(task_id)
-            for group_id, aggregate_id in groups.items():
-                if self._delete_events(curs, aggregate_id, relayed):
-                    curs.execute(sql["delete_task_group"], {"task_group_id": group_id})
-                    dropped_groups.append(group_id)
-        return dropped_tasks, dropped_groups
-
-    def delete_artifacts_if_relayed(self, artifacts: dict[tuple[str, int, str], UUID]) -> list[tuple[str, int, str]]:
-        """Delete each artifact's events and row, in one transaction, unless
-        some of its events are not relayed yet. `artifacts`: (taskId, runId,
-        name) -> aggregate id. Returns the keys deleted."""
-        dropped = []
-        with self.datastore.transaction(commit=True) as curs:
-            curs.execute(self.relay_sql["relayed_position"])
-            relayed = dict(curs.fetchone())["position"]
-            for (task_id, run_id, name), aggregate_id in artifacts.items():
-                if self._delete_events(curs, aggregate_id, relayed):
-                    curs.execute(self.retention_sql["delete_artifact"], {"task_id": task_id, "run_id": run_id,
-                                                                         "name": name})
-                    dropped.append((task_id, run_id, name))
-        return dropped
-
-    def delete_worker_info_if_relayed(self, queues: dict[str, UUID], workers: dict[tuple[str, str, str], UUID]
-                                      ) -> tuple[list[str], list[tuple[str, str, str]]]:
-        """Delete expired task queues' and workers' events and rows, in one
-        transaction, each once relayed. Returns the keys deleted."""
-        dropped_queues, dropped_workers = [], []
-        with self.datastore.transaction(commit=True) as curs:
-            curs.execute(self.relay_sql["relayed_position"])
-            relayed = dict(curs.fetchone())["position"]
-            for queue_id, aggregate_id in queues.items():
-                if self._delete_events(curs, aggregate_id, relayed):
-                    curs.execute(self.retention_sql["delete_task_queue"], {"task_queue_id": queue_id})
-                    dropped_queues.append(queue_id)
-            for (queue_id, group, worker), aggregate_id in workers.items():
-                if self._delete_events(curs, aggregate_id, relayed):
-                    curs.execute(self.retention_sql["delete_worker"], {"task_queue_id": queue_id,
-                                                                       "worker_group": group, "worker_id": worker})
-                    dropped_workers.append((queue_id, group, worker))
-        return dropped_queues, dropped_workers
+            for item in doomed:
+                if self._delete_events(curs, item.aggregate_id, relayed):
+                    for statement, params in item.rows:
+                        curs.execute(self.retention_sql[statement], params)
+                    deleted.append(item)
+        return deleted
 
     def _delete_events(self, curs, aggregate_id: UUID, relayed: int | None) -> bool:
         key = {"originator_id": self._event_key(aggregate_id)}
@@ -121,20 +81,6 @@ class SqlStore(ReadModel):
                 return False
         curs.execute(self.retention_sql["delete_events"], key)
         return True
-
-    def delete_objects_if_relayed(self, objects: dict[str, UUID]) -> list[str]:
-        """Delete each object's events and row, in one transaction, unless
-        some of its events are not relayed yet. `objects`: name -> aggregate
-        id. Returns the names deleted (their bytes are the caller's to delete)."""
-        dropped = []
-        with self.datastore.transaction(commit=True) as curs:
-            curs.execute(self.relay_sql["relayed_position"])
-            relayed = dict(curs.fetchone())["position"]
-            for name, aggregate_id in objects.items():
-                if self._delete_events(curs, aggregate_id, relayed):
-                    curs.execute(self.retention_sql["delete_object"], {"name": name})
-                    dropped.append(name)
-        return dropped
 
     # ---------------------------------------------------------- replay
     def rebuild(self, tables: list[str], rows: Callable[[], tuple[Rows, int]]) -> int:
