@@ -288,17 +288,19 @@ def test_downloads_verify_the_object_hashes(target, run):
         name, {"acceptDownloadMethods": {"getUrl": True}})
     assert started["hashes"]["sha256"] == hashlib.sha256(data).hexdigest()
 
-    # an upload that declares a wrong hash: refused when it finishes, or caught by the download helper
+    # an upload that declares a wrong hash: refused when it finishes where the back end hashed the bytes
+    # it stored (the file back end), else caught by the download helper (S3 computes no sha256)
     created = create(run, "public/lying.bin", storageType="object", contentType="application/octet-stream")
     objects = taskcluster.Object(target.options(created["credentials"]))
-    upload = {"projectId": created["projectId"], "uploadId": created["uploadId"], "expires": created["expires"]}
-    objects.createUpload(created["name"], {**upload, "proposedUploadMethods": {"dataInline": {
+    upload = {"projectId": created["projectId"], "uploadId": created["uploadId"]}
+    objects.createUpload(created["name"], {**upload, "expires": created["expires"], "proposedUploadMethods": {"dataInline": {
         "contentType": "application/octet-stream", "objectData": base64.b64encode(data).decode()}}})
     try:
         objects.finishUpload(created["name"], {**upload, "hashes": {"sha256": hashlib.sha256(b"other").hexdigest()}})
         run.worker.finishArtifact(run.task_id, str(run.run_id), "public/lying.bin", {"uploadId": created["uploadId"]})
     except TaskclusterRestFailure as refused:
-        assert refused.status_code in (400, 409)
+        assert (refused.status_code, "hash" in str(refused), target.kind) in ((400, True, "dev"), (400, True, "external"))
         return
+    assert target.kind != "dev"
     with pytest.raises(taskcluster.exceptions.ObjectHashVerificationError):
         download(target, run, "public/lying.bin")
