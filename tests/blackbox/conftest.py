@@ -81,7 +81,8 @@ def _env(port: int, data_dir: Path, token: str) -> dict:
 
 def _start(kind: str, command: str, env: dict, data_dir: Path) -> Target:
     log = open(data_dir / "server.log", "ab")
-    process = subprocess.Popen([str(TASKJOURNAL), command], env=env, stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen([str(TASKJOURNAL), command], env=env, stdout=log, stderr=subprocess.STDOUT,
+                               start_new_session=True)  # its own process group: _stop reaches the stack's children
     started = Target(kind, env["TASKJOURNAL_ROOT_URL"], {"clientId": env["TASKJOURNAL_ROOT_CLIENT_ID"],
                                                          "accessToken": env["TASKJOURNAL_ROOT_ACCESS_TOKEN"]})
     started.processes.append(process)
@@ -138,10 +139,14 @@ def _wait_for(url: str, process: subprocess.Popen, log: Path, patience_s: float 
 def _stop(process: subprocess.Popen) -> None:
     process.send_signal(signal.SIGINT)
     try:
-        process.wait(20)
+        process.wait(60)
     except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+        pass
+    try:
+        os.killpg(process.pid, signal.SIGKILL)  # whatever of the group is left (a stack child slow to stop)
+    except ProcessLookupError:
+        pass
+    process.wait()
 
 
 # ---------------------------------------------------------------- a claimed run
