@@ -228,3 +228,27 @@ def test_the_connection_budget_in_the_docs_is_the_manifests(rendered, overlay):
         total += (pods + surge) * (max(4, int(env["TASKJOURNAL_EXECUTOR_THREADS"])) + LISTENERS.get(name, 0))
     total += 16  # a migrate or replay Job (the default 16 threads)
     assert f"**{total} connections**" in (ROOT / "docs" / "operations.md").read_text()
+
+
+def selected_components(policy: dict) -> set[str]:
+    selector = policy["spec"]["podSelector"]
+    if "matchLabels" in selector:
+        return {selector["matchLabels"].get("app.kubernetes.io/component", "*")}
+    (by_component,) = [e for e in selector["matchExpressions"] if e["key"] == "app.kubernetes.io/component"]
+    return set(by_component["values"])
+
+
+def test_network_policies_deny_by_default_and_open_only_what_each_service_needs(rendered):
+    policies = of_kind(rendered["production"], "NetworkPolicy")
+    deny = [p for p in policies if not p["spec"].get("ingress") and not p["spec"].get("egress")]
+    assert [set(p["spec"]["policyTypes"]) for p in deny] == [{"Ingress", "Egress"}]
+    egress: dict[int, set[str]] = {}
+    for policy in policies:
+        for rule in policy["spec"].get("egress", []):
+            for port in rule["ports"]:
+                egress.setdefault(port["port"], set()).update(selected_components(policy))
+    assert egress == {53: {"*", "migrate", "replay"}, 5432: {"*", "migrate", "replay"},
+                      5672: {"relay", "dependency-resolver"}, 5671: {"relay", "dependency-resolver"},
+                      443: {"artifact-service", "scheduler"}, 8080: {"api-gateway"}}
+    (from_ingress,) = [p for p in policies if p["metadata"]["name"] == "taskjournal-from-ingress"]
+    assert selected_components(from_ingress) == {"api-gateway", "artifact-service"}
