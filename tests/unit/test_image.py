@@ -89,8 +89,11 @@ def test_the_constraints_satisfy_pyproject_and_hold_no_test_dependency():
 
 
 # The oldest releases with what we import, found by installing exactly these and
-# running the tests (docs/operations.md, "The image"): faststream 0.5 has no AckPolicy.
-MINIMUMS = {"faststream": "0.6", "psycopg": "3.2", "psycopg-pool": "3.2", "aiohttp": "3.9", "eventsourcing": "9.5"}
+# running the tests (docs/operations.md, "The image"): faststream 0.5 has no AckPolicy,
+# psycopg 3.2.0[binary] cannot be installed, eventsourcing 9.5 needs psycopg-pool 3.3.
+MINIMUMS = {"faststream": "0.6", "psycopg": "3.2.1", "psycopg-pool": "3.3", "aiohttp": "3.9.2",
+            "eventsourcing": "9.5", "aio-pika": "9.4", "aiobotocore": "2.13", "orjson": "3.9",
+            "fastjsonschema": "2.19", "hashids": "1.3"}
 
 
 @pytest.mark.parametrize("name", sorted(MINIMUMS))
