@@ -13,6 +13,7 @@ import orjson
 from eventsourcing.persistence import InfrastructureFactory
 from eventsourcing.utils import Environment
 
+from .events import event_mapper
 from .port import Doomed, Rows
 from .sql import statements
 from .views import ReadModel
@@ -31,6 +32,7 @@ class SqlStore(ReadModel):
         # one of our projecting recorders (store_env names it): typed loosely, as the library returns its base class
         self.recorder: Any = self.factory.application_recorder()
         super().__init__(self.recorder.datastore, self.dialect)  # type: ignore[attr-defined]  # ours have one
+        self.mapper = event_mapper(self.factory)
         self.relay_sql = statements("relay.sql", self.dialect)
         self.retention_sql = {name: self._with_events_table(sql)
                               for name, sql in statements("retention.sql", self.dialect).items()}
