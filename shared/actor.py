@@ -6,7 +6,9 @@ Events stored before actors were recorded read as UNKNOWN.
 The actor travels with the call, not through every command's signature: the
 caller sets it around a Journal command (`acting`, or `run_as` for a call
 handed to a thread pool) and Journal.save stamps it on the new events, on the
-calling thread, before a group commit may carry them to another one."""
+calling thread, before a group commit may carry them to another one. The
+gateway sets it once per request; calls it hands to its thread pool copy the
+request's context (`in_context`)."""
 
 import contextvars
 from collections.abc import Callable, Iterator
@@ -17,7 +19,9 @@ Actor = dict[str, str]  # JSON: {"kind": "client", "clientId", "requestId"[, "is
 UNKNOWN: Actor = {"kind": "unknown"}
 SERVICES = ("claim-resolver", "scheduler", "dependency-resolver", "taskjournal-cli")
 
-_current: contextvars.ContextVar[Actor] = contextvars.ContextVar("taskjournal_actor", default=UNKNOWN)
+# the actor, or a function that gives it when first needed (a request's client is known once authenticated)
+_current: contextvars.ContextVar[Actor | Callable[[], Actor]] = contextvars.ContextVar("taskjournal_actor",
+                                                                                       default=UNKNOWN)
 T = TypeVar("T")
 
 
@@ -36,11 +40,12 @@ def service(name: str) -> Actor:
 
 
 def current() -> Actor:
-    return _current.get()
+    found = _current.get()
+    return found() if callable(found) else found
 
 
 @contextmanager
-def acting(actor: Actor) -> Iterator[None]:
+def acting(actor: Actor | Callable[[], Actor]) -> Iterator[None]:
     token = _current.set(actor)
     try:
         yield
@@ -52,6 +57,12 @@ def run_as(actor: Actor, fn: Callable[..., T], *args: Any) -> T:
     """Call `fn(*args)` with `actor` current (for a call run on another thread)."""
     with acting(actor):
         return fn(*args)
+
+
+def in_context(fn: Callable[..., T], *args: Any) -> Callable[[], T]:
+    """`fn(*args)` to run on another thread with the caller's actor (its context)."""
+    context = contextvars.copy_context()
+    return lambda: context.run(fn, *args)
 
 
 def describe(actor: Actor) -> str:
