@@ -50,12 +50,12 @@ def rebuild(journal, names: list[str], progress=lambda done, total: None) -> int
     aggregates: dict[UUID, Any] = {}
     first_position: dict[UUID, int] = {}
     history: list[dict] = []
-    collect = _history_collector(history) if "history" in names else None
+    collect = history_collector(history) if "history" in names else None
     position = fold_log(journal, aggregates, first_position, 0, progress, collect)
 
     def rows():  # with writers held back: catch up with what they wrote meanwhile
         last = fold_log(journal, aggregates, first_position, position, progress, collect)
-        batches = _rows(aggregates, first_position, names)
+        batches = projection_rows(aggregates, first_position, names)
         if history:
             batches["insert_history"] = history
         return batches, last
@@ -63,7 +63,7 @@ def rebuild(journal, names: list[str], progress=lambda done, total: None) -> int
     return journal.store.rebuild([PROJECTIONS[name][0] for name in names], rows)
 
 
-def _rows(aggregates: dict, first_position: dict, names: list[str]) -> dict[str, list[dict]]:
+def projection_rows(aggregates: dict, first_position: dict, names: list[str]) -> dict[str, list[dict]]:
     changes = changes_for(list(aggregates.values()), set(aggregates))
     wanted = {stmt for name in names for stmt in PROJECTIONS[name][1]}
     batches = defaultdict(list)
@@ -75,7 +75,7 @@ def _rows(aggregates: dict, first_position: dict, names: list[str]) -> dict[str,
     return batches
 
 
-def _history_collector(rows: list[dict]):
+def history_collector(rows: list[dict]):
     """on_event for fold_log: the history rows of each event, at its position."""
     def collect(position: int, event, aggregate) -> None:
         for row in history_rows(aggregate, [event]):

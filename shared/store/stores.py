@@ -102,6 +102,14 @@ class SqlStore(ReadModel):
             curs.execute(projection["advance_position"], {"position": position})
         return position
 
+    def table_rows(self, table: str) -> list[dict]:
+        """Every row of a read-model table (one replay rebuilds), for an audit."""
+        from .replay import PROJECTIONS
+
+        if table not in {t for t, _ in PROJECTIONS.values()}:
+            raise ValueError(f"not a read model: {table!r}")
+        return self._run(statements("replay.sql", self.dialect)["dump"].replace("{table}", table))
+
     def close(self) -> None:
         self.factory.close()
 

@@ -33,3 +33,7 @@ DROP TABLE IF EXISTS tj_worker_runs;
 
 -- name: drop_tj_history
 DROP TABLE IF EXISTS tj_history;
+
+-- name: dump
+-- Every row of a read model ({table}: one of replay.PROJECTIONS'), for `taskjournal audit`.
+SELECT * FROM {table};
