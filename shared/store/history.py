@@ -73,7 +73,8 @@ def history_rows(aggregate, events: list) -> list[dict]:
         if isinstance(event, Task.RunAdded):
             run_id, next_run = next_run, next_run + 1
         rows.append({"event_key": (event.originator_id, event.originator_version), "task_id": task_id,
-                     "task_group_id": group_id, "run_id": run_id, "event": event_name(event), "at": event_ms(event),
+                     "task_group_id": group_id, "run_id": run_id, "event": event_name(event),
+                     "time": format_ms(event_ms(event)),
                      "actor": orjson.dumps(getattr(event, "actor", UNKNOWN)).decode(), "reason": reason_of(event),
                      "changes": orjson.dumps(changes_of(event)).decode()})
     return rows
@@ -81,7 +82,7 @@ def history_rows(aggregate, events: list) -> list[dict]:
 
 def entry(row: dict) -> dict:
     """A tj_history row as the API shows it."""
-    return {"position": row["position"], "time": format_ms(row["at"]), "event": row["event"],
+    return {"position": row["position"], "time": row["time"], "event": row["event"],
             "taskId": row["task_id"], "runId": row["run_id"], "actor": orjson.loads(row["actor"]),
             "reason": row["reason"], "changes": orjson.loads(row["changes"])}
 

@@ -79,6 +79,6 @@ VALUES (:task_id, :run_id, :task_queue_id, :worker_group, :worker_id, :started)
 ON CONFLICT (task_id, run_id) DO NOTHING;
 
 -- name: insert_history
-INSERT INTO tj_history (position, task_id, task_group_id, run_id, event, at, actor, reason, changes)
-VALUES (:position, :task_id, :task_group_id, :run_id, :event, :at, :actor, :reason, :changes)
+INSERT INTO tj_history (position, task_id, task_group_id, run_id, event, time, actor, reason, changes)
+VALUES (:position, :task_id, :task_group_id, :run_id, :event, :time, :actor, :reason, :changes)
 ON CONFLICT (position) DO NOTHING;

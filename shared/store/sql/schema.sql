@@ -199,7 +199,7 @@ CREATE TABLE IF NOT EXISTS tj_history (
     task_group_id TEXT NOT NULL,
     run_id INTEGER,
     event TEXT NOT NULL,  -- e.g. Task.RunClaimed
-    at BIGINT NOT NULL,  -- when it was recorded
+    time TEXT NOT NULL,  -- when it was recorded (ISO 8601, as entries show it)
     actor TEXT NOT NULL,  -- JSON (shared/actor.py)
     reason TEXT,
     changes TEXT NOT NULL  -- JSON
