@@ -50,7 +50,7 @@ def reference(endpoints: list[Endpoint]) -> dict:
 
 def _entry(endpoint: Endpoint) -> dict:
     category, title, output, description = DOCS[endpoint.name]
-    entry = {"type": "function", "method": endpoint.method.lower(), "route": endpoint.route,
+    entry: dict[str, object] = {"type": "function", "method": endpoint.method.lower(), "route": endpoint.route,
              "args": list(endpoint.url_params), "name": endpoint.name, "stability": "experimental",
              "title": title, "description": description, "category": category, "query": list(endpoint.query)}
     if endpoint.scopes is not None:

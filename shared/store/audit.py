@@ -49,33 +49,34 @@ class Report:
 
 def task_event_problems(task: Task | None, event) -> list[tuple[str, str]]:
     """(rule, detail) for each invariant `event` breaks, given the task before it."""
-    if isinstance(event, Task.Defined):
+    name = type(event).__name__  # the classes @event makes are invisible to mypy: compare names
+    if name == "Defined":
         return [("defined-once", "the task is defined again")] if task is not None else []
     if task is None:
-        return [("defined-once", f"{type(event).__name__} before the task was defined")]
+        return [("defined-once", f"{name} before the task was defined")]
     last = task.last_run
-    if isinstance(event, Task.RunAdded):
+    if name == "RunAdded":
         problems = []
         if last is not None and last["state"] in OPEN:
             problems.append(("one-open-run", f"run {len(task.runs)} added while run {last['runId']} is {last['state']}"))
         if event.retries_left < 0:
             problems.append(("retries-not-negative", f"retriesLeft {event.retries_left}"))
         return problems
-    if isinstance(event, Task.PriorityChanged):
+    if name == "PriorityChanged":
         return [("no-change-after-resolution", "priority changed on a resolved task")] if task.is_resolved else []
     run_id = getattr(event, "run_id", None)
     if run_id is None:
         return []
     if not 0 <= run_id < len(task.runs):
-        return [("contiguous-run-ids", f"{type(event).__name__} names run {run_id} of {len(task.runs)}")]
+        return [("contiguous-run-ids", f"{name} names run {run_id} of {len(task.runs)}")]
     run = task.runs[run_id]
     if run["state"] not in OPEN:
-        return [("no-change-after-resolution", f"{type(event).__name__} on run {run_id}, {run['state']}")]
-    if run is not last:
-        return [("contiguous-run-ids", f"{type(event).__name__} on run {run_id}, not the last run")]
-    if isinstance(event, Task.RunClaimed) and run["state"] != "pending":
+        return [("no-change-after-resolution", f"{name} on run {run_id}, {run['state']}")]
+    if run_id != len(task.runs) - 1:
+        return [("contiguous-run-ids", f"{name} on run {run_id}, not the last run")]
+    if name == "RunClaimed" and run["state"] != "pending":
         return [("claimed-once", f"run {run_id} claimed again (by {event.worker_group}/{event.worker_id})")]
-    if isinstance(event, Task.RunReclaimed) and run["state"] != "running":
+    if name == "RunReclaimed" and run["state"] != "running":
         return [("claimed-once", f"run {run_id} reclaimed while {run['state']}")]
     return []
 
@@ -161,6 +162,9 @@ def compare_read_models(live, batches: dict, position: int, scratch_dir: str | N
 
 def _differences(live: list[dict], replayed: list[dict]) -> list[str]:
     """The rows that differ, by key: what each side holds (a few of them)."""
+    columns = sorted({k for row in live[:1] + replayed[:1] for k in row} - LIVE_ONLY)
+    if sorted(_values(live, columns)) == sorted(_values(replayed, columns)):
+        return []  # the common case, without describing every row
     def keyed(rows: list[dict]) -> dict[tuple, dict]:
         return {tuple((k, row[k]) for k in KEYS if k in row): {k: v for k, v in row.items() if k not in LIVE_ONLY}
                 for row in rows}
@@ -179,6 +183,10 @@ def _differences(live: list[dict], replayed: list[dict]) -> list[str]:
                        for k in a[key].keys() | b[key].keys() if a[key].get(k) != b[key].get(k)]
             lines.append(f"{name}: " + "; ".join(sorted(changed)))
     return lines[:EXAMPLES] + ([f"... and {len(lines) - EXAMPLES} more"] if len(lines) > EXAMPLES else [])
+
+
+def _values(rows: list[dict], columns: list[str]) -> list[tuple]:
+    return [tuple(repr(row.get(k)) for k in columns) for row in rows]
 
 
 def _short(value: Any) -> str:

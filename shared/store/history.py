@@ -7,6 +7,7 @@ own events up to a time (its status as of then) and decoding log entries."""
 
 from collections.abc import Iterable
 from datetime import datetime
+from functools import cache
 
 import orjson
 
@@ -36,6 +37,7 @@ def event_ms(event) -> int:
     return int(stamp.timestamp() * 1000)
 
 
+@cache
 def camel(name: str) -> str:
     head, *rest = name.split("_")
     return head + "".join(part.title() for part in rest)
@@ -60,7 +62,7 @@ def history_rows(aggregate, events: list) -> list[dict]:
     the recorder gives the event. Aggregates without a history: none."""
     if isinstance(aggregate, Task):
         task_id, group_id = aggregate.task_id, aggregate.definition["taskGroupId"]
-        next_run = len(aggregate.runs) - sum(isinstance(e, Task.RunAdded) for e in events)
+        next_run = len(aggregate.runs) - sum(event_name(e) == "Task.RunAdded" for e in events)
     elif isinstance(aggregate, Artifact):
         task_id, group_id = aggregate.task_id, aggregate.task_status["taskGroupId"]
     elif isinstance(aggregate, TaskGroup):
@@ -70,7 +72,7 @@ def history_rows(aggregate, events: list) -> list[dict]:
     rows = []
     for event in events:
         run_id = vars(event).get("run_id", getattr(aggregate, "run_id", None))
-        if isinstance(event, Task.RunAdded):
+        if event_name(event) == "Task.RunAdded":
             run_id, next_run = next_run, next_run + 1
         rows.append({"event_key": (event.originator_id, event.originator_version), "task_id": task_id,
                      "task_group_id": group_id, "run_id": run_id, "event": event_name(event),

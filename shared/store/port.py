@@ -36,6 +36,7 @@ class Store(Protocol):
     events_channel: str  # notified by every commit of events
     factory: Any  # the eventsourcing infrastructure factory the Journal is built on
     recorder: Any  # its application recorder (ours: events and the inline projection in one transaction)
+    mapper: Any  # how events are written and read (shared/store/events.py: with their actor)
 
     # ---------------------------------------------------------- read models (see ReadModel)
     def task_definition(self, task_id: str) -> str | None: ...
