@@ -9,6 +9,7 @@ scheduled once its dependencies allow it (by the end of the log, unless its
 deadline passed first)."""
 
 import tempfile
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -160,33 +161,40 @@ def compare_read_models(live, batches: dict, position: int, scratch_dir: str | N
             scratch.close()
 
 
-def _differences(live: list[dict], replayed: list[dict]) -> list[str]:
+def _differences(live: tuple[list[str], list[tuple]], replayed: tuple[list[str], list[tuple]]) -> list[str]:
     """The rows that differ, by key: what each side holds (a few of them)."""
-    columns = sorted({k for row in live[:1] + replayed[:1] for k in row} - LIVE_ONLY)
-    if sorted(_values(live, columns)) == sorted(_values(replayed, columns)):
+    columns = [c for c in (live[0] or replayed[0]) if c not in LIVE_ONLY]
+    a, b = _in_columns(live, columns), _in_columns(replayed, columns)
+    if Counter(a) == Counter(b):
         return []  # the common case, without describing every row
-    def keyed(rows: list[dict]) -> dict[tuple, dict]:
-        return {tuple((k, row[k]) for k in KEYS if k in row): {k: v for k, v in row.items() if k not in LIVE_ONLY}
-                for row in rows}
-    a, b = keyed(live), keyed(replayed)
+    keys = [k for k in KEYS if k in columns]
+
+    def keyed(rows: list[tuple]) -> dict[tuple, dict]:
+        return {tuple((k, row[k]) for k in keys): row for row in (dict(zip(columns, r)) for r in rows)}
+    left, right = keyed(a), keyed(b)
     lines = []
-    for key in sorted(a.keys() | b.keys(), key=repr):
-        if a.get(key) == b.get(key):
+    for key in sorted(left.keys() | right.keys(), key=repr):
+        if left.get(key) == right.get(key):
             continue
         name = " ".join(f"{k}={v}" for k, v in key)
-        if key not in b:
+        if key not in right:
             lines.append(f"{name}: only in the live read model")
-        elif key not in a:
+        elif key not in left:
             lines.append(f"{name}: missing from the live read model")
         else:
-            changed = [f"{k} live {_short(a[key].get(k))} replayed {_short(b[key].get(k))}"
-                       for k in a[key].keys() | b[key].keys() if a[key].get(k) != b[key].get(k)]
-            lines.append(f"{name}: " + "; ".join(sorted(changed)))
+            changed = [f"{k} live {_short(left[key][k])} replayed {_short(right[key][k])}"
+                       for k in columns if left[key][k] != right[key][k]]
+            lines.append(f"{name}: " + "; ".join(changed))
     return lines[:EXAMPLES] + ([f"... and {len(lines) - EXAMPLES} more"] if len(lines) > EXAMPLES else [])
 
 
-def _values(rows: list[dict], columns: list[str]) -> list[tuple]:
-    return [tuple(repr(row.get(k)) for k in columns) for row in rows]
+def _in_columns(table: tuple[list[str], list[tuple]], columns: list[str]) -> list[tuple]:
+    """The rows' values in the order of `columns` (a table's own order may differ)."""
+    names, rows = table
+    if not rows or names == columns:
+        return rows
+    order = [names.index(c) for c in columns]
+    return [tuple(row[i] for i in order) for row in rows]
 
 
 def _short(value: Any) -> str:

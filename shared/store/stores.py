@@ -102,13 +102,18 @@ class SqlStore(ReadModel):
             curs.execute(projection["advance_position"], {"position": position})
         return position
 
-    def table_rows(self, table: str) -> list[dict]:
-        """Every row of a read-model table (one replay rebuilds), for an audit."""
+    def table_rows(self, table: str) -> tuple[list[str], list[tuple]]:
+        """Every row of a read-model table (one replay rebuilds), for an audit:
+        the column names and the rows as tuples (many rows: no dicts)."""
         from .replay import PROJECTIONS
 
         if table not in {t for t, _ in PROJECTIONS.values()}:
             raise ValueError(f"not a read model: {table!r}")
-        return self._run(statements("replay.sql", self.dialect)["dump"].replace("{table}", table))
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(statements("replay.sql", self.dialect)["dump"].replace("{table}", table))
+            rows = curs.fetchall()
+        columns = list(rows[0].keys()) if rows else []  # sqlite3.Row and psycopg's dict rows both have keys()
+        return columns, [tuple(row[c] for c in columns) for row in rows]
 
     def close(self) -> None:
         self.factory.close()
