@@ -67,3 +67,21 @@ def test_an_issuer_is_recorded_only_when_it_differs_from_the_client():
     assert actor.describe(actor.service("scheduler")) == "service scheduler"
     with pytest.raises(ValueError):
         actor.service("someone")
+
+
+@pytest.mark.parametrize("state", [
+    {"plain": 1, "nested": {"a": [1, 2.5, None, "x"]}},
+    {"payload": {"_type_": "datetime_iso", "_data_": "2026-01-01T00:00:00+00:00"}},  # a typed value deeper down
+    {"big": 2**70},  # beyond orjson's integers
+])
+def test_the_fast_reader_reads_what_the_library_wrote_as_the_library_does(state):
+    from datetime import datetime, timezone
+
+    from eventsourcing.persistence import JSONTranscoder
+
+    mapper = _mapper()
+    library = JSONTranscoder()
+    for transcoding in mapper.transcoder.types.values():
+        library.register(transcoding)
+    data = mapper.transcoder.encode({"timestamp": datetime(2026, 1, 1, tzinfo=timezone.utc), **state})
+    assert mapper.transcoder.decode(data) == library.decode(data)
