@@ -83,10 +83,9 @@ def history_rows(aggregate, events: list) -> list[dict]:
 
 
 def entry(row: dict) -> dict:
-    """A tj_history row as the API shows it."""
-    return {"position": row["position"], "time": row["time"], "event": row["event"],
-            "taskId": row["task_id"], "runId": row["run_id"], "actor": orjson.loads(row["actor"]),
-            "reason": row["reason"], "changes": orjson.loads(row["changes"])}
+    """A tj_history row (queries.sql names its columns as entries do) as the API shows it."""
+    row["actor"], row["changes"] = orjson.loads(row["actor"]), orjson.loads(row["changes"])
+    return row
 
 
 def status_as_of(events: Iterable, as_of: int) -> dict | None:
