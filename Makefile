@@ -14,7 +14,7 @@ PYTEST := TASKJOURNAL_TEST_DATABASE_URL=$(TEST_DATABASE_URL) $(PY) -m pytest -q
 NO_INFRASTRUCTURE := TASKJOURNAL_TEST_DATABASE_URL=postgresql://postgres@127.0.0.1:1/unreachable \
 	TASKJOURNAL_TEST_AMQP_URL=amqp://guest:guest@127.0.0.1:1/
 
-.PHONY: run test test-unit test-integration test-e2e test-blackbox blackbox-venv typecheck bench chaos install clean
+.PHONY: run test test-unit test-integration test-e2e test-blackbox blackbox-venv typecheck bench bench-history chaos install clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -63,6 +63,9 @@ test-blackbox: $(STAMP) blackbox-venv
 
 bench: $(STAMP)
 	$(PY) bench/run.py $(BENCH_ARGS)
+
+bench-history: $(STAMP)  # history p99s and audit throughput (bench/history.py --help)
+	$(PY) bench/history.py $(BENCH_ARGS)
 
 chaos: $(STAMP)
 	$(PY) bench/chaos.py $(CHAOS_ARGS)

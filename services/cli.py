@@ -6,7 +6,8 @@
   stack               every service as its own OS process (PostgreSQL and RabbitMQ required)
   replay <name>|--all drop and rebuild read models from the event log
   migrate             create or upgrade the database schema and record its version (before the services)
-  dead-letters        list (or --requeue) internal events a service kept failing on (docs/operations.md)"""
+  dead-letters        list (or --requeue) internal events a service kept failing on (docs/operations.md)
+  history <taskId>    a task's history; also status --as-of, export, audit (services/history_cli.py)"""
 
 import argparse
 import asyncio
@@ -28,7 +29,7 @@ from taskjournal.shared.store import describe as describe_store
 from taskjournal.shared.store.replay import PROJECTIONS, rebuild
 from taskjournal.shared.version import version_line
 
-from . import bootstrap
+from . import bootstrap, history_cli
 from .bootstrap import ROLES
 
 log = logging.getLogger("taskjournal")
@@ -55,6 +56,7 @@ def main(argv=None) -> int:
     dead = sub.add_parser("dead-letters", help="list, or --requeue, the dependency-resolver's dead letters")
     dead.add_argument("--requeue", action="store_true", help="move them back to the service queue")
     dead.add_argument("--limit", type=int, default=100, help="list at most this many")
+    history_cli.add_commands(sub)
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_env(dev=args.command == "dev")
@@ -65,6 +67,9 @@ def main(argv=None) -> int:
         if args.command == "migrate":
             check_reachable(settings, (), port_must_be_free=False)
             return run_migrate(settings)
+        if args.command in history_cli.COMMANDS:
+            check_reachable(settings, (), port_must_be_free=False)
+            return history_cli.run(args, settings)
         if args.command == "dead-letters":
             return run_dead_letters(settings, args.requeue, args.limit)
         if args.command == "stack":

@@ -9,19 +9,22 @@ per triggering event."""
 
 import logging
 
+from taskjournal.shared.actor import acting, service
 from taskjournal.shared.domain.time import now_ms
 from taskjournal.shared.logs import fields
 
 log = logging.getLogger("taskjournal.dependency-resolver")
 ROUTING_KEYS = ("Task.RunResolved",)
+ACTOR = service("dependency-resolver")
 
 
 def on_task_resolved(journal, event: dict) -> None:
     """Handle one internal `Task.RunResolved` event (body: id, taskGroupId, position, ...)."""
-    task_id, now = event["id"], now_ms()
-    scheduled = journal.schedule_ready_dependents(task_id, now)
-    if scheduled:
-        log.info("scheduled dependents", extra=fields(taskId=task_id, dependents=scheduled))
-    group_id = event["taskGroupId"]
-    if journal.resolve_group_if_done(group_id, event["position"], now):
-        log.info("task group resolved", extra=fields(taskGroupId=group_id))
+    with acting(ACTOR):
+        task_id, now = event["id"], now_ms()
+        scheduled = journal.schedule_ready_dependents(task_id, now)
+        if scheduled:
+            log.info("scheduled dependents", extra=fields(taskId=task_id, dependents=scheduled))
+        group_id = event["taskGroupId"]
+        if journal.resolve_group_if_done(group_id, event["position"], now):
+            log.info("task group resolved", extra=fields(taskGroupId=group_id))

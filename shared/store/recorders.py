@@ -18,13 +18,19 @@ CONNINFO = "POSTGRES_CONNINFO"  # our setting: the libpq connection string every
 
 def _apply(execute, sql: dict, changes, stored_events, ids) -> None:
     """Run the projection's statements; a `position` parameter holding an
-    aggregate id becomes the notification id of that aggregate's first event."""
+    aggregate id becomes the notification id of that aggregate's first event,
+    an `event_key` (aggregate id, version) the `position` of that event."""
     first_id: dict[Any, int] = {}
+    event_id: dict[tuple, int] = {}
     for stored, notification_id in zip(stored_events, ids):
         first_id.setdefault(stored.originator_id, notification_id)
+        event_id[(stored.originator_id, stored.originator_version)] = notification_id
     for name, params in changes.statements:
         if "position" in params:
             params = {**params, "position": first_id[params["position"]]}
+        elif "event_key" in params:
+            params = {**params, "position": event_id[params["event_key"]]}
+            del params["event_key"]
         execute(sql[name], params)
     execute(sql["advance_position"], {"position": max(ids)})
 

@@ -14,6 +14,7 @@ from eventsourcing.persistence import InfrastructureFactory
 from eventsourcing.utils import Environment
 
 from . import schema
+from .events import event_mapper
 from .port import Doomed, Rows
 from .sql import statements
 from .views import ReadModel
@@ -34,6 +35,7 @@ class SqlStore(ReadModel):
         # one of our projecting recorders (store_env names it): typed loosely, as the library returns its base class
         self.recorder: Any = self.factory.application_recorder()
         super().__init__(self.recorder.datastore, self.dialect)  # type: ignore[attr-defined]  # ours have one
+        self.mapper = event_mapper(self.factory)
         self.relay_sql = statements("relay.sql", self.dialect)
         self.version_sql = statements("version.sql", self.dialect)
         try:
@@ -142,6 +144,19 @@ class SqlStore(ReadModel):
                 curs.executemany(projection[name], params)
             curs.execute(projection["advance_position"], {"position": position})
         return position
+
+    def table_rows(self, table: str) -> tuple[list[str], list[tuple]]:
+        """Every row of a read-model table (one replay rebuilds), for an audit:
+        the column names and the rows as tuples (many rows: no dicts)."""
+        from .replay import PROJECTIONS
+
+        if table not in {t for t, _ in PROJECTIONS.values()}:
+            raise ValueError(f"not a read model: {table!r}")
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(statements("replay.sql", self.dialect)["dump"].replace("{table}", table))
+            rows = curs.fetchall()
+        columns = list(rows[0].keys()) if rows else []  # sqlite3.Row and psycopg's dict rows both have keys()
+        return columns, [tuple(row[c] for c in columns) for row in rows]
 
     def close(self) -> None:
         self.factory.close()

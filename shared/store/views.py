@@ -1,9 +1,13 @@
 """Queries over the read models (the tables the inline projection keeps)."""
 
+from typing import Any
+
 from eventsourcing.persistence import InterfaceError, OperationalError
 
-from taskjournal.shared.domain.ids import is_slugid
+from taskjournal.shared.domain.errors import InputError
+from taskjournal.shared.domain.ids import is_slugid, task_uuid
 
+from . import history
 from .sql import statements
 
 # A pending entry leased by a claimWork that never settles it (its process
@@ -14,6 +18,9 @@ TASK_COLUMNS = frozenset({"definition", "status", "state", "expires", "ever_comp
 
 
 class ReadModel:
+    recorder: Any  # the event store's recorder, and the mapper that decodes its events (set by the store)
+    mapper: Any
+
     def __init__(self, datastore, dialect: str):
         self.datastore = datastore
         self.dialect = dialect
@@ -221,3 +228,45 @@ class ReadModel:
     def recent_claims(self, task_queue_id: str, since: int) -> list[dict]:
         """{run_id, started, status (JSON text)} of the queue's runs claimed since `since`."""
         return self._rows("recent_claims", task_queue_id=task_queue_id, since=since)
+
+    # ---------------------------------------------------------- history (ADR 0015, shared/store/history.py)
+    # Entries: {position, time, event, taskId, runId, actor, reason, changes}; `actor` is
+    # {"kind": "client", "clientId", "requestId"[, "issuer"]}, {"kind": "service", "service"}
+    # or {"kind": "unknown"} (events recorded before actors were).
+    def task_history(self, task_id: str) -> list[dict]:
+        """Every event of the task, of its artifacts, in log order; [] for no such task."""
+        return [history.entry(row) for row in self._rows("task_history", task_id=task_id)]
+
+    def group_history(self, task_group_id: str, continuation: str | None = None,
+                      limit: int = 1000) -> tuple[list[dict], str | None]:
+        """One page of the events of the group, its tasks and their artifacts,
+        in log order, and the continuation token of the next page (None: this
+        is the last). A token that is not one of ours: InputError."""
+        after = history_position(continuation)
+        rows = self._rows("group_history", task_group_id=task_group_id, after=after, limit=limit + 1)
+        page = rows[:limit]
+        more = limit > 0 and len(rows) > limit
+        return [history.entry(row) for row in page], str(page[-1]["position"]) if more else None
+
+    def task_status_as_of(self, task_id: str, as_of: int) -> dict | None:
+        """The task's status (as `status` answers it) after its events recorded
+        at or before `as_of` (epoch ms); None when it did not exist then."""
+        if not is_slugid(task_id):
+            return None
+        stored = self.recorder.select_events(task_uuid(task_id))
+        return history.status_as_of((self.mapper.to_domain_event(s) for s in stored), as_of)
+
+    def log_page(self, after: int, limit: int) -> list[dict]:
+        """Up to `limit` events after log position `after`, in log order, whole:
+        {position, time, event, aggregateId, version, actor, data}."""
+        notifications = self.recorder.select_notifications(start=after + 1, limit=limit)
+        return [history.log_entry(n.id, self.mapper.to_domain_event(n)) for n in notifications]
+
+
+def history_position(continuation: str | None) -> int:
+    """The log position a group-history continuation token stands for."""
+    if continuation is None or continuation == "":
+        return 0
+    if not continuation.isdigit() or len(continuation) > 18:
+        raise InputError(f"continuationToken `{continuation}` is not one this API gave")
+    return int(continuation)

@@ -227,3 +227,11 @@ WHERE t.task_id = :task_id;
 -- task's status (each run's `scheduled`: when it became pending).
 SELECT r.run_id, r.started, t.status FROM tj_worker_runs r JOIN tj_tasks t ON t.task_id = r.task_id
 WHERE r.task_queue_id = :task_queue_id AND r.started >= :since;
+
+-- name: task_history
+SELECT position, time, event, task_id AS "taskId", run_id AS "runId", actor, reason, changes FROM tj_history
+WHERE task_id = :task_id ORDER BY position;
+
+-- name: group_history
+SELECT position, time, event, task_id AS "taskId", run_id AS "runId", actor, reason, changes FROM tj_history
+WHERE task_group_id = :task_group_id AND position > :after ORDER BY position LIMIT :limit;

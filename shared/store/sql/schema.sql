@@ -189,3 +189,24 @@ CREATE TABLE IF NOT EXISTS tj_worker_runs (
 
 -- name: create_worker_runs_worker_index
 CREATE INDEX IF NOT EXISTS tj_worker_runs_worker ON tj_worker_runs (task_queue_id, worker_group, worker_id, started);
+
+-- name: create_history
+-- One row per event of a task, of its artifacts and of its task group (ADR 0015):
+-- who did it and what changed, so histories need no decoding of the log.
+CREATE TABLE IF NOT EXISTS tj_history (
+    position BIGINT PRIMARY KEY,  -- the event's notification id
+    task_id TEXT,  -- NULL for the group's own events
+    task_group_id TEXT NOT NULL,
+    run_id INTEGER,
+    event TEXT NOT NULL,  -- e.g. Task.RunClaimed
+    time TEXT NOT NULL,  -- when it was recorded (ISO 8601, as entries show it)
+    actor TEXT NOT NULL,  -- JSON (shared/actor.py)
+    reason TEXT,
+    changes TEXT NOT NULL  -- JSON
+);
+
+-- name: create_history_task_index
+CREATE INDEX IF NOT EXISTS tj_history_task ON tj_history (task_id, position);
+
+-- name: create_history_group_index
+CREATE INDEX IF NOT EXISTS tj_history_group ON tj_history (task_group_id, position);
