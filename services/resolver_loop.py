@@ -1,34 +1,47 @@
-"""The loop every background resolver shares: find due work in a read model,
-act on each item through the Journal, sleep at most `interval` seconds.
+"""The loop every background resolver shares: lease a batch of due work from a
+read model, act on each item through the Journal, sleep at most `interval`
+seconds when nothing (more) is due.
 
-Replicas may run the same loop: the aggregates' optimistic concurrency lets
-exactly one of them change a given task; the others see nothing left to do."""
+Replicas divide the work (ADR 0017): a lease hands each replica a batch no
+other replica holds, so N replicas work through a backlog about N times as
+fast as one. The aggregates' optimistic concurrency still decides each
+change: a lease that ran out (a slow or dead replica) can at worst make two
+replicas try the same item, and then one of them finds nothing to do."""
 
 import asyncio
 import logging
+from collections.abc import Callable
+from typing import Any
 
 from taskjournal.shared.domain.time import now_ms
 from taskjournal.shared.logs import fields
 
 log = logging.getLogger("taskjournal.resolver")
-DUE_BATCH = 100  # items a scan returns at most (see ReadModel.expired_claims / past_deadline)
+LEASED_BATCH = 25  # items a replica leases at once: small, so replicas share a backlog evenly
 
 
-async def resolve_forever(name: str, find_due, act, executor, interval: float) -> None:
+async def resolve_forever(name: str, lease_due: Callable[[int, int], list], act: Callable[[Any, int], bool],
+                          executor, interval: float, batch: int = LEASED_BATCH,
+                          after_pass: Callable[[int], None] | None = None) -> None:
+    """`lease_due(now, limit)` leases up to `limit` due items; `act(item, now)`
+    is True when it changed something; `after_pass(now)` (blocking, e.g. a
+    backlog gauge) runs after each pass."""
     loop = asyncio.get_running_loop()
     while True:
         found = acted = 0
         try:
-            items = await loop.run_in_executor(executor, find_due, now_ms())
+            items = await loop.run_in_executor(executor, lease_due, now_ms(), batch)
             found = len(items)
             for item in items:
-                # the time of acting, not of the scan, is when the item is resolved
+                # the time of acting, not of the lease, is when the item is resolved
                 if await loop.run_in_executor(executor, act, item, now_ms()):
                     acted += 1
                     log.info("%s resolved an item", name, extra=fields(resolver=name, item=str(item)))
+            if after_pass is not None:
+                await loop.run_in_executor(executor, after_pass, now_ms())
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("%s failed; retrying", name)
-        if found < DUE_BATCH or not acted:  # a full, fruitful batch means more may be due: look again at once
+        if found < batch or not acted:  # a full, fruitful batch means more may be due: look again at once
             await asyncio.sleep(interval)
