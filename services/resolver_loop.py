@@ -6,7 +6,12 @@ Replicas divide the work (ADR 0017): a lease hands each replica a batch no
 other replica holds, so N replicas work through a backlog about N times as
 fast as one. The aggregates' optimistic concurrency still decides each
 change: a lease that ran out (a slow or dead replica) can at worst make two
-replicas try the same item, and then one of them finds nothing to do."""
+replicas try the same item, and then one of them finds nothing to do.
+
+The items of a batch are acted on concurrently (on the executor's threads),
+so their saves share transactions (group commit, ADR 0008): the event
+store appends one transaction at a time, database-wide, and a commit that
+carries many changes is what lets replicas add throughput."""
 
 import asyncio
 import logging
@@ -32,11 +37,7 @@ async def resolve_forever(name: str, lease_due: Callable[[int, int], list], act:
         try:
             items = await loop.run_in_executor(executor, lease_due, now_ms(), batch)
             found = len(items)
-            for item in items:
-                # the time of acting, not of the lease, is when the item is resolved
-                if await loop.run_in_executor(executor, act, item, now_ms()):
-                    acted += 1
-                    log.info("%s resolved an item", name, extra=fields(resolver=name, item=str(item)))
+            acted = sum(await asyncio.gather(*(_act_on(name, act, item, executor) for item in items)))
             if after_pass is not None:
                 await loop.run_in_executor(executor, after_pass, now_ms())
         except asyncio.CancelledError:
@@ -45,3 +46,16 @@ async def resolve_forever(name: str, lease_due: Callable[[int, int], list], act:
             log.exception("%s failed; retrying", name)
         if found < batch or not acted:  # a full, fruitful batch means more may be due: look again at once
             await asyncio.sleep(interval)
+
+
+async def _act_on(name: str, act: Callable[[Any, int], bool], item: Any, executor) -> bool:
+    """Act on one item (the time of acting, not of the lease, is when it is
+    resolved); a failure is logged and leaves the item to a later lease."""
+    try:
+        changed = await asyncio.get_running_loop().run_in_executor(executor, lambda: act(item, now_ms()))
+    except Exception:
+        log.exception("%s failed on an item; it is tried again later", name, extra=fields(item=str(item)))
+        return False
+    if changed:
+        log.info("%s resolved an item", name, extra=fields(resolver=name, item=str(item)))
+    return bool(changed)
