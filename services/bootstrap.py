@@ -207,6 +207,10 @@ async def _start_dependency_resolver(process: Process) -> None:
         service_subscriber(broker, _dependency_queue(settings), handle)
         await _retrying("RabbitMQ (dependency-resolver)", broker.start)
         process.closers.append(broker.stop)
+    from .dependency_resolver import backlog
+
+    queue_name = _dependency_queue(settings).name
+    process.background(backlog.watch(settings.amqp_url, queue_name, settings.resolver_interval))
 
 
 async def _start_relay(process: Process) -> None:
