@@ -187,10 +187,12 @@ async def _start_claim_resolver(process: Process) -> None:
 
 
 async def _start_dependency_resolver(process: Process) -> None:
-    from .dependency_resolver.resolver import ROUTING_KEYS, on_task_resolved
+    from .dependency_resolver.resolver import ROUTING_KEYS, handled, on_task_resolved, received
 
     async def handle(event: dict) -> None:
+        arrival = received(event)
         await process.blocking(on_task_resolved, process.journal, event)
+        handled(arrival)
 
     settings = process.settings
     if not settings.amqp_url:

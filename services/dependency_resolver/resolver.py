@@ -22,14 +22,12 @@ ROUTING_KEYS = ("Task.RunResolved",)
 
 EVENT_AGE = "taskjournal_dependency_event_age_seconds"
 HANDLING = "taskjournal_dependency_event_seconds"
-REGISTRY.describe(EVENT_AGE, "summary", "from a task's resolution to the dependency-resolver taking it up")
-REGISTRY.describe(HANDLING, "summary", "the dependency-resolver's handling of one event")
+REGISTRY.describe(EVENT_AGE, "summary", "from a task's resolution to its event reaching the dependency-resolver")
+REGISTRY.describe(HANDLING, "summary", "from an event reaching the dependency-resolver to its changes saved")
 
 
 def on_task_resolved(journal, event: dict) -> None:
     """Handle one internal `Task.RunResolved` event (body: id, taskGroupId, position, ...)."""
-    started = time.perf_counter()
-    _observe_age(event)
     task_id, now = event["id"], now_ms()
     scheduled = journal.schedule_ready_dependents(task_id, now)
     if scheduled:
@@ -39,13 +37,19 @@ def on_task_resolved(journal, event: dict) -> None:
     group_busy = any(task.definition["taskGroupId"] == group_id for task in scheduled)
     if not group_busy and journal.resolve_group_if_done(group_id, event["position"], now):
         log.info("task group resolved", extra=fields(taskGroupId=group_id))
-    REGISTRY.observe(HANDLING, time.perf_counter() - started)
 
 
-def _observe_age(event: dict) -> None:
+def received(event: dict) -> float:
+    """Note an event's arrival (how long after its task resolved); returns
+    the arrival time for `handled`."""
     stamp = event.get("timestamp")
     if isinstance(stamp, str):
         try:
             REGISTRY.observe(EVENT_AGE, max(0.0, time.time() - datetime.fromisoformat(stamp).timestamp()))
         except ValueError:
             pass
+    return time.perf_counter()
+
+
+def handled(arrival: float) -> None:
+    REGISTRY.observe(HANDLING, time.perf_counter() - arrival)
