@@ -54,3 +54,49 @@ async def test_dependency_events_backlog_is_the_queue_depth(amqp_url):
             assert gauge(backlog.EVENTS_BACKLOG) == 3
         finally:
             await queue.delete(if_unused=False, if_empty=False)
+
+
+@pytest.mark.rabbitmq
+async def test_dependency_consumers_hold_only_their_prefetch_so_replicas_share_the_queue(amqp_url):
+    """Two replicas' consumers with two events in flight each: both handle
+    events, neither holds more than two at once, and the rest wait in the
+    queue where the backlog gauge sees them."""
+    from taskjournal.services.bootstrap import dependency_consumer
+    from taskjournal.shared.bus.queues import ServiceQueue
+
+    name = f"taskjournal.test-{uuid.uuid4().hex[:8]}.dependency-resolver"
+    queue = ServiceQueue(name, (f"test.{name}",))
+    handled: dict[int, int] = {0: 0, 1: 0}
+    in_flight = {0: 0, 1: 0}
+    most = {0: 0, 1: 0}
+
+    def handler(replica: int):
+        async def handle(event: dict) -> None:
+            in_flight[replica] += 1
+            most[replica] = max(most[replica], in_flight[replica])
+            await asyncio.sleep(0.05)
+            in_flight[replica] -= 1
+            handled[replica] += 1
+        return handle
+
+    brokers = [dependency_consumer(amqp_url, queue, handler(i), 2) for i in range(2)]
+    await brokers[0].start()  # the first replica is up before any event, the second joins late
+    connection = await aio_pika.connect(amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        try:
+            for _ in range(40):
+                await channel.default_exchange.publish(aio_pika.Message(b"{}"), routing_key=name)
+            depth = (await channel.declare_queue(name, passive=True)).declaration_result.message_count
+            await brokers[1].start()
+            for _ in range(200):
+                if sum(handled.values()) == 40:
+                    break
+                await asyncio.sleep(0.05)
+            assert sum(handled.values()) == 40
+            assert depth >= 30  # not all delivered to the first replica
+            assert handled[1] >= 5 and most == {0: 2, 1: 2}
+        finally:
+            for broker in brokers:
+                await broker.stop()
+            await channel.queue_delete(name)
