@@ -20,9 +20,12 @@ from typing import Any
 
 from taskjournal.shared.domain.time import now_ms
 from taskjournal.shared.logs import fields
+from taskjournal.shared.metrics import REGISTRY
 
 log = logging.getLogger("taskjournal.resolver")
 LEASED_BATCH = 25  # items a replica leases at once: small, so replicas share a backlog evenly
+RESOLVED = "taskjournal_resolved_items_total"
+REGISTRY.describe(RESOLVED, "counter", "items a background resolver of this process resolved, by resolver")
 
 
 async def resolve_forever(name: str, lease_due: Callable[[int, int], list], act: Callable[[Any, int], bool],
@@ -57,5 +60,6 @@ async def _act_on(name: str, act: Callable[[Any, int], bool], item: Any, executo
         log.exception("%s failed on an item; it is tried again later", name, extra=fields(item=str(item)))
         return False
     if changed:
+        REGISTRY.inc(RESOLVED, resolver=name)
         log.info("%s resolved an item", name, extra=fields(resolver=name, item=str(item)))
     return bool(changed)
