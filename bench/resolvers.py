@@ -32,7 +32,7 @@ from tests.support.journal import create_task  # noqa: E402  (the repository's o
 from tests.support.postgres import create_database, drop_database_at  # noqa: E402
 
 QUEUE = "bench/claims"
-START_S = 6.0  # claims expire this long after they are taken: time for the processes to start
+START_S = 20.0  # claims expire this long after the first is taken: time to claim them all and start the processes
 
 
 def log(msg):
