@@ -459,13 +459,26 @@ class Journal(Application):
         return self._retrying(attempt)
 
     # ------------------------------------------------------------ resolvers (called by background services)
-    def schedule_ready_dependents(self, task_id: str, now: int) -> list[str]:
-        """Schedule the dependents of `task_id` that nothing blocks any more."""
-        scheduled = []
-        for dependent in self.views.ready_dependents(task_id):
-            if self._change_if(dependent, lambda task: task.schedule_dependent(now)):
-                scheduled.append(dependent)
-        return scheduled
+    def schedule_ready_dependents(self, task_id: str, now: int) -> list[Task]:
+        """Schedule the dependents of `task_id` that nothing blocks any more;
+        the ones this call scheduled. They are saved in one commit; if another
+        writer changed one meanwhile, each is decided and saved on its own."""
+        ready = [task for task in map(self.task, self.views.ready_dependents(task_id))
+                 if task is not None and task.schedule_dependent(now)]
+        if not ready:
+            return []
+        try:
+            self.save(*ready)
+            return ready
+        except RecordConflictError:
+            return [task for task in map(self._schedule_dependent(now), ready) if task is not None]
+
+    def _schedule_dependent(self, now: int) -> Callable[[Task], Task | None]:
+        def schedule(stale: Task) -> Task | None:
+            if not self._change_if(stale.task_id, lambda task: task.schedule_dependent(now)):
+                return None
+            return self.task(stale.task_id)
+        return schedule
 
     def resolve_group_if_done(self, task_group_id: str, trigger: int, now: int) -> bool:
         """Record that the group is resolved when none of its tasks is unresolved;

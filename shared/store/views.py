@@ -14,6 +14,9 @@ from .sql import statements
 # died) is offered again after this; the aggregates still decide each claim,
 # so a slow but living claimer that loses its lease only loses a race.
 LEASE_MS = 2_000
+# A batch of expired claims or past deadlines a resolver leased is its own
+# this long (ADR 0017); if it dies, another replica takes the rest after that.
+RESOLVER_LEASE_MS = 30_000
 TASK_COLUMNS = frozenset({"definition", "status", "state", "expires", "ever_completed", "ever_resolved"})  # what tasks_by_id may select
 
 
@@ -127,6 +130,21 @@ class ReadModel:
 
     def past_deadline(self, now: int, limit: int = 100) -> list[str]:
         return [row["task_id"] for row in self._rows("past_deadline", now=now, limit=limit)]
+
+    def lease_expired_claims(self, now: int, limit: int) -> list[dict]:
+        """Up to `limit` expired claims {task_id, run_id, taken_until} that no
+        other resolver holds, now held by this caller for RESOLVER_LEASE_MS."""
+        return self._rows("lease_expired_claims", commit=True, now=now, limit=limit,
+                          lease_until=now + RESOLVER_LEASE_MS)
+
+    def lease_past_deadline(self, now: int, limit: int) -> list[str]:
+        """As lease_expired_claims, for unresolved tasks past their deadline."""
+        rows = self._rows("lease_past_deadline", commit=True, now=now, limit=limit,
+                          lease_until=now + RESOLVER_LEASE_MS)
+        return [row["task_id"] for row in rows]
+
+    def expired_claims_backlog(self, now: int) -> int:
+        return self._value("expired_claims_backlog", now=now) or 0
 
     def expired_tasks(self, cutoff: int, limit: int) -> list[str]:
         return [row["task_id"] for row in self._rows("expired_tasks", cutoff=cutoff, limit=limit)]

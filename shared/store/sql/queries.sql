@@ -41,6 +41,40 @@ SELECT task_id, run_id, taken_until FROM tj_claims WHERE taken_until <= :now ORD
 -- name: past_deadline
 SELECT task_id FROM tj_tasks WHERE deadline <= :now AND state IN ('unscheduled', 'pending', 'running') LIMIT :limit;
 
+-- name: lease_expired_claims [postgres]
+-- Take up to :limit expired claims that no resolver holds, until :lease_until:
+-- replicas take disjoint batches (SKIP LOCKED, and a leased row no longer
+-- qualifies); the Task aggregate still decides each expiry (ADR 0017).
+UPDATE tj_claims SET leased_until = :lease_until
+WHERE task_id IN (
+    SELECT task_id FROM tj_claims WHERE taken_until <= :now AND leased_until < :now
+    ORDER BY taken_until LIMIT :limit FOR UPDATE SKIP LOCKED
+)
+RETURNING task_id, run_id, taken_until;
+
+-- name: lease_expired_claims [sqlite]
+-- One process owns a SQLite store: nobody to share the work with.
+SELECT task_id, run_id, taken_until FROM tj_claims WHERE taken_until <= :now
+ORDER BY taken_until LIMIT :limit;
+
+-- name: lease_past_deadline [postgres]
+-- The deadline resolver's share, as lease_expired_claims.
+UPDATE tj_tasks SET leased_until = :lease_until
+WHERE task_id IN (
+    SELECT task_id FROM tj_tasks
+    WHERE deadline <= :now AND state IN ('unscheduled', 'pending', 'running') AND leased_until < :now
+    ORDER BY deadline LIMIT :limit FOR UPDATE SKIP LOCKED
+)
+RETURNING task_id;
+
+-- name: lease_past_deadline [sqlite]
+SELECT task_id FROM tj_tasks WHERE deadline <= :now AND state IN ('unscheduled', 'pending', 'running')
+ORDER BY deadline LIMIT :limit;
+
+-- name: expired_claims_backlog
+-- Expired claims not resolved yet (the autoscaler's gauge): an index range count.
+SELECT COUNT(*) AS n FROM tj_claims WHERE taken_until <= :now;
+
 -- name: position
 SELECT position FROM tj_position WHERE name = 'inline';
 

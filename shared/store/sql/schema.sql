@@ -13,7 +13,8 @@ CREATE TABLE IF NOT EXISTS tj_tasks (
     deadline BIGINT NOT NULL,
     expires BIGINT NOT NULL,
     definition TEXT NOT NULL,
-    status TEXT NOT NULL
+    status TEXT NOT NULL,
+    leased_until BIGINT NOT NULL DEFAULT 0  -- a deadline resolver's lease (ADR 0017), not rebuilt by replay
 );
 
 -- name: create_tasks_group_index
@@ -63,7 +64,8 @@ CREATE TABLE IF NOT EXISTS tj_claims (
     worker_group TEXT NOT NULL,
     worker_id TEXT NOT NULL,
     claimed BIGINT NOT NULL,
-    taken_until BIGINT NOT NULL
+    taken_until BIGINT NOT NULL,
+    leased_until BIGINT NOT NULL DEFAULT 0  -- a claim-resolver's lease (ADR 0017), not rebuilt by replay
 );
 
 -- name: create_claims_queue_index
@@ -71,6 +73,24 @@ CREATE INDEX IF NOT EXISTS tj_claims_queue ON tj_claims (task_queue_id, claimed,
 
 -- name: create_claims_expiry_index
 CREATE INDEX IF NOT EXISTS tj_claims_expiry ON tj_claims (taken_until);
+
+-- name: add_claims_lease [postgres]
+-- Databases made before the resolvers leased their work (ADR 0017) gain the
+-- column; looked up first, so a start never waits for the table's lock.
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'tj_claims'::regclass
+                   AND attname = 'leased_until' AND NOT attisdropped) THEN
+        ALTER TABLE tj_claims ADD COLUMN leased_until BIGINT NOT NULL DEFAULT 0;
+    END IF;
+END $$;
+
+-- name: add_tasks_lease [postgres]
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'tj_tasks'::regclass
+                   AND attname = 'leased_until' AND NOT attisdropped) THEN
+        ALTER TABLE tj_tasks ADD COLUMN leased_until BIGINT NOT NULL DEFAULT 0;
+    END IF;
+END $$;
 
 -- name: create_task_groups
 CREATE TABLE IF NOT EXISTS tj_task_groups (
