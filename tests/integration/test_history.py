@@ -57,7 +57,7 @@ def _workload(journal) -> dict:
         journal.report(task.task_id, 1, "completed", now_ms())
     snap(task.task_id)
     with actor.acting(actor.service("dependency-resolver")):
-        assert journal.schedule_ready_dependents(task.task_id, now_ms()) == [dependent.task_id]
+        assert [t.task_id for t in journal.schedule_ready_dependents(task.task_id, now_ms())] == [dependent.task_id]
     return {"group": group, "task": task.task_id, "dependent": dependent.task_id, "snapshots": snapshots}
 
 
