@@ -2,7 +2,8 @@
 """The web view's figure (`make bench-web`): how long the page of a task
 group of 10,000 tasks takes to render.
 
-Starts `taskjournal dev` on a fresh PostgreSQL database (as bench/run.py),
+Starts `taskjournal dev` on a fresh PostgreSQL database (as bench/run.py;
+`--sqlite`: on SQLite),
 creates one group of N tasks with the official client, C calls at a time,
 claims and resolves some of them (so the counts and the timeline have
 several states), then times GET /task-groups/<id> (the default page: counts
@@ -41,6 +42,7 @@ def parse_args(argv):
     p.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432")
     p.add_argument("--startup-timeout", type=float, default=60.0)
     p.add_argument("--no-browser", action="store_true", help="skip the headless browser timing")
+    p.add_argument("--sqlite", action="store_true", help="`taskjournal dev` on SQLite instead of PostgreSQL")
     return p.parse_args(argv)
 
 
@@ -128,10 +130,13 @@ def summary(times: list[float] | None) -> dict | None:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    run.reset_database(args.pg_url, DB_NAME)
-    results: dict = {"tasks": args.tasks, "resolved": args.resolved, "machine": run.machine_info("")}
+    database = None if args.sqlite else DB_NAME
+    if database:
+        run.reset_database(args.pg_url, database)
+    results: dict = {"tasks": args.tasks, "resolved": args.resolved, "store": "sqlite" if args.sqlite else "postgres",
+                     "machine": run.machine_info("")}
     try:
-        with run.running_server(args, DB_NAME, {}, "server-webview.log") as (_, root_url, token):
+        with run.running_server(args, database, {}, "server-webview.log") as (_, root_url, token):
             group_id = fill_group(root_url, {"clientId": run.CLIENT_ID, "accessToken": token}, args)
             page = f"{root_url}/task-groups/{group_id}"
             for name, url in (("default page", page), ("every task listed", f"{page}?limit={args.tasks}")):
