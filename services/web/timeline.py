@@ -48,7 +48,8 @@ def runs_of(status: dict, label: str) -> list[tuple[str, str, dict]]:
 
 def timeline(runs: list[tuple[str, str, dict]], now_ms: int) -> Timeline:
     """One bar per run, ordered by when each run became pending."""
-    spans = sorted((_span(run, now_ms), task_id, label, run) for task_id, label, run in runs)
+    spans = sorted(((_span(run, now_ms), task_id, label, run) for task_id, label, run in runs),
+                   key=lambda item: (item[0][0], item[1], item[3]["runId"]))  # scheduled, then taskId and run
     if not spans:
         return Timeline(now_ms, now_ms, [], 0)
     start = min(span[0] for span, *_ in spans)

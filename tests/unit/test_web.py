@@ -48,6 +48,11 @@ def test_runs_are_ordered_by_when_they_became_pending_and_unfinished_ones_reach_
     assert pending.run_w == 0 and pending.ran_ms is None and pending.waited_ms == 1000
 
 
+def test_runs_that_became_pending_at_once_are_ordered_by_task_and_run():
+    runs = [(OTHER, "b", run(0, 0, state="pending")), (TASK, "a", run(0, 0, 10, state="running"))]
+    assert [bar.task_id for bar in timeline(runs, T0 + 20).bars] == sorted([OTHER, TASK])
+
+
 def test_a_run_resolved_without_starting_shows_its_wait_only():
     bar, = timeline([(TASK, "x", run(0, 0, resolved=500, state="exception"))], T0 + 9000).bars
     assert (bar.wait_w, bar.run_w, bar.ran_ms, bar.waited_ms) == (100, 0, None, 500)
