@@ -20,7 +20,6 @@ from .timeline import duration, durations, runs_of, timeline
 
 STATES = ("unscheduled", "pending", "running", "completed", "failed", "exception")
 PAGE_SIZE, MAX_PAGE_SIZE = 1000, 10_000
-ALL_MEMBERS = 10_000_000  # a group's counts cover every task in it
 MAX_ARTIFACTS = 1000  # per run shown on a task page
 MAX_WORKERS = 1000
 HEADERS = {
@@ -94,20 +93,29 @@ class Pages:
         body = await self.run(self.views.group_body, group_id)
         if body is None:
             return problem(404, "No such task group", f"No task group has the id {group_id}.")
-        rows = await self.run(self.views.group_members, group_id, 0, ALL_MEMBERS)
+        # statuses of every member for the counts; definitions (big) only of the tasks listed
+        member_ids = await self.run(self.views.group_member_ids, group_id)
+        rows = await self.run(self.views.tasks_by_id, member_ids, "status")
         statuses = [orjson.loads(row["status"]) for row in rows]
         counts = Counter(status["state"] for status in statuses)
-        listed = [(s, row) for s, row in zip(statuses, rows) if not wanted_state or s["state"] == wanted_state]
+        listed = [s for s in statuses if not wanted_state or s["state"] == wanted_state]
         if name:
-            listed = [(s, row) for s, row in listed if name.lower() in _name(_definition(row)).lower()]
-        shown = [(status, _definition(row)) for status, row in listed[offset:offset + limit]]
-        tasks = [{"status": s, "name": _name(d), "last": s["runs"][-1] if s["runs"] else None} for s, d in shown]
+            names = await self._names([s["taskId"] for s in listed])
+            listed = [s for s in listed if name.lower() in names.get(s["taskId"], "").lower()]
+        shown = listed[offset:offset + limit]
+        names = await self._names([s["taskId"] for s in shown])
+        tasks = [{"status": s, "name": names.get(s["taskId"], ""), "last": s["runs"][-1] if s["runs"] else None}
+                 for s in shown]
         bars = timeline([run for t in tasks for run in runs_of(t["status"], t["name"])], self.services.clock())
         return page("group.html", title=f"Task group {group_id}", viewer=viewer, position=seen,
                     group=orjson.loads(body), group_id=group_id, counts=[(s, counts[s]) for s in STATES],
                     total=len(statuses), tasks=tasks, matching=len(listed), offset=offset, limit=limit,
                     state=wanted_state, name=name, timeline=bars, states=STATES,
                     more=_paging(request, offset, limit, len(listed)))
+
+    async def _names(self, task_ids: list[str]) -> dict[str, str]:
+        rows = await self.run(self.views.tasks_by_id, task_ids, "definition")
+        return {row["task_id"]: _name(_definition(row)) for row in rows}
 
     async def task(self, request: web.Request) -> web.Response:
         task_id = request.match_info["taskId"]

@@ -73,7 +73,22 @@ def css(browser, selector: str):
 
 
 def counts(browser) -> dict[str, int]:
-    return {cell.get_attribute("data-state"): int(cell.text) for cell in css(browser, "#counts td[data-state]")}
+    """The group page's counts, read in one script: the live page may swap its <main> between two reads."""
+    return browser.execute_script(
+        "return Object.fromEntries([...document.querySelectorAll('#counts td[data-state]')]"
+        ".map(cell => [cell.dataset.state, Number(cell.textContent)]))")
+
+
+def text(browser, selector: str) -> str | None:
+    """The text of the first element matching `selector` (one script, as `counts`)."""
+    return browser.execute_script("const e = document.querySelector(arguments[0]); return e && e.innerText;",
+                                  selector)
+
+
+def listed(browser) -> list[str]:
+    """The taskIds of the task list, in order (one script, as `counts`)."""
+    return browser.execute_script(
+        "return [...document.querySelectorAll('#tasks tbody tr')].map(row => row.dataset.taskId)")
 
 
 def named(name: str, **fields) -> dict:
@@ -125,7 +140,7 @@ def test_the_group_page_shows_counts_by_state_and_a_bar_for_every_run(server, br
     screenshot(browser, f"group-{server.env.get('TASKJOURNAL_DATABASE_URL') and 'postgres' or 'sqlite'}")
     assert counts(browser) == {"all": 6, "unscheduled": 1, "pending": 1, "running": 1, "completed": 2, "failed": 1,
                                "exception": 0}
-    assert {row.get_attribute("data-task-id") for row in css(browser, "#tasks tbody tr")} == \
+    assert set(listed(browser)) == \
         {done, failed, retried, running, pending, blocked}
     runs = {(task_id, str(run["runId"])) for task_id in (done, failed, retried, running, pending, blocked)
             for run in group.root.status(task_id)["status"]["runs"]}
@@ -135,7 +150,13 @@ def test_the_group_page_shows_counts_by_state_and_a_bar_for_every_run(server, br
     assert len(css(browser, "#timeline a.bar rect.run")) == 5  # every run but the pending one has started
 
     browser.get(group.url() + "?state=completed")
-    assert {row.get_attribute("data-task-id") for row in css(browser, "#tasks tbody tr")} == {done, retried}
+    assert set(listed(browser)) == {done, retried}
+    browser.get(group.url() + "?name=fail")
+    assert listed(browser) == [failed]
+    assert counts(browser)["all"] == 6  # the counts cover the whole group whatever the filter
+    browser.get(group.url() + "?limit=2&offset=2")
+    assert listed(browser) == [retried, running]
+    assert len(css(browser, "#timeline a.bar")) == 3  # the timeline follows the page: retried's two runs, running's one
 
 
 def test_a_task_resolving_while_its_group_page_is_open_updates_the_page(server, browser):
@@ -157,7 +178,7 @@ def test_a_task_resolving_while_its_group_page_is_open_updates_the_page(server, 
 
     new_task = group.create("third")  # a task joining the group shows up too
     wait_for(browser, lambda: counts(browser)["all"] == 3, "the new task to be counted")
-    assert new_task in {row.get_attribute("data-task-id") for row in css(browser, "#tasks tbody tr")}
+    assert new_task in listed(browser)
     screenshot(browser, "group-live")
 
 
@@ -176,14 +197,15 @@ def test_the_task_page_shows_definition_runs_and_artifact_links(server, browser)
 
     browser.get(f"{server.root_url}/tasks/{task_id}")
     screenshot(browser, "task")
-    definition = css(browser, "#definition")[0].text
+    definition = text(browser, "#definition")
     assert task_id in browser.page_source and '"make"' in definition and group.id in definition
-    assert css(browser, "#state")[0].text == "completed"
-    assert [row.get_attribute("data-state") for row in css(browser, "#runs tbody tr")] == ["completed"]
+    assert text(browser, "#state") == "completed"
+    assert browser.execute_script(
+        "return [...document.querySelectorAll('#runs tbody tr')].map(row => row.dataset.state)") == ["completed"]
     assert len(css(browser, "#timeline a.bar")) == 1
     link, = css(browser, "#artifacts a.download")
     assert link.text == "public/build.log"
-    private = css(browser, "#artifacts tr[data-name='private/secret.txt']")[0].text
+    private = text(browser, "#artifacts tr[data-name='private/secret.txt']")
     assert "needs queue:get-artifact:private/secret.txt" in private  # listed, but no link without the scope
     link.click()  # the queue answers 303 to the bytes; the browser follows
     wait_for(browser, lambda: "the build log" in browser.page_source, "the artifact's bytes")
@@ -193,7 +215,7 @@ def test_the_task_page_shows_history_when_the_store_records_it(server, browser):
     group = Group(server)
     task_id = group.create("history")
     browser.get(f"{server.root_url}/tasks/{task_id}")
-    history = css(browser, "#history")[0].text
+    history = text(browser, "#history")
     if "records no history" in history:  # journal.views.task_history not there yet: the runs tell the story
         return
     assert ROOT_CLIENT_ID in history  # who created the task
@@ -206,10 +228,9 @@ def test_the_queue_page_shows_pending_and_claimed_counts_and_workers(server, bro
     task_id, _ = group.claim()
     browser.get(f"{server.root_url}/task-queues/{group.queue_id}")
     screenshot(browser, "queue")
-    assert css(browser, "td[data-count='pending']")[0].text == "2"
-    assert css(browser, "td[data-count='claimed']")[0].text == "1"
-    worker, = css(browser, "#workers tr[data-worker='web-group/web-worker']")
-    assert task_id in worker.text
+    assert text(browser, "td[data-count='pending']") == "2"
+    assert text(browser, "td[data-count='claimed']") == "1"
+    assert task_id in text(browser, "#workers tr[data-worker='web-group/web-worker']")
 
 
 def test_the_start_page_finds_a_task(server, browser):
@@ -222,7 +243,7 @@ def test_the_start_page_finds_a_task(server, browser):
     css(browser, "form.go input[name=id]")[0].send_keys(task_id)
     css(browser, "form.go button")[0].click()
     wait_for(browser, lambda: browser.current_url.endswith(f"/tasks/{task_id}"), "the task page")
-    assert css(browser, "h1")[0].text.startswith("found")
+    assert text(browser, "h1").startswith("found")
 
 
 @pytest.fixture(scope="module")
@@ -238,7 +259,7 @@ def test_an_anonymous_viewer_without_the_scope_is_refused_clearly(closed_server,
     group.create("hidden")
     browser.get(group.url())
     screenshot(browser, "refused")
-    refusal = css(browser, "#refusal")[0].text
+    refusal = text(browser, "#refusal")
     assert f"queue:list-task-group:{group.id}" in refusal and "without credentials" in refusal
     assert requests.get(group.url()).status_code == 403
     assert requests.get(f"{closed_server.root_url}/task-queues/{group.queue_id}").status_code == 403
