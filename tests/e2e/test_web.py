@@ -263,6 +263,10 @@ def test_an_anonymous_viewer_without_the_scope_is_refused_clearly(closed_server,
     assert f"queue:list-task-group:{group.id}" in refusal and "without credentials" in refusal
     assert requests.get(group.url()).status_code == 403
     assert requests.get(f"{closed_server.root_url}/task-queues/{group.queue_id}").status_code == 403
+    live = f"{closed_server.root_url}/web/live"
+    assert requests.get(live, params={"page": f"/task-groups/{group.id}", "after": "0"}).status_code == 403
+    assert requests.get(live, params={"page": f"/task-groups/{group.id}", "after": "x"}).status_code == 400
+    assert requests.get(live, params={"page": "/nowhere", "after": "0"}).status_code == 404
 
     signed = bewit_url(ROOT_CLIENT_ID, closed_server.token, group.url(), int(time.time()) + 300)
     browser.get(signed)  # a bewit lends its client's scopes to the page, and to its live stream
