@@ -93,29 +93,21 @@ class Pages:
         body = await self.run(self.views.group_body, group_id)
         if body is None:
             return problem(404, "No such task group", f"No task group has the id {group_id}.")
-        # statuses of every member for the counts; definitions (big) only of the tasks listed
-        member_ids = await self.run(self.views.group_member_ids, group_id)
-        rows = await self.run(self.views.tasks_by_id, member_ids, "status")
-        statuses = [orjson.loads(row["status"]) for row in rows]
-        counts = Counter(status["state"] for status in statuses)
-        listed = [s for s in statuses if not wanted_state or s["state"] == wanted_state]
+        # every member's state for the counts; statuses and definitions only of the tasks listed
+        states = await self.run(self.views.group_states, group_id)
+        counts = Counter(row["state"] for row in states)
+        listed = [row["task_id"] for row in states if not wanted_state or row["state"] == wanted_state]
         if name:
-            names = await self._names([s["taskId"] for s in listed])
-            listed = [s for s in listed if name.lower() in names.get(s["taskId"], "").lower()]
-        shown = listed[offset:offset + limit]
-        names = await self._names([s["taskId"] for s in shown])
-        tasks = [{"status": s, "name": names.get(s["taskId"], ""), "last": s["runs"][-1] if s["runs"] else None}
-                 for s in shown]
+            named = await self.run(self.views.tasks_by_id, listed, "definition")
+            listed = [row["task_id"] for row in named if name.lower() in _name(_definition(row)).lower()]
+        rows = await self.run(self.views.tasks_by_id, listed[offset:offset + limit], "definition, status")
+        tasks = [_listed_task(orjson.loads(row["status"]), _definition(row)) for row in rows]
         bars = timeline([run for t in tasks for run in runs_of(t["status"], t["name"])], self.services.clock())
         return page("group.html", title=f"Task group {group_id}", viewer=viewer, position=seen,
                     group=orjson.loads(body), group_id=group_id, counts=[(s, counts[s]) for s in STATES],
-                    total=len(statuses), tasks=tasks, matching=len(listed), offset=offset, limit=limit,
+                    total=len(states), tasks=tasks, matching=len(listed), offset=offset, limit=limit,
                     state=wanted_state, name=name, timeline=bars, states=STATES,
                     more=_paging(request, offset, limit, len(listed)))
-
-    async def _names(self, task_ids: list[str]) -> dict[str, str]:
-        rows = await self.run(self.views.tasks_by_id, task_ids, "definition")
-        return {row["task_id"]: _name(_definition(row)) for row in rows}
 
     async def task(self, request: web.Request) -> web.Response:
         task_id = request.match_info["taskId"]
@@ -219,6 +211,10 @@ def _paging(request: web.Request, offset: int, limit: int, matching: int) -> dic
 
 def _definition(row: dict) -> dict:
     return orjson.loads(row["definition"])
+
+
+def _listed_task(status: dict, definition: dict) -> dict:
+    return {"status": status, "name": _name(definition), "last": status["runs"][-1] if status["runs"] else None}
 
 
 def _name(definition: dict) -> str:
