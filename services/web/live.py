@@ -16,7 +16,7 @@ from taskjournal.shared.domain.ids import group_uuid, task_uuid
 log = logging.getLogger("taskjournal.web")
 POLL_S = 0.25  # how often the follower looks for new events while somebody watches
 BATCH = 1000
-MIN_GAP_S = 0.5  # a page refreshes at most this often, however busy the log
+MIN_GAP_S = 1.0  # a page refreshes at most this often, however busy the log
 KEEPALIVE_S = 15.0
 
 
