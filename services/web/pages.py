@@ -84,7 +84,7 @@ class Pages:
         viewer = self.viewer(request)
         refused = viewer.refusal(access.GROUP, taskGroupId=group_id)
         if refused:
-            return refusal(refused, f"task group {group_id}")
+            return refusal(viewer, refused, f"task group {group_id}")
         try:
             wanted_state, name, offset, limit = _group_query(request.query)
         except BadQuery as err:
@@ -114,7 +114,7 @@ class Pages:
         viewer = self.viewer(request)
         refused = viewer.refusal(access.TASK, taskId=task_id)
         if refused:
-            return refusal(refused, f"task {task_id}")
+            return refusal(viewer, refused, f"task {task_id}")
         seen = await self.position()
         found = await self.run(self.views.tasks_by_id, [task_id], "definition, status")
         if not found:
@@ -157,7 +157,7 @@ class Pages:
                  "info": access.TASK_QUEUE}
         refused = {part: viewer.refusal(expression, **params) for part, expression in parts.items()}
         if all(refused.values()):
-            return refusal(Refusal({"AnyOf": [r.needed for r in refused.values() if r]}, viewer.client_id),
+            return refusal(viewer, Refusal({"AnyOf": [r.needed for r in refused.values() if r]}, viewer.client_id),
                            f"task queue {queue_id}")
         seen, now = await self.position(), self.services.clock()
         pending = None if refused["pending"] else await self.run(self.views.pending_count, queue_id, now)
@@ -179,8 +179,11 @@ def problem(status: int, title: str, message: str) -> web.Response:
     return page("problem.html", status, title=title, message=message, viewer=None)
 
 
-def refusal(refused: Refusal, what: str) -> web.Response:
-    """403 with what is missing; 401 for credentials that do not authenticate."""
+def refusal(viewer: Viewer, refused: Refusal, what: str) -> web.Response:
+    """403 with what is missing; 401 for credentials (a bewit) that do not authenticate."""
+    if viewer.failed:
+        return problem(401, "Credentials not accepted", f"The credentials of this link were refused: "
+                       f"{viewer.auth.message}. Open the page without them, or ask for a fresh link.")
     return page("refused.html", 403, title="Not allowed", what=what, refused=refused, viewer=None)
 
 

@@ -268,6 +268,7 @@ def test_an_anonymous_viewer_without_the_scope_is_refused_clearly(closed_server,
     assert requests.get(live, params={"page": f"/task-groups/{group.id}", "after": "x"}).status_code == 400
     assert requests.get(live, params={"page": "/nowhere", "after": "0"}).status_code == 404
 
+    assert requests.get(bewit_url(ROOT_CLIENT_ID, "wrong", group.url(), int(time.time()) + 300)).status_code == 401
     signed = bewit_url(ROOT_CLIENT_ID, closed_server.token, group.url(), int(time.time()) + 300)
     browser.get(signed)  # a bewit lends its client's scopes to the page, and to its live stream
     assert counts(browser)["all"] == 1
