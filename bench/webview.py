@@ -14,6 +14,7 @@ Prints a table; writes bench/results/webview.json. Loopback only."""
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import sys
@@ -134,7 +135,7 @@ def main(argv=None) -> int:
     if database:
         run.reset_database(args.pg_url, database)
     results: dict = {"tasks": args.tasks, "resolved": args.resolved, "store": "sqlite" if args.sqlite else "postgres",
-                     "machine": run.machine_info("")}
+                     "machine": run.machine_info(""), "load_average_before": os.getloadavg()}
     try:
         with run.running_server(args, database, {}, "server-webview.log") as (_, root_url, token):
             group_id = fill_group(root_url, {"clientId": run.CLIENT_ID, "accessToken": token}, args)
