@@ -244,4 +244,14 @@ def _history_entry(entry: dict) -> dict:
     changes = entry.get("changes")
     return {"position": entry.get("position"), "time": entry.get("time"), "event": entry.get("event"),
             "actor": who, "run": "" if run is None else run, "reason": entry.get("reason") or "",
-            "changes": orjson.dumps(changes).decode() if changes else ""}
+            "changes": _changes(changes)}
+
+
+def _changes(changes: Any) -> str:
+    """{"state": "completed", "retriesLeft": 4} as `state=completed retriesLeft=4`."""
+    if not changes:
+        return ""
+    if not isinstance(changes, dict):
+        return orjson.dumps(changes).decode()
+    return " ".join(f"{key}={value if isinstance(value, str) else orjson.dumps(value).decode()}"
+                    for key, value in changes.items())

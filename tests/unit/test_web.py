@@ -100,3 +100,16 @@ def test_a_queue_page_hears_every_change():
     watcher = queue_watcher()
     watcher.offer([(7, changed_keys(event(uuid.uuid4())))])
     assert watcher.changed.is_set() and watcher.position == 7
+
+
+def test_a_history_entry_shows_who_acted_and_what_changed():
+    from taskjournal.services.web.pages import _history_entry
+
+    entry = {"position": 7, "time": "2026-11-30T11:07:50.505Z", "event": "Task.RunResolved", "taskId": TASK,
+             "runId": 0, "actor": {"kind": "client", "clientId": "worker-7", "requestId": "r1"},
+             "reason": "completed", "changes": {"state": "completed", "retriesLeft": 4}}
+    shown = _history_entry(entry)
+    assert (shown["actor"], shown["run"], shown["changes"]) == ("worker-7", 0, "state=completed retriesLeft=4")
+    assert _history_entry({**entry, "actor": {"kind": "service", "service": "claim-resolver"}})["actor"] == \
+        "claim-resolver"
+    assert _history_entry({**entry, "actor": {"kind": "unknown"}, "runId": None})["run"] == ""
