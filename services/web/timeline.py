@@ -22,6 +22,8 @@ class Bar:
     run_w: float
     waited_ms: int
     ran_ms: int | None
+    y: int  # pixels from the top, and the bar's height (a pixel less than its row's)
+    height: int
 
 
 @dataclass(frozen=True)
@@ -55,15 +57,18 @@ def timeline(runs: list[tuple[str, str, dict]], now_ms: int) -> Timeline:
     start = min(span[0] for span, *_ in spans)
     end = max(span[2] for span, *_ in spans)
     scale = WIDTH / max(end - start, 1)
+    row_height = _row_height(len(spans))
     bars = []
     for row, ((scheduled, started, resolved), task_id, label, run) in enumerate(spans):
         wait_end = started if started is not None else resolved
         bars.append(Bar(
             task_id, run["runId"], run["state"], label, row,
-            (scheduled - start) * scale, max((wait_end - scheduled) * scale, 0.5),
-            ((started or resolved) - start) * scale, (resolved - started) * scale if started is not None else 0.0,
-            wait_end - scheduled, resolved - started if started is not None else None))
-    return Timeline(start, end, bars, _row_height(len(bars)))
+            round((scheduled - start) * scale, 3), round(max((wait_end - scheduled) * scale, 0.5), 3),
+            round(((started or resolved) - start) * scale, 3),
+            round((resolved - started) * scale, 3) if started is not None else 0.0,
+            wait_end - scheduled, resolved - started if started is not None else None,
+            row * row_height, row_height - 1))
+    return Timeline(start, end, bars, row_height)
 
 
 def _span(run: dict, now_ms: int) -> tuple[int, int | None, int]:
