@@ -82,7 +82,7 @@ class Process:
 def journal_for(settings: Settings, listener: CommitListener | None = None) -> Journal:
     """The Journal over the configured store (also what `taskjournal replay` uses)."""
     return open_journal(settings.database_url, str(settings.data_dir), max_connections=settings.executor_threads,
-                        listener=listener)
+                        listener=listener, schema_mode=settings.schema)
 
 
 def bootstrap(settings: Settings) -> Process:

@@ -605,8 +605,8 @@ class Journal(Application):
 
 
 def open_journal(database_url: str | None, data_dir: str, max_connections: int = 16,
-                 listener: CommitListener | None = None) -> Journal:
-    env, store = open_store(database_url, data_dir, max_connections)
+                 listener: CommitListener | None = None, schema_mode: str = "auto") -> Journal:
+    env, store = open_store(database_url, data_dir, max_connections, schema_mode)
     return Journal(env, store, listener)
 
 

@@ -30,7 +30,6 @@ def _apply(execute, sql: dict, changes, stored_events, ids) -> None:
 
 
 RECENTLY_USED_S = 1.0  # pre-ping skips connections that were in use this recently
-SCHEMA_LOCK = 7_401_318_2024  # advisory lock: processes starting together create tables one at a time
 
 
 class ConninfoPostgresFactory(PostgresFactory):
@@ -74,19 +73,6 @@ class ConninfoPostgresFactory(PostgresFactory):
 
 
 class PostgresProjectingRecorder(PostgresApplicationRecorder):
-    def create_table(self) -> None:
-        locks = statements("notify.sql", "postgres")
-        with self.datastore.get_connection() as conn:
-            conn.execute(locks["lock"], {"key": SCHEMA_LOCK})
-            try:
-                super().create_table()
-                with self.datastore.transaction(commit=True) as curs:
-                    for sql in statements("schema.sql", "postgres").values():
-                        curs.execute(sql)
-            finally:
-                conn.execute(locks["unlock"], {"key": SCHEMA_LOCK})
-                conn.commit()
-
     def _fetch_ids_after_insert_events(self, curs, stored_events, **kwargs):
         ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
         changes = kwargs.get("projection")
@@ -100,12 +86,6 @@ class PostgresProjectingRecorder(PostgresApplicationRecorder):
 
 
 class SQLiteProjectingRecorder(SQLiteApplicationRecorder):
-    def create_table(self) -> None:
-        super().create_table()
-        with self.datastore.transaction(commit=True) as curs:
-            for sql in statements("schema.sql", "sqlite").values():
-                curs.execute(sql)
-
     def _insert_events(self, c, stored_events, **kwargs):
         ids = super()._insert_events(c, stored_events, **kwargs)
         changes = kwargs.get("projection")

@@ -147,7 +147,8 @@ class ReadModel:
 
     # ---------------------------------------------------------- artifacts
     def artifact_row(self, task_id: str, run_id: int, name: str) -> dict | None:
-        """{name, storage_type, content_type, expires, present, details (JSON text)} or None."""
+        """{name, storage_type, content_type, expires, present, details (JSON text),
+        object_finished, object_expires (an object artifact's object, else None)} or None."""
         rows = self._rows("artifact", task_id=task_id, run_id=run_id, artifact_name=name)
         return rows[0] if rows else None
 

@@ -104,9 +104,22 @@ SELECT task_id, {columns} FROM tj_tasks WHERE task_id = ANY(:task_ids);
 -- :task_ids is a JSON array: any number of ids in one parameter.
 SELECT task_id, {columns} FROM tj_tasks WHERE task_id IN (SELECT value FROM json_each(:task_ids));
 
--- name: artifact
-SELECT name, storage_type, content_type, expires, present, details FROM tj_artifacts
-WHERE task_id = :task_id AND run_id = :run_id AND name = :artifact_name;
+-- name: artifact [postgres]
+-- An artifact, and for an object artifact whether its object is finished and
+-- until when (the object service's row: getArtifact checks it exists).
+SELECT a.name, a.storage_type, a.content_type, a.expires, a.present, a.details,
+       o.finished AS object_finished, o.expires AS object_expires
+FROM tj_artifacts a
+LEFT JOIN tj_objects o ON a.storage_type = 'object'
+    AND o.name = ('t/' || a.task_id || '/' || a.run_id || '/' || a.name) COLLATE "default"
+WHERE a.task_id = :task_id AND a.run_id = :run_id AND a.name = :artifact_name;
+
+-- name: artifact [sqlite]
+SELECT a.name, a.storage_type, a.content_type, a.expires, a.present, a.details,
+       o.finished AS object_finished, o.expires AS object_expires
+FROM tj_artifacts a
+LEFT JOIN tj_objects o ON a.storage_type = 'object' AND o.name = 't/' || a.task_id || '/' || a.run_id || '/' || a.name
+WHERE a.task_id = :task_id AND a.run_id = :run_id AND a.name = :artifact_name;
 
 -- name: artifacts_page
 -- Every artifact of a run (present or not), by name, after :after_name.
@@ -121,14 +134,19 @@ ORDER BY expires LIMIT :limit;
 -- name: latest_artifact [postgres]
 -- The task's last run (-1: no runs; no row: no task) and the artifact of
 -- that run named :artifact_name, if any, in one statement (getLatestArtifact).
-SELECT t.run_id, a.name, a.storage_type, a.content_type, a.expires, a.present, a.details
+SELECT t.run_id, a.name, a.storage_type, a.content_type, a.expires, a.present, a.details,
+       o.finished AS object_finished, o.expires AS object_expires
 FROM (SELECT json_array_length(status::json -> 'runs') - 1 AS run_id FROM tj_tasks WHERE task_id = :task_id) t
-LEFT JOIN tj_artifacts a ON a.task_id = :task_id AND a.run_id = t.run_id AND a.name = :artifact_name;
+LEFT JOIN tj_artifacts a ON a.task_id = :task_id AND a.run_id = t.run_id AND a.name = :artifact_name
+LEFT JOIN tj_objects o ON a.storage_type = 'object'
+    AND o.name = ('t/' || a.task_id || '/' || a.run_id || '/' || a.name) COLLATE "default";
 
 -- name: latest_artifact [sqlite]
-SELECT t.run_id, a.name, a.storage_type, a.content_type, a.expires, a.present, a.details
+SELECT t.run_id, a.name, a.storage_type, a.content_type, a.expires, a.present, a.details,
+       o.finished AS object_finished, o.expires AS object_expires
 FROM (SELECT json_array_length(status, '$.runs') - 1 AS run_id FROM tj_tasks WHERE task_id = :task_id) t
-LEFT JOIN tj_artifacts a ON a.task_id = :task_id AND a.run_id = t.run_id AND a.name = :artifact_name;
+LEFT JOIN tj_artifacts a ON a.task_id = :task_id AND a.run_id = t.run_id AND a.name = :artifact_name
+LEFT JOIN tj_objects o ON a.storage_type = 'object' AND o.name = 't/' || a.task_id || '/' || a.run_id || '/' || a.name;
 
 -- name: object_with_upload
 SELECT name FROM tj_objects WHERE upload_id = :upload_id;
