@@ -211,6 +211,23 @@ def test_the_task_page_shows_definition_runs_and_artifact_links(server, browser)
     wait_for(browser, lambda: "the build log" in browser.page_source, "the artifact's bytes")
 
 
+def test_a_task_page_follows_its_task_and_a_queue_page_its_counts(server, browser):
+    group = Group(server)
+    task_id = group.create("watched")
+    browser.get(f"{server.root_url}/tasks/{task_id}")
+    wait_for(browser, lambda: css(browser, "#live-status.on"), "the task page's live stream to open")
+    assert text(browser, "#state") == "pending"
+    claimed, worker = group.claim()
+    wait_for(browser, lambda: text(browser, "#state") == "running", "the task page to show the claim")
+    worker.reportCompleted(claimed, "0")
+    wait_for(browser, lambda: text(browser, "#state") == "completed", "the task page to show the resolution")
+
+    browser.get(f"{server.root_url}/task-queues/{group.queue_id}")
+    wait_for(browser, lambda: css(browser, "#live-status.on"), "the queue page's live stream to open")
+    group.create("queued")
+    wait_for(browser, lambda: text(browser, "td[data-count='pending']") == "1", "the pending count to change")
+
+
 def test_the_task_page_shows_history_when_the_store_records_it(server, browser):
     group = Group(server)
     task_id = group.create("history")
