@@ -24,7 +24,7 @@ from taskjournal.services.ops import add_ops_routes
 from taskjournal.shared.actor import acting
 from taskjournal.shared.auth import scopes as scope_rules
 from taskjournal.shared.auth.clients import Client, ClientStore, load_config_file
-from taskjournal.shared.auth.hawk import Authenticator, AuthRequest, host_and_port
+from taskjournal.shared.auth.hawk import Authenticator, AuthRequest, AuthResult, host_and_port
 from taskjournal.shared.config import Settings, roles_need
 from taskjournal.shared.domain.errors import DomainError
 from taskjournal.shared.domain.time import now_ms
@@ -164,16 +164,23 @@ class Gateway:
         return json_response(result, trace_id=request.headers.get("x-taskcluster-trace-id"), request_id=request_id)
 
     def _authenticate(self, request: web.Request, raw_body: bytes):
-        host, port = host_and_port(request.headers.get("Host"), request.secure, request.headers)
-        return self.services.authenticator.authenticate(AuthRequest(
-            method=request.method, resource=request.raw_path, host=host, port=port,
-            authorization=request.headers.get("Authorization"), content_type=request.headers.get("Content-Type"),
-            body=raw_body))
+        return authenticate(self.services.authenticator, request, raw_body)
 
     def _error(self, request, endpoint, params, payload, err: ApiError, request_id: str) -> web.Response:
         body = error_body(err, endpoint.name, params, payload)
         return json_response(body, err.status, err.headers, request.headers.get("x-taskcluster-trace-id"),
                              request_id)
+
+
+def authenticate(authenticator: Authenticator, request: web.Request, raw_body: bytes = b"",
+                 resource: str | None = None) -> AuthResult:
+    """The caller's authority (Hawk header, bewit or anonymous); `resource`: the
+    path and query a bewit was made for, when not the request's own (the web view's live stream)."""
+    host, port = host_and_port(request.headers.get("Host"), request.secure, request.headers)
+    return authenticator.authenticate(AuthRequest(
+        method=request.method, resource=resource or request.raw_path, host=host, port=port,
+        authorization=request.headers.get("Authorization"), content_type=request.headers.get("Content-Type"),
+        body=raw_body))
 
 
 def _as_api_error(err, root_url: str) -> ApiError:
@@ -273,6 +280,9 @@ def create_app(services: GatewayParts, mount: Callable[[web.Application], None] 
     app.router.add_get("/robots.txt", _robots)
     if mount is not None:
         mount(app)
+    from taskjournal.services.web import add_web_routes  # the web view (ADR 0019); it imports this module
+
+    add_web_routes(app, services)
     # [\s\S]: any character, a decoded %0A too (`.` would leave such paths to aiohttp's plain-text 404)
     app.router.add_route("*", API_PREFIX + "/{tail:[\\s\\S]*}", gateway.dispatch, expect_handler=expect_handler)
     ours = Gateway(services, JOURNAL_ENDPOINTS, JOURNAL_PREFIX)  # our own API (journal_api.py)

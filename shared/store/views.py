@@ -93,6 +93,10 @@ class ReadModel:
     def group_member_ids(self, task_group_id: str) -> list[str]:
         return [row["task_id"] for row in self._rows("group_member_ids", task_group_id=task_group_id)]
 
+    def group_states(self, task_group_id: str) -> list[dict]:
+        """{task_id, state} of every member, in the group's order."""
+        return self._rows("group_states", task_group_id=task_group_id)
+
     def group_size(self, task_group_id: str) -> int:
         return self._value("group_size", task_group_id=task_group_id) or 0
 

@@ -19,6 +19,10 @@ ORDER BY created_position LIMIT :limit OFFSET :offset;
 -- name: group_member_ids
 SELECT task_id FROM tj_tasks WHERE task_group_id = :task_group_id ORDER BY created_position;
 
+-- name: group_states
+-- Every member's state, in the group's order (the web view's counts and filter).
+SELECT task_id, state FROM tj_tasks WHERE task_group_id = :task_group_id ORDER BY created_position;
+
 -- name: group_size
 SELECT COUNT(*) AS n FROM tj_tasks WHERE task_group_id = :task_group_id;
 
