@@ -14,7 +14,7 @@ PYTEST := TASKJOURNAL_TEST_DATABASE_URL=$(TEST_DATABASE_URL) $(PY) -m pytest -q
 NO_INFRASTRUCTURE := TASKJOURNAL_TEST_DATABASE_URL=postgresql://postgres@127.0.0.1:1/unreachable \
 	TASKJOURNAL_TEST_AMQP_URL=amqp://guest:guest@127.0.0.1:1/
 
-.PHONY: run test test-unit test-integration test-e2e typecheck bench chaos install clean
+.PHONY: run test test-unit test-integration test-e2e typecheck bench bench-fleet chaos install clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -49,6 +49,9 @@ test-e2e: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/run.py $(BENCH_ARGS)
+
+bench-fleet: $(STAMP)
+	$(PY) bench/fleet.py $(BENCH_FLEET_ARGS)
 
 chaos: $(STAMP)
 	$(PY) bench/chaos.py $(CHAOS_ARGS)
