@@ -124,13 +124,14 @@ class Probe:
 
     def __init__(self, server: Server, database: str):
         self.server, self.database = server, database
+        # one connection, opened now: a shared server may have none to spare later
+        self.conn = psycopg.connect(admin_url(server.env["TASKJOURNAL_DATABASE_URL"]), autocommit=True)
 
     def xact_commits(self) -> int:
-        with psycopg.connect(admin_url(self.server.env["TASKJOURNAL_DATABASE_URL"]), autocommit=True) as conn:
-            conn.execute("SELECT pg_stat_clear_snapshot()")
-            row = conn.execute("SELECT xact_commit FROM pg_stat_database WHERE datname = %s",
-                               (self.database,)).fetchone()
-            return int(row[0])
+        self.conn.execute("SELECT pg_stat_clear_snapshot()")
+        row = self.conn.execute("SELECT xact_commit FROM pg_stat_database WHERE datname = %s",
+                                (self.database,)).fetchone()
+        return int(row[0])
 
     async def looks(self, session: aiohttp.ClientSession) -> float:
         async with session.get(f"{self.server.root_url}/metrics") as response:
@@ -173,6 +174,7 @@ async def measure(server: Server, database: str, args) -> dict:
         for worker in workers:
             worker.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
+        probe.conn.close()
     latencies.sort()
     return {"polls": args.polls, "queues": args.queues, "held": held, "requests": requests, "errors": fleet.errors,
             "rss_before_mb": rss_before / 2**20, "rss_held_mb": rss_held / 2**20,
