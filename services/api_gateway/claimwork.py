@@ -138,17 +138,24 @@ class Claimer:
 
     async def _look(self, task_queue_id: str, waiters: QueueWaiters, worker_group: str, worker_id: str,
                     count: int, now: int, deliverable: Callable[[Task], bool]) -> list[Task] | None:
-        """Claim what is pending; None when the queue was announced again
-        meanwhile and nothing was claimed (the caller looks again)."""
+        """Claim what is pending; None when nothing was claimed but the
+        queue may hold work still (the caller looks again)."""
         loop = asyncio.get_running_loop()
         generation, waiters.looked_at = waiters.generation, loop.time()
         self.looks[task_queue_id] += 1
         REGISTRY.inc(LOOKS)
+        offered = 0
+
+        def counted(task: Task) -> bool:
+            nonlocal offered
+            offered += 1
+            return deliverable(task)
+
         waiters.looking += 1
         try:
             claimed = await loop.run_in_executor(
                 self.executor, self.journal.claim_work, task_queue_id, worker_group, worker_id,
-                count, now, now + self.claim_timeout_ms, deliverable)
+                count, now, now + self.claim_timeout_ms, counted)
         finally:
             waiters.looking -= 1
         announced = waiters.generation != generation
@@ -156,7 +163,7 @@ class Claimer:
             if len(claimed) >= count or announced:  # more may be pending: the next sleeper looks
                 waiters.wake_one()
             return claimed
-        if announced:
+        if announced or offered:  # offered: runs were taken but resolved as undeliverable, more may wait
             return None
         waiters.empty_generation, waiters.empty_at = generation, waiters.looked_at
         return []

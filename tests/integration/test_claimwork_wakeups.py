@@ -167,3 +167,13 @@ async def test_a_wake_up_meant_for_a_poll_quarantined_meanwhile_passes_on(gatewa
     assert [[t.task_id for t in poll.result()] for poll in done] == [[task_id]]
     assert not first[0].done()  # it still waits, as upstream's quarantined workers do
     await stop(first + rest)
+
+
+async def test_a_look_that_only_met_undeliverable_tasks_looks_again(gateway):
+    journal, executor, signal = gateway
+    claimer = claimer_of(gateway)
+    bad = await created(journal, executor, "wake/a")  # older: leased first
+    good = await created(journal, executor, "wake/a")
+    poll = asyncio.create_task(claimer.claim("wake/a", "g", "w", 1, deliverable=lambda task: task.task_id != bad))
+    claimed = await asyncio.wait_for(poll, 60)  # not asleep with a task pending
+    assert [task.task_id for task in claimed] == [good]
