@@ -120,11 +120,11 @@ class Claimer:
                         waiters.wake_one()
                     await asyncio.sleep(max(0.0, give_up - loop.time()))
                     return []
-                if woken or waiters.needs_look(loop.time(), self.safety_s):
+                if woken or self.wait_s <= 0 or waiters.needs_look(loop.time(), self.safety_s):
                     claimed = await self._look(task_queue_id, waiters, worker_group, worker_id, count, now,
                                                deliverable)
                     if claimed is None:
-                        continue  # work was announced while looking: look again
+                        continue  # the queue may hold work still: look again
                     if claimed:
                         return claimed
                 remaining = give_up - loop.time()
