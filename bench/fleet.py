@@ -42,6 +42,7 @@ from tests.support.postgres import admin_url, create_database, drop_database_at 
 from tests.support.server import ROOT_CLIENT_ID, Server, task_definition  # noqa: E402
 
 LOOKS = "taskjournal_claimwork_looks_total"
+CLAIM_WAIT = "taskjournal_claim_wait_seconds"
 
 
 def raise_fd_limit(wanted: int) -> int:
@@ -133,12 +134,26 @@ class Probe:
                                 (self.database,)).fetchone()
         return int(row[0])
 
-    async def looks(self, session: aiohttp.ClientSession) -> float:
+    async def metric(self, session: aiohttp.ClientSession, name: str) -> dict[str, float]:
+        """A metric's values by label text, e.g. {'le="0.1",task_queue_id="q"': 3.0}."""
+        values: dict[str, float] = {}
         async with session.get(f"{self.server.root_url}/metrics") as response:
             for line in (await response.text()).splitlines():
-                if line.startswith(LOOKS + " "):
-                    return float(line.split()[1])
-        return 0.0
+                if line.startswith(name + "{") or line.startswith(name + " "):
+                    key, value = line.rsplit(" ", 1)
+                    values[key[len(name):].strip("{}")] = float(value)
+        return values
+
+    async def looks(self, session: aiohttp.ClientSession) -> float:
+        return (await self.metric(session, LOOKS)).get("", 0.0)
+
+    async def claimed_within(self, session: aiohttp.ClientSession) -> dict[str, float]:
+        """Server side: claims by how long their task was pending (all queues)."""
+        within: dict[str, float] = {}
+        for labels, value in (await self.metric(session, CLAIM_WAIT + "_bucket")).items():
+            bound = labels.split('le="', 1)[1].split('"', 1)[0]
+            within[bound] = within.get(bound, 0.0) + value
+        return within
 
     async def window(self, session: aiohttp.ClientSession, seconds: float) -> dict[str, float]:
         pid = self.server.process.pid
@@ -169,6 +184,7 @@ async def measure(server: Server, database: str, args) -> dict:
         latencies = [await fleet.pickup(session, random.choice([fleet.queue_of(q) for q in range(args.queues)]))
                      for _ in range(args.tasks)]
         pickup_s = time.perf_counter() - started
+        within = await probe.claimed_within(session)
         # the safety re-checks go on meanwhile: count only the looks the tasks caused
         looks_per_task = (await probe.looks(session) - looks_before - idle["looks_per_s"] * pickup_s) / args.tasks
         for worker in workers:
@@ -183,6 +199,7 @@ async def measure(server: Server, database: str, args) -> dict:
             "pickup_p50_ms": 1000 * statistics.median(latencies),
             "pickup_p99_ms": 1000 * latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))],
             "pickup_max_ms": 1000 * latencies[-1], "looks_per_task": looks_per_task,
+            "slowest_ms": [round(1000 * x, 1) for x in latencies[-3:]], "server_claimed_within_s": within,
             "tasks": args.tasks, "pickup_s": pickup_s}
 
 
@@ -195,7 +212,9 @@ def report(r: dict) -> str:
             f"  idle polls ({r['repolls_per_s']:.0f} re-polls/s): CPU {i['cpu_pct']:.1f} %, {i['xact_per_s']:.1f} db xact/s, "
             f"{i['looks_per_s']:.2f} looks/s\n"
             f"  pickup over {r['tasks']} tasks: p50 {r['pickup_p50_ms']:.1f} ms, p99 {r['pickup_p99_ms']:.1f} ms, "
-            f"max {r['pickup_max_ms']:.1f} ms, {r['looks_per_task']:.1f} looks per task beyond the re-checks")
+            f"max {r['pickup_max_ms']:.1f} ms, {r['looks_per_task']:.1f} looks per task beyond the re-checks\n"
+            f"  slowest {r['slowest_ms']} ms; server side, claims by seconds pending: "
+            + ", ".join(f"<={le} s: {n:.0f}" for le, n in r["server_claimed_within_s"].items() if le in ("0.05", "0.5", "5", "+Inf")))
 
 
 def main(argv) -> None:
