@@ -134,6 +134,17 @@ class Probe:
                                 (self.database,)).fetchone()
         return int(row[0])
 
+    async def quiet(self, xact_per_s: float, limit_s: float) -> float:
+        """Wait until the workers' first "seen" writes (one per worker, ADR 0014)
+        are done: database transactions below `xact_per_s`. Returns the seconds waited."""
+        started = time.perf_counter()
+        while time.perf_counter() - started < limit_s:
+            before, at = self.xact_commits(), time.perf_counter()
+            await asyncio.sleep(2)
+            if (self.xact_commits() - before) / (time.perf_counter() - at) < xact_per_s:
+                break
+        return time.perf_counter() - started
+
     async def metric(self, session: aiohttp.ClientSession, name: str) -> dict[str, float]:
         """A metric's values by label text, e.g. {'le="0.1",task_queue_id="q"': 3.0}."""
         values: dict[str, float] = {}
@@ -176,7 +187,8 @@ async def measure(server: Server, database: str, args) -> dict:
         baseline = await probe.window(session, args.idle)
         # polls start spread over one wait, so they end (and start again) spread too
         workers = [asyncio.create_task(fleet.worker(session, i, args.wait * i / args.polls)) for i in range(args.polls)]
-        await asyncio.sleep(args.wait + args.settle)  # the workers' first "seen" writes are over by then
+        await asyncio.sleep(args.wait + args.settle)
+        settled = await probe.quiet(baseline["xact_per_s"] + args.queues / 5 + 10, limit_s=180)
         rss_held = rss_bytes(pid)
         idle = await probe.window(session, args.idle)
         held, requests = fleet.holding, fleet.requests
@@ -195,7 +207,7 @@ async def measure(server: Server, database: str, args) -> dict:
     return {"polls": args.polls, "queues": args.queues, "held": held, "requests": requests, "errors": fleet.errors,
             "rss_before_mb": rss_before / 2**20, "rss_held_mb": rss_held / 2**20,
             "kb_per_poll": (rss_held - rss_before) / 1024 / args.polls,
-            "baseline": baseline, "idle": idle, "repolls_per_s": args.polls / args.wait,
+            "baseline": baseline, "idle": idle, "repolls_per_s": args.polls / args.wait, "settled_s": settled,
             "pickup_p50_ms": 1000 * statistics.median(latencies),
             "pickup_p99_ms": 1000 * latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))],
             "pickup_max_ms": 1000 * latencies[-1], "looks_per_task": looks_per_task,
@@ -209,6 +221,7 @@ def report(r: dict) -> str:
             f"{r['requests']} claimWork calls, {r['errors']} errors)\n"
             f"  server RSS {r['rss_before_mb']:.1f} MB -> {r['rss_held_mb']:.1f} MB: {r['kb_per_poll']:.1f} KB per held poll\n"
             f"  no polls: CPU {b['cpu_pct']:.1f} %, {b['xact_per_s']:.1f} db xact/s, {b['looks_per_s']:.2f} looks/s\n"
+            f"  first \"seen\" writes done {r['settled_s']:.0f} s after the settle time\n"
             f"  idle polls ({r['repolls_per_s']:.0f} re-polls/s): CPU {i['cpu_pct']:.1f} %, {i['xact_per_s']:.1f} db xact/s, "
             f"{i['looks_per_s']:.2f} looks/s\n"
             f"  pickup over {r['tasks']} tasks: p50 {r['pickup_p50_ms']:.1f} ms, p99 {r['pickup_p99_ms']:.1f} ms, "
@@ -224,7 +237,7 @@ def main(argv) -> None:
     p.add_argument("--tasks", type=int, default=100, help="tasks created one at a time for the pickup latency")
     p.add_argument("--wait", type=float, default=20.0, help="claimWork's long-poll wait (TASKJOURNAL_CLAIMWORK_WAIT)")
     p.add_argument("--idle", type=float, default=10.0, help="seconds each idle window is measured")
-    p.add_argument("--settle", type=float, default=10.0, help="seconds between the last poll's start and the idle window")
+    p.add_argument("--settle", type=float, default=10.0, help="seconds between the last poll's start and the idle window (longer while writes go on)")
     p.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     p.add_argument("--json", action="store_true", help="print the figures as JSON too")
     args = p.parse_args(argv)
@@ -232,8 +245,9 @@ def main(argv) -> None:
     database_url = create_database(args.pg_url, "taskjournal_bench_fleet")
     data_dir = Path(f"/tmp/tj-bench-fleet-{secrets.token_hex(4)}")
     data_dir.mkdir()
+    # claims outlast the run (the test server's 3 s would re-pend every picked-up task), default resolver pace
     server = Server(data_dir, database_url, TASKJOURNAL_CLAIMWORK_WAIT=str(args.wait),
-                    TASKJOURNAL_LOG_FORMAT="text")
+                    TASKJOURNAL_CLAIM_TIMEOUT="1200", TASKJOURNAL_RESOLVER_INTERVAL="1", TASKJOURNAL_LOG_FORMAT="text")
     try:
         result = asyncio.run(measure(server, database_url.rsplit("/", 1)[1], args))
     finally:
