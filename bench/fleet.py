@@ -188,7 +188,7 @@ async def measure(server: Server, database: str, args) -> dict:
         # polls start spread over one wait, so they end (and start again) spread too
         workers = [asyncio.create_task(fleet.worker(session, i, args.wait * i / args.polls)) for i in range(args.polls)]
         await asyncio.sleep(args.wait + args.settle)
-        settled = await probe.quiet(baseline["xact_per_s"] + args.queues / 5 + 10, limit_s=180)
+        settled = await probe.quiet(baseline["xact_per_s"] + args.queues / 5 + 10, limit_s=args.quiet_limit)
         rss_held = rss_bytes(pid)
         idle = await probe.window(session, args.idle)
         held, requests = fleet.holding, fleet.requests
@@ -238,6 +238,8 @@ def main(argv) -> None:
     p.add_argument("--wait", type=float, default=20.0, help="claimWork's long-poll wait (TASKJOURNAL_CLAIMWORK_WAIT)")
     p.add_argument("--idle", type=float, default=10.0, help="seconds each idle window is measured")
     p.add_argument("--settle", type=float, default=10.0, help="seconds between the last poll's start and the idle window (longer while writes go on)")
+    p.add_argument("--quiet-limit", type=float, default=180.0,
+                   help="at most this many seconds more for the first writes to end (a claimWork that queries per poll never gets quiet)")
     p.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     p.add_argument("--json", action="store_true", help="print the figures as JSON too")
     args = p.parse_args(argv)
