@@ -21,6 +21,7 @@ inherits it."""
 import argparse
 import asyncio
 import json
+import math
 import os
 import random
 import resource
@@ -209,7 +210,7 @@ async def measure(server: Server, database: str, args) -> dict:
             "kb_per_poll": (rss_held - rss_before) / 1024 / args.polls,
             "baseline": baseline, "idle": idle, "repolls_per_s": args.polls / args.wait, "settled_s": settled,
             "pickup_p50_ms": 1000 * statistics.median(latencies),
-            "pickup_p99_ms": 1000 * latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))],
+            "pickup_p99_ms": 1000 * latencies[math.ceil(0.99 * len(latencies)) - 1],  # nearest rank
             "pickup_max_ms": 1000 * latencies[-1], "looks_per_task": looks_per_task,
             "slowest_ms": [round(1000 * x, 1) for x in latencies[-3:]], "server_claimed_within_s": within,
             "tasks": args.tasks, "pickup_s": pickup_s}
