@@ -14,7 +14,7 @@ PYTEST := TASKJOURNAL_TEST_DATABASE_URL=$(TEST_DATABASE_URL) $(PY) -m pytest -q
 NO_INFRASTRUCTURE := TASKJOURNAL_TEST_DATABASE_URL=postgresql://postgres@127.0.0.1:1/unreachable \
 	TASKJOURNAL_TEST_AMQP_URL=amqp://guest:guest@127.0.0.1:1/
 
-.PHONY: run test test-unit test-integration test-e2e test-blackbox blackbox-venv typecheck bench bench-history bench-resolvers bench-web chaos install clean
+.PHONY: run test test-unit test-integration test-e2e test-blackbox blackbox-venv typecheck bench bench-history bench-resolvers bench-web bench-fleet chaos install clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -74,6 +74,9 @@ bench-resolvers: $(STAMP)
 # the web view's task group page of a 10,000-task group (bench/webview.py; WEB_BENCH_ARGS passes options)
 bench-web: $(STAMP)
 	$(PY) bench/webview.py $(WEB_BENCH_ARGS)
+
+bench-fleet: $(STAMP)
+	$(PY) bench/fleet.py $(BENCH_FLEET_ARGS)
 
 chaos: $(STAMP)
 	$(PY) bench/chaos.py $(CHAOS_ARGS)
