@@ -190,6 +190,8 @@ SETTINGS: tuple[Spec, ...] = (
     Spec("EXECUTOR_THREADS", "executor_threads", Integer(1, 1024), 16,
          "threads (and database connections) per process for store calls"),
     Spec("LOG_FORMAT", "log_format", Choice(("json", "text")), "json", "log lines on stderr"),
+    Spec("LOG_LEVEL", "log_level", Choice(("debug", "info", "warning", "error")), "info",
+         "least severe log lines written (`info` has one access line per request)"),
     Spec("INSTANCE", "instance_name", Text(), None,
          "names this deployment's internal routing keys and service queues on the broker",
          shown_default="the database name"),
@@ -235,6 +237,7 @@ class Settings:
     resolver_interval: float = _DEFAULTS["resolver_interval"]
     executor_threads: int = _DEFAULTS["executor_threads"]
     log_format: str = _DEFAULTS["log_format"]
+    log_level: str = _DEFAULTS["log_level"]
     instance_name: str | None = _DEFAULTS["instance_name"]
     commit: str = _DEFAULTS["commit"]
     artifact_store: str = _DEFAULTS["artifact_store"]

@@ -8,7 +8,6 @@ import asyncio
 import hashlib
 import hmac
 import logging
-import time
 import zlib
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -19,7 +18,7 @@ import orjson
 from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
 
-from taskjournal.services.ops import add_ops_routes
+from taskjournal.services.ops import CLIENT, ROUTE, add_ops_routes
 from taskjournal.shared.auth import scopes as scope_rules
 from taskjournal.shared.auth.clients import Client, ClientStore, load_config_file
 from taskjournal.shared.auth.hawk import Authenticator, AuthRequest, host_and_port
@@ -27,7 +26,6 @@ from taskjournal.shared.config import Settings, roles_need
 from taskjournal.shared.domain.errors import DomainError
 from taskjournal.shared.domain.time import now_ms
 from taskjournal.shared.journal import Journal
-from taskjournal.shared.metrics import REGISTRY
 from taskjournal.shared.schemas import SchemaError, validate
 from taskjournal.shared.storage import BlobStore
 from taskjournal.shared.version import version_info
@@ -114,7 +112,6 @@ class Gateway:
         self.prefix = prefix
 
     async def dispatch(self, request: web.Request) -> web.Response:
-        started = time.perf_counter()
         path = request.raw_path.partition("?")[0][len(self.prefix):]
         if request.method == "OPTIONS":  # CORS preflight: browsers need the headers on an OK answer
             return json_response({})
@@ -124,6 +121,7 @@ class Gateway:
                 return web.json_response({"error": "Method not allowed"}, status=405,
                                          headers={"Allow": ",".join(params)})
             return web.json_response({"error": "Not found"}, status=404)
+        request[ROUTE] = endpoint.name  # the name metrics and the access log use (services/ops.py)
         payload: Any = {}
         try:
             raw_body, payload = await _read_body(request)
@@ -134,8 +132,6 @@ class Gateway:
         except Exception:
             log.exception("unexpected error in %s", endpoint.name)
             response = self._error(request, endpoint, params, payload, internal_error())
-        REGISTRY.inc("taskjournal_http_requests_total", endpoint=endpoint.name, status=response.status)
-        REGISTRY.observe("taskjournal_http_request_seconds", time.perf_counter() - started, endpoint=endpoint.name)
         return response
 
     async def _handle(self, request, endpoint, params, raw_body, payload):
@@ -161,10 +157,12 @@ class Gateway:
 
     def _authenticate(self, request: web.Request, raw_body: bytes):
         host, port = host_and_port(request.headers.get("Host"), request.secure, request.headers)
-        return self.services.authenticator.authenticate(AuthRequest(
+        result = self.services.authenticator.authenticate(AuthRequest(
             method=request.method, resource=request.raw_path, host=host, port=port,
             authorization=request.headers.get("Authorization"), content_type=request.headers.get("Content-Type"),
             body=raw_body))
+        request[CLIENT] = result.client_id  # for the access log
+        return result
 
     def _error(self, request, endpoint, params, payload, err: ApiError) -> web.Response:
         body = error_body(err, endpoint.name, params, payload)

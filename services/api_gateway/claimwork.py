@@ -33,12 +33,18 @@ class PendingSignal:
             if event is not None:
                 event.set()
 
+    def notify_all(self) -> None:
+        """Wake every waiter (the process drains: each long poll answers now)."""
+        self.notify(list(self.events))
+
 
 class Claimer:
     def __init__(self, journal: Journal, executor: Executor, signal: PendingSignal, wait_s: float,
-                 claim_timeout_ms: int, clock: Callable[[], int] = now_ms):
+                 claim_timeout_ms: int, clock: Callable[[], int] = now_ms, draining: asyncio.Event | None = None):
         self.journal, self.executor, self.signal = journal, executor, signal
         self.wait_s, self.claim_timeout_ms, self.clock = wait_s, claim_timeout_ms, clock
+        # set when the process drains: no more waiting (the drain wakes waiters with signal.notify_all)
+        self.draining = draining or asyncio.Event()
 
     async def claim(self, task_queue_id: str, worker_group: str, worker_id: str, count: int,
                     deliverable: Callable[[Task], bool] = lambda task: True,
@@ -51,13 +57,16 @@ class Claimer:
             woken = self.signal.watch(task_queue_id)  # before looking, so no wake-up is missed
             now = self.clock()
             if barred(now):
-                await asyncio.sleep(max(0.0, give_up - loop.time()))
+                try:
+                    await asyncio.wait_for(self.draining.wait(), max(0.0, give_up - loop.time()))
+                except asyncio.TimeoutError:
+                    pass
                 return []
             claimed = await loop.run_in_executor(
                 self.executor, self.journal.claim_work, task_queue_id, worker_group, worker_id,
                 count, now, now + self.claim_timeout_ms, deliverable)
             remaining = give_up - loop.time()
-            if claimed or remaining <= 0:
+            if claimed or remaining <= 0 or self.draining.is_set():
                 return claimed
             try:
                 await asyncio.wait_for(woken.wait(), min(remaining, SAFETY_POLL_S))
