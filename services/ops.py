@@ -60,8 +60,9 @@ def _why(error: BaseException) -> str:
 
 
 HEALTH = web.AppKey("health", Health)
-ROUTE = "taskjournal.route"  # request key: the API endpoint's name, set by the gateway's dispatch
-CLIENT = "taskjournal.client"  # request key: the authenticated clientId
+ROUTE = web.RequestKey("route", str)  # the API endpoint's name, set by the gateway's dispatch
+CLIENT: web.RequestKey[str | None] = web.RequestKey("client")  # the authenticated clientId
+REQUEST_ID = web.RequestKey("request_id", str)
 
 
 def add_ops_routes(app: web.Application, journal, executor: Executor) -> None:
@@ -142,11 +143,11 @@ def _record(request: web.Request, status: int, seconds: float) -> None:
 
 def request_id(request: web.Request) -> str:
     """The caller's x-request-id (or Taskcluster trace id), else one made here, once per request."""
-    found = request.get("taskjournal.request_id")
+    found = request.get(REQUEST_ID)
     if found is None:
         found = (request.headers.get("x-request-id") or request.headers.get("x-taskcluster-trace-id")
                  or uuid.uuid4().hex)[:200]
-        request["taskjournal.request_id"] = found
+        request[REQUEST_ID] = found
     return found
 
 
