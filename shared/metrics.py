@@ -167,8 +167,8 @@ REGISTRY.describe(HTTP_DURATION, "histogram",
                   "taskjournal_http_long_poll_seconds)", labels=("route", "status"))
 REGISTRY.describe(HTTP_LONG_POLL, "histogram", "seconds a long poll (claimWork) took, waiting included",
                   labels=("route", "status"), buckets=(0.01, 0.1, 0.5, 1, 2, 5, 10, 15, 20, 25, 30, 60))
-REGISTRY.describe("taskjournal_http_in_flight_requests", "gauge", "requests being answered now")
-REGISTRY.describe("taskjournal_draining", "gauge", "1 once the process has begun to drain (SIGTERM)")
+REGISTRY.describe("taskjournal_http_in_flight_requests", "gauge", "requests being answered now", labels=())
+REGISTRY.describe("taskjournal_draining", "gauge", "1 once the process has begun to drain (SIGTERM)", labels=())
 REGISTRY.describe("taskjournal_build_info", "gauge", "always 1: the build and the roles of this process",
                   labels=("version", "commit", "roles"))
 # claimWork/claimTask: seconds from a run becoming pending to its claim (pickup latency)
@@ -182,8 +182,9 @@ REGISTRY.scraped("taskjournal_task_queue_pending", "pending tasks before their d
 REGISTRY.scraped("taskjournal_task_queue_claimed", "claimed (running) tasks, by task queue",
                  labels=("task_queue_id",))
 # resolvers (scheduler, claim-resolver)
-REGISTRY.describe("taskjournal_claims_expired_total", "counter", "runs ended exception/claim-expired")
-REGISTRY.describe("taskjournal_deadlines_exceeded_total", "counter", "tasks ended exception/deadline-exceeded")
+REGISTRY.describe("taskjournal_claims_expired_total", "counter", "runs ended exception/claim-expired", labels=())
+REGISTRY.describe("taskjournal_deadlines_exceeded_total", "counter", "tasks ended exception/deadline-exceeded",
+                  labels=())
 REGISTRY.describe("taskjournal_resolver_lateness_seconds", "histogram",
                   "seconds from when an item fell due (takenUntil, deadline) to its resolution, by resolver",
                   labels=("resolver",), buckets=(0.1, 0.25, 0.5, 1, 1.5, 2, 3, 5, 10, 30, 60, 300))
@@ -197,11 +198,12 @@ REGISTRY.describe("taskjournal_internal_queue_messages", "gauge",
 # relay (the scraped gauges read the log head and the relay's position)
 REGISTRY.scraped("taskjournal_relay_lag_events", "events in the log the relay has not published yet")
 REGISTRY.scraped("taskjournal_relay_lag_seconds", "age of the oldest event the relay has not published yet")
-REGISTRY.describe("taskjournal_relay_events_total", "counter", "events relayed from the log")
+REGISTRY.describe("taskjournal_relay_events_total", "counter", "events relayed from the log", labels=())
 REGISTRY.describe("taskjournal_relay_messages_total", "counter", "Pulse messages published, by exchange",
                   labels=("exchange",))
-REGISTRY.describe("taskjournal_relay_publish_seconds", "histogram", "seconds to publish a batch until confirmed")
-REGISTRY.describe("taskjournal_relay_errors_total", "counter", "failed relay batches (retried)")
+REGISTRY.describe("taskjournal_relay_publish_seconds", "histogram", "seconds to publish a batch until confirmed",
+                  labels=())
+REGISTRY.describe("taskjournal_relay_errors_total", "counter", "failed relay batches (retried)", labels=())
 # the store: saves that shared one transaction (shared/store/group_commit.py)
 REGISTRY.describe("taskjournal_group_commit_batch_size", "histogram", "saves committed by one transaction",
-                  buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256))
+                  labels=(), buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256))

@@ -22,16 +22,16 @@ SERVICES = 6  # processes of a stack without --scale: one port each (artifact-se
 class Stack:
     """`taskjournal stack` with its stderr collected line by line."""
 
-    def __init__(self, data_dir, database_url: str, amqp_url: str, port: int):
+    def __init__(self, data_dir, database_url: str, amqp_url: str, port: int, args=(), **env_overrides: str):
         self.root_url, self.token = f"http://127.0.0.1:{port}", secrets.token_urlsafe(24)
         env = {**os.environ, "TASKJOURNAL_DATABASE_URL": database_url, "TASKJOURNAL_AMQP_URL": amqp_url,
                "TASKJOURNAL_PORT": str(port), "TASKJOURNAL_HOST": "127.0.0.1", "TASKJOURNAL_ROOT_URL": self.root_url,
                "TASKJOURNAL_DATA_DIR": str(data_dir), "TASKJOURNAL_ROOT_CLIENT_ID": ROOT_CLIENT_ID,
                "TASKJOURNAL_ROOT_ACCESS_TOKEN": self.token, "TASKJOURNAL_CLAIMWORK_WAIT": "2",
-               "TASKJOURNAL_ANONYMOUS_SCOPES": "", "TASKJOURNAL_LOG_FORMAT": "json"}
+               "TASKJOURNAL_ANONYMOUS_SCOPES": "", "TASKJOURNAL_LOG_FORMAT": "json", **env_overrides}
         self.lines: list[str] = []
-        self.process = subprocess.Popen([sys.executable, "-P", "-m", "taskjournal.services.cli", "stack"], env=env,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.process = subprocess.Popen([sys.executable, "-P", "-m", "taskjournal.services.cli", "stack", *args],
+                                        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
 
@@ -130,3 +130,54 @@ def test_stack_stops_with_an_error_when_a_child_keeps_dying(tmp_path, module_pos
     assert any(re.match(r"scheduler \(pid \d+\) died: exited with code 2$", line) for line in stack.lines)
     assert "scheduler died 6 times within 60s; stopping the stack" in stack.lines
     assert len(stack.started_pids("scheduler")) == 6  # the first start and five restarts
+
+
+# ------------------------------------------------------------------ metrics and draining (ADR 0020)
+def test_every_process_kind_serves_metrics_prometheus_parses(tmp_path, module_postgres_url, amqp_url, unique_queue):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from tests.unit.test_ops import documented_metrics
+
+    port = free_ports(SERVICES)
+    stack = Stack(tmp_path, module_postgres_url, amqp_url, port)
+    try:
+        queue = stack.queue()
+        stack.wait_for(lambda: _ready(stack.root_url + "/api/queue/v1/ping"), "the gateway")
+        queue.createTask(taskcluster.slugId(), task_definition(unique_queue))
+        documented = documented_metrics()
+        served = set()
+        for offset, role in enumerate(ROLE_ORDER):
+            url = f"http://127.0.0.1:{port + offset}"
+            stack.wait_for(lambda: _ready(url + "/ready"), f"{role} to be ready")
+            families = {f.name: f for f in text_string_to_metric_families(_get(url + "/metrics"))}
+            assert all(f.type in ("counter", "gauge", "histogram", "summary", "info") for f in families.values())
+            assert sum(len(f.samples) for f in families.values()) > 20, role
+            [build] = families["taskjournal_build_info"].samples
+            assert build.labels["roles"] == role and build.value == 1
+            assert families["process_resident_memory_bytes"].samples[0].value > 0
+            ours = {name for name in families if name.startswith("taskjournal_")}
+            served |= ours
+            # every family we serve is in the catalogue (counters lose `_total` in the parser's names)
+            assert ours <= {name.removesuffix("_total") for name in documented}, role
+            if role == "scheduler":
+                pending = families["taskjournal_task_queue_pending"].samples
+                assert {s.labels["task_queue_id"]: s.value for s in pending}[unique_queue] == 1
+            if role == "relay":
+                [lag] = families["taskjournal_relay_lag_events"].samples
+                assert lag.value >= 0
+            if role == "dependency-resolver":
+                stack.wait_for(lambda: "taskjournal_internal_queue_messages{" in _get(url + "/metrics"),
+                               "the queue depth")
+        assert served == {name.removesuffix("_total") for name in documented}
+    finally:
+        assert stack.stop() == 0
+
+
+ROLE_ORDER = ("api-gateway", "scheduler", "claim-resolver", "dependency-resolver", "relay", "artifact-service")
+
+
+def _get(url: str) -> str:
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=10) as reply:
+        return reply.read().decode()
