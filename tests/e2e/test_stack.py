@@ -50,7 +50,8 @@ class Stack:
             if result:
                 return result
             time.sleep(0.1)
-        raise AssertionError(f"timed out waiting for {what}; stderr:\n" + "\n".join(self.lines[-40:]))
+        plain = [line for line in self.lines if not line.startswith("{")]  # the stack's own lines, errors
+        raise AssertionError(f"timed out waiting for {what}; stderr:\n" + "\n".join(plain[-20:] + self.lines[-40:]))
 
     def queue(self) -> taskcluster.Queue:
         return taskcluster.Queue({"rootUrl": self.root_url, "maxRetries": 0,
@@ -181,3 +182,77 @@ def _get(url: str) -> str:
 
     with urllib.request.urlopen(url, timeout=10) as reply:
         return reply.read().decode()
+
+
+def test_a_rolling_restart_of_the_gateways_drops_no_request_and_strands_no_claim(
+        tmp_path, module_postgres_url, amqp_url, unique_queue):
+    """Two gateways share the port; each in turn gets SIGTERM under a steady
+    claimWork load (20 s long polls) and the stack starts it again. Clients
+    never retry, so every call must get an HTTP answer, and every task
+    claimed must be completed by the worker that claimed it."""
+    port = free_ports(SERVICES)
+    stack = Stack(tmp_path, module_postgres_url, amqp_url, port, args=("--scale", "api-gateway=2"),
+                  TASKJOURNAL_CLAIMWORK_WAIT="20")
+    created, completed, errors = [], [], []
+    producing, finished = threading.Event(), threading.Event()
+    producing.set()
+
+    def calls(what):
+        try:
+            return what()
+        except Exception as error:  # no retries: a dropped connection shows here
+            if not finished.is_set():
+                errors.append(repr(error))
+            return None
+
+    def producer():
+        queue = stack.queue()
+        while producing.is_set() and len(created) < 400:
+            task_id = taskcluster.slugId()
+            if calls(lambda: queue.createTask(task_id, task_definition(unique_queue))) is not None:
+                created.append(task_id)
+            time.sleep(0.03)
+
+    def worker(name):
+        queue = stack.queue()
+        while not finished.is_set():
+            answer = calls(lambda: queue.claimWork(unique_queue, {"workerGroup": "roll", "workerId": name, "tasks": 2}))
+            for claim in (answer or {}).get("tasks", []):
+                task_id = claim["status"]["taskId"]
+                if calls(lambda: queue.reportCompleted(task_id, str(claim["runId"]))) is not None:
+                    completed.append(task_id)
+
+    def started_log(pid):
+        return any(f'"pid":{pid},' in line and '"taskjournal started"' in line for line in list(stack.lines))
+
+    try:
+        gateways = stack.wait_for(lambda: len(stack.started_pids("api-gateway")) == 2
+                                  and stack.started_pids("api-gateway"), "two gateways")
+        stack.wait_for(lambda: all(started_log(pid) for pid in gateways), "the gateways to listen")
+        threads = [threading.Thread(target=producer)] + [threading.Thread(target=worker, args=(f"w{i}",))
+                                                         for i in range(6)]
+        for thread in threads:
+            thread.start()
+        for old in gateways:
+            time.sleep(2)
+            os.kill(old, signal.SIGTERM)
+            stack.wait_for(lambda: any(f"api-gateway (pid {old}) died: exited with code 0" in line
+                                       for line in stack.lines), "the gateway to drain and exit", timeout=60)
+            new = stack.wait_for(lambda: [p for p in stack.started_pids("api-gateway") if p not in gateways],
+                                 "a new gateway")
+            stack.wait_for(lambda: all(started_log(pid) for pid in new), "the new gateway to listen")
+            gateways = gateways + new
+        time.sleep(2)
+        producing.clear()
+        threads[0].join(30)
+        stack.wait_for(lambda: sorted(completed) == sorted(created),
+                       "every task created to be completed", timeout=60)
+        finished.set()
+    finally:
+        finished.set()
+        code = stack.stop()  # drains too: the last long polls answer and the workers end
+        for thread in threads:
+            thread.join(30)
+    assert errors == []
+    assert code == 0 and not any(thread.is_alive() for thread in threads)
+    assert len(completed) == len(set(completed)) == len(created)
