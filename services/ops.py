@@ -102,6 +102,7 @@ def observe(app: web.Application, health: Health) -> None:
     every request is counted, timed and logged (call before the app starts)."""
     app[HEALTH] = health
     app.middlewares.append(_observed(health))
+    REGISTRY.read_with("taskjournal_http_in_flight_requests", lambda: [((), health.in_flight)])
 
 
 def _observed(health: Health):
@@ -109,7 +110,6 @@ def _observed(health: Health):
     async def middleware(request: web.Request, handler):
         started = time.perf_counter()
         health.in_flight += 1
-        REGISTRY.set("taskjournal_http_in_flight_requests", health.in_flight)
         status = 500
         try:
             response = await handler(request)
@@ -122,7 +122,6 @@ def _observed(health: Health):
             raise
         finally:
             health.in_flight -= 1
-            REGISTRY.set("taskjournal_http_in_flight_requests", health.in_flight)
             _record(request, status, time.perf_counter() - started)
 
     return middleware
