@@ -37,7 +37,7 @@ def configure(fmt: str = "json", level: str = "info", role: str = "") -> None:
     # Every request logs a line: skip what no line shows (the logging HOWTO's "Optimization"); syscalls
     # such as getpid are dear on some VMs, so the pid is read once (these processes never fork).
     logging.logProcesses = False
-    logging._srcfile = None  # type: ignore[attr-defined]  # no caller lookup: no funcName/lineno in our lines
+    logging._srcfile = None  # no caller lookup: no funcName/lineno in our lines
     handler = logging.StreamHandler(sys.stderr)
     text = logging.Formatter(f"%(asctime)s %(levelname)s {role or '-'}[{os.getpid()}] %(name)s: %(message)s")
     handler.setFormatter(JsonFormatter(role) if fmt == "json" else text)
