@@ -133,8 +133,7 @@ async def stop(process: Process) -> None:
     the one in hand; the relay finishes its batch; then the rest closes."""
     process.health.start_draining()
     process.wakeups.pending_work.notify_all()
-    for close in process.intake:
-        await close()
+    await asyncio.gather(*(close() for close in process.intake))  # each waits for its own work in hand
     process.stop.set()
     for task in process.tasks:
         task.cancel()

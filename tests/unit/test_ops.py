@@ -253,3 +253,19 @@ async def test_each_request_has_one_access_line_without_credentials(tmp_path, ca
     bewit = signed.split("bewit=", 1)[1]
     assert "bewit" not in captured.getvalue() and bewit not in captured.getvalue()
     assert REGISTRY.value("taskjournal_http_requests_total", route="status", status=404) >= 1
+
+
+def test_a_long_poll_is_timed_apart_from_the_apis_latency():
+    class Request(dict):
+        method, path, headers, match_info = "POST", "/api/queue/v1/claim-work/p/w", {}, None
+
+    from taskjournal.services.ops import ROUTE, _record
+    from taskjournal.shared.metrics import HTTP_DURATION, HTTP_LONG_POLL
+
+    request = Request()
+    request[ROUTE] = "claimWork"
+    long_polls = REGISTRY.value(HTTP_LONG_POLL + "_count", route="claimWork", status=200)
+    _record(request, 200, 19.5)
+    assert REGISTRY.value(HTTP_LONG_POLL + "_count", route="claimWork", status=200) == long_polls + 1
+    assert REGISTRY.value(HTTP_DURATION + "_count", route="claimWork", status=200) == 0
+    assert REGISTRY.value("taskjournal_http_requests_total", route="claimWork", status=200) >= 1
