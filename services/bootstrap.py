@@ -33,13 +33,11 @@ ROLES = ("api-gateway", "scheduler", "claim-resolver", "dependency-resolver", "r
 # artifact-service comes before the api-gateway: in one process it mounts its routes on the gateway's app.
 START_ORDER = ("dependency-resolver", "scheduler", "claim-resolver", "relay", "artifact-service", "api-gateway")
 HTTP_ROLES = {"api-gateway", "artifact-service"}  # the roles that serve an app of their own (with the ops routes)
-CONSUMERS_PER_PROCESS = 4
 # Draining (docs/adr/0020-metrics-and-drain.md): requests in flight get this long to finish (long polls
-# answer at once), consumers the message in hand (FastStream's graceful timeout), the relay its batch.
+# answer at once), consumers the messages in hand (FastStream's graceful timeout), the relay its batch.
 HTTP_GRACE_S = 30.0
 CONSUMER_GRACE_S = 15.0
-BACKGROUND_GRACE_S = 15.0
-QUEUE_DEPTH_INTERVAL_S = 5.0
+BACKGROUND_GRACE_S = 10.0
 
 
 class Wakeups:
@@ -102,7 +100,7 @@ class Process:
 def journal_for(settings: Settings, listener: CommitListener | None = None) -> Journal:
     """The Journal over the configured store (also what `taskjournal replay` uses)."""
     return open_journal(settings.database_url, str(settings.data_dir), max_connections=settings.executor_threads,
-                        listener=listener)
+                        listener=listener, schema_mode=settings.schema)
 
 
 def bootstrap(settings: Settings) -> Process:
@@ -227,41 +225,53 @@ async def _start_claim_resolver(process: Process) -> None:
 
 
 async def _start_dependency_resolver(process: Process) -> None:
-    from .dependency_resolver.resolver import ROUTING_KEYS, on_task_resolved
+    from .dependency_resolver.resolver import ROUTING_KEYS, handled, on_task_resolved, received
 
     async def handle(event: dict) -> None:
+        arrival = received(event)
         try:
             await process.blocking(on_task_resolved, process.journal, event)
         except Exception:
             REGISTRY.inc("taskjournal_dependency_events_total", outcome="failed")
             raise
         REGISTRY.inc("taskjournal_dependency_events_total", outcome="handled")
+        handled(arrival)
 
     settings = process.settings
     if not settings.amqp_url:
         process.bus.subscribe_internal(ROUTING_KEYS, handle)
         return
-    from faststream.rabbit import RabbitBroker
-
-    from taskjournal.shared.bus.consumer import service_subscriber
-
-    # A FastStream subscriber handles one message at a time and the handler mostly
-    # waits on the database, so a few consumers share the queue in one process.
-    brokers = []
-    for _ in range(CONSUMERS_PER_PROCESS):
-        # graceful_timeout: stop() waits this long for the message in hand to be handled and acked
-        broker = RabbitBroker(settings.amqp_url, logger=None, graceful_timeout=CONSUMER_GRACE_S)
-        service_subscriber(broker, _dependency_queue(settings), handle)
-        await _retrying("RabbitMQ (dependency-resolver)", broker.start)
-        process.intake.append(broker.stop)
-        brokers.append(broker)
+    # one handler per executor thread: the events beyond stay in the queue, for other replicas
+    broker = dependency_consumer(settings.amqp_url, _dependency_queue(settings), handle, settings.executor_threads)
+    await _retrying("RabbitMQ (dependency-resolver)", broker.start)
+    process.intake.append(broker.stop)  # a drain stops consuming first, finishing the events in hand
 
     async def broker_answers() -> None:
-        if not all(await asyncio.gather(*(b.ping(timeout=CHECK_TIMEOUT) for b in brokers))):
+        if not await broker.ping(timeout=CHECK_TIMEOUT):
             raise ConnectionError("not connected to RabbitMQ")
 
     process.health.add("broker", broker_answers)
-    process.background(_watch_queue_depth(settings.amqp_url, _dependency_queue(settings)))
+    from .dependency_resolver import backlog
+
+    queue_name = _dependency_queue(settings).name
+    process.background(backlog.watch(settings.amqp_url, queue_name, settings.resolver_interval))
+
+
+def dependency_consumer(amqp_url: str, queue: ServiceQueue, handle: Callable[[dict], Awaitable[None]],
+                        in_flight: int):
+    """A FastStream broker consuming `queue`. Its subscriber handles every
+    event it is given at once, so the channel's prefetch bounds how many
+    events a process holds: the rest wait in the queue, where other replicas
+    take them and the backlog gauge counts them (ADR 0017)."""
+    from faststream.rabbit import Channel, RabbitBroker
+
+    from taskjournal.shared.bus.consumer import service_subscriber
+
+    # graceful_timeout: stop() waits this long for the events in hand to be handled and acked
+    broker = RabbitBroker(amqp_url, logger=None, default_channel=Channel(prefetch_count=in_flight),
+                          graceful_timeout=CONSUMER_GRACE_S)
+    service_subscriber(broker, queue, handle)
+    return broker
 
 
 async def _start_relay(process: Process) -> None:
@@ -367,26 +377,3 @@ class RelayLag:
             return [((), 0.0)]
         written: datetime = getattr(oldest[0][1], "timestamp")  # every domain event has its commit time
         return [((), max(0.0, (datetime.now(timezone.utc) - written).total_seconds()))]
-
-
-async def _watch_queue_depth(amqp_url: str, queue: ServiceQueue) -> None:
-    """Keep taskjournal_internal_queue_messages of a service queue and its
-    dead-letter queue (passive declares on a connection of its own)."""
-    import aio_pika
-
-    while True:
-        try:
-            async with await aio_pika.connect_robust(amqp_url, client_properties={
-                    "connection_name": "taskjournal-queue-depth"}) as connection:
-                channel = await connection.channel()
-                while True:
-                    for name in (queue.name, queue.dead_letter_name):
-                        declared = await channel.declare_queue(name, passive=True)
-                        REGISTRY.set("taskjournal_internal_queue_messages",
-                                     declared.declaration_result.message_count or 0, queue=name)
-                    await asyncio.sleep(QUEUE_DEPTH_INTERVAL_S)
-        except asyncio.CancelledError:
-            raise
-        except Exception as error:
-            log.warning("cannot read the depth of %s: %s", queue.name, error)
-            await asyncio.sleep(QUEUE_DEPTH_INTERVAL_S)

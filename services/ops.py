@@ -10,6 +10,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
+from typing import Any
 
 from aiohttp import web
 
@@ -60,9 +61,15 @@ def _why(error: BaseException) -> str:
 
 
 HEALTH = web.AppKey("health", Health)
-ROUTE = web.RequestKey("route", str)  # the API endpoint's name, set by the gateway's dispatch
-CLIENT: web.RequestKey[str | None] = web.RequestKey("client")  # the authenticated clientId
-REQUEST_ID = web.RequestKey("request_id", str)
+def _request_key(name: str) -> Any:
+    """A key of request storage: typed where aiohttp has them (3.14), else a plain name."""
+    make = getattr(web, "RequestKey", None)
+    return make(name, object) if make is not None else f"taskjournal.{name}"
+
+
+ROUTE = _request_key("route")  # the API endpoint's name, set by the gateway's dispatch
+CLIENT = _request_key("client")  # the authenticated clientId
+REQUEST_ID = _request_key("request_id")
 
 
 def add_ops_routes(app: web.Application, journal, executor: Executor) -> None:
@@ -137,16 +144,14 @@ def _record(request: web.Request, status: int, seconds: float) -> None:
         access_log.info("request", extra=fields(
             method=request.method, route=route, path=request.path, status=status,
             durationMs=round(seconds * 1000, 3), clientId=request.get(CLIENT),
-            requestId=request_id(request)))
+            requestId=request_id_of(request), traceId=request.headers.get("x-taskcluster-trace-id")))
 
 
-def request_id(request: web.Request) -> str:
-    """The caller's x-request-id (or Taskcluster trace id), else one made here, once per request."""
+def request_id_of(request: web.Request) -> str:
+    """This request's id, made here once (API answers carry it as x-for-request-id)."""
     found = request.get(REQUEST_ID)
     if found is None:
-        found = (request.headers.get("x-request-id") or request.headers.get("x-taskcluster-trace-id")
-                 or uuid.uuid4().hex)[:200]
-        request[REQUEST_ID] = found
+        found = request[REQUEST_ID] = str(uuid.uuid4())
     return found
 
 

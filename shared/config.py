@@ -189,6 +189,9 @@ SETTINGS: tuple[Spec, ...] = (
          "how often deadlines and expired claims are looked for"),
     Spec("EXECUTOR_THREADS", "executor_threads", Integer(1, 1024), 16,
          "threads (and database connections) per process for store calls"),
+    Spec("SCHEMA", "schema", Choice(("auto", "require")), "auto",
+         "`auto`: create and upgrade the database schema at start; `require`: no DDL, refuse to start (exit 2) "
+         "unless `taskjournal migrate` brought the schema to this build's version (docs/operations.md)"),
     Spec("LOG_FORMAT", "log_format", Choice(("json", "text")), "json", "log lines on stderr"),
     Spec("LOG_LEVEL", "log_level", Choice(("debug", "info", "warning", "error")), "info",
          "least severe log lines written (`info` has one access line per request)"),
@@ -236,6 +239,7 @@ class Settings:
     claimwork_wait: float = _DEFAULTS["claimwork_wait"]
     resolver_interval: float = _DEFAULTS["resolver_interval"]
     executor_threads: int = _DEFAULTS["executor_threads"]
+    schema: str = _DEFAULTS["schema"]
     log_format: str = _DEFAULTS["log_format"]
     log_level: str = _DEFAULTS["log_level"]
     instance_name: str | None = _DEFAULTS["instance_name"]

@@ -201,9 +201,6 @@ REGISTRY.describe("taskjournal_resolver_lateness_seconds", "histogram",
 REGISTRY.describe("taskjournal_dependency_events_total", "counter",
                   "internal events the dependency-resolver handled, by outcome (handled, failed)",
                   labels=("outcome",))
-REGISTRY.describe("taskjournal_internal_queue_messages", "gauge",
-                  "messages waiting in a service queue or its dead-letter queue on the broker, by queue "
-                  "(read every 5 s)", labels=("queue",))
 # relay (the scraped gauges read the log head and the relay's position)
 REGISTRY.scraped("taskjournal_relay_lag_events", "events in the log the relay has not published yet")
 REGISTRY.scraped("taskjournal_relay_lag_seconds", "age of the oldest event the relay has not published yet")

@@ -9,6 +9,7 @@ import logging
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor
 
+from taskjournal.shared.actor import in_context
 from taskjournal.shared.domain.task import Task
 from taskjournal.shared.domain.time import now_ms
 from taskjournal.shared.journal import Journal
@@ -62,9 +63,9 @@ class Claimer:
                 except asyncio.TimeoutError:
                     pass
                 return []
-            claimed = await loop.run_in_executor(
-                self.executor, self.journal.claim_work, task_queue_id, worker_group, worker_id,
-                count, now, now + self.claim_timeout_ms, deliverable)
+            claimed = await loop.run_in_executor(self.executor, in_context(
+                self.journal.claim_work, task_queue_id, worker_group, worker_id,
+                count, now, now + self.claim_timeout_ms, deliverable))
             remaining = give_up - loop.time()
             if claimed or remaining <= 0 or self.draining.is_set():
                 return claimed

@@ -239,8 +239,9 @@ async def test_each_request_has_one_access_line_without_credentials(tmp_path, ca
             queue = taskcluster.Queue({"rootUrl": str(client.make_url("")).rstrip("/"),
                                        "credentials": {"clientId": "root", "accessToken": "secret-token"}})
             signed = queue.buildSignedUrl("status", "dSlITZ4yQgmvxxAi4A8fHQ")
-            reply = await client.get(signed[signed.index("/api/"):], headers={"x-request-id": "req-1"})
+            reply = await client.get(signed[signed.index("/api/"):], headers={"x-taskcluster-trace-id": "t-1"})
             assert reply.status == 404
+            request_id = reply.headers["x-for-request-id"]
             reply = await client.get("/metrics")
             assert reply.status == 200
     journal.close()
@@ -248,7 +249,7 @@ async def test_each_request_has_one_access_line_without_credentials(tmp_path, ca
     assert [(line["route"], line["status"], line["method"]) for line in lines] == [
         ("status", 404, "GET"), ("/metrics", 200, "GET")]
     status = lines[0]
-    assert (status["clientId"], status["requestId"]) == ("root", "req-1")
+    assert (status["clientId"], status["requestId"], status["traceId"]) == ("root", request_id, "t-1")
     assert status["durationMs"] >= 0 and status["path"] == "/api/queue/v1/task/dSlITZ4yQgmvxxAi4A8fHQ/status"
     bewit = signed.split("bewit=", 1)[1]
     assert "bewit" not in captured.getvalue() and bewit not in captured.getvalue()
