@@ -10,6 +10,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
 from aiohttp import web
@@ -17,11 +18,14 @@ from aiohttp import web
 from taskjournal.shared.bus import InProcessBus, Publisher
 from taskjournal.shared.bus.queues import ServiceQueue, service_queue
 from taskjournal.shared.config import Settings
+from taskjournal.shared.domain.time import now_ms
 from taskjournal.shared.journal import CommitListener, Journal, open_journal
+from taskjournal.shared.metrics import REGISTRY
 from taskjournal.shared.storage import BlobStore
+from taskjournal.shared.version import build_commit, package_version
 
 from .api_gateway.claimwork import PendingSignal
-from .ops import add_ops_routes
+from .ops import CHECK_TIMEOUT, Health, add_ops_routes, observe
 
 log = logging.getLogger("taskjournal")
 ROLES = ("api-gateway", "scheduler", "claim-resolver", "dependency-resolver", "relay", "artifact-service")
@@ -29,6 +33,11 @@ ROLES = ("api-gateway", "scheduler", "claim-resolver", "dependency-resolver", "r
 # artifact-service comes before the api-gateway: in one process it mounts its routes on the gateway's app.
 START_ORDER = ("dependency-resolver", "scheduler", "claim-resolver", "relay", "artifact-service", "api-gateway")
 HTTP_ROLES = {"api-gateway", "artifact-service"}  # the roles that serve an app of their own (with the ops routes)
+# Draining (docs/adr/0020-metrics-and-drain.md): requests in flight get this long to finish (long polls
+# answer at once), consumers the messages in hand (FastStream's graceful timeout), the relay its batch.
+HTTP_GRACE_S = 30.0
+CONSUMER_GRACE_S = 15.0
+BACKGROUND_GRACE_S = 10.0
 
 
 class Wakeups:
@@ -64,18 +73,28 @@ class Process:
     executor: ThreadPoolExecutor
     wakeups: Wakeups
     bus: InProcessBus = field(default_factory=InProcessBus)  # the bus when no AMQP URL is set
+    health: Health = None  # type: ignore[assignment]  # made from the journal when not given
     stop: asyncio.Event = field(default_factory=asyncio.Event)
-    tasks: list[asyncio.Task] = field(default_factory=list)
+    tasks: list[asyncio.Task] = field(default_factory=list)  # cancelled when the process stops
+    finishing: list[asyncio.Task] = field(default_factory=list)  # end by themselves once `stop` is set
+    intake: list[Callable[[], Awaitable[None]]] = field(default_factory=list)  # closed first: HTTP, consumers
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     roles: set[str] = field(default_factory=set)  # what this process runs (set by `start`)
     mounts: list[Callable[[web.Application], None]] = field(default_factory=list)  # routes for the gateway's app
     blobs: BlobStore | None = None  # see process_blobs
 
+    def __post_init__(self) -> None:
+        if self.health is None:
+            self.health = Health(self.journal, self.executor)
+
     async def blocking(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
 
-    def background(self, coroutine: Awaitable[None]) -> None:
-        self.tasks.append(asyncio.ensure_future(coroutine))
+    def background(self, coroutine: Awaitable[None], finishes: bool = False) -> None:
+        """Run a loop of this process. `finishes`: it watches `stop` and ends
+        by itself with its work in hand done; others are cancelled (a store call
+        in flight still completes on its thread before the store closes)."""
+        (self.finishing if finishes else self.tasks).append(asyncio.ensure_future(coroutine))
 
 
 def journal_for(settings: Settings, listener: CommitListener | None = None) -> Journal:
@@ -95,6 +114,9 @@ def bootstrap(settings: Settings) -> Process:
 async def start(process: Process, roles: Iterable[str]) -> None:
     wanted = set(roles)
     process.roles = wanted
+    REGISTRY.set("taskjournal_build_info", 1, version=package_version(), commit=build_commit(),
+                  roles=",".join(role for role in ROLES if role in wanted))
+    REGISTRY.set("taskjournal_draining", 0)
     for role in START_ORDER:
         if role in wanted:
             await STARTERS[role](process)
@@ -103,10 +125,22 @@ async def start(process: Process, roles: Iterable[str]) -> None:
 
 
 async def stop(process: Process) -> None:
+    """Drain, then close. At once `/ready` fails and every claimWork long poll
+    answers (with no tasks); the HTTP servers stop listening and finish the
+    requests in flight; consumers stop taking messages and finish (and ack)
+    the one in hand; the relay finishes its batch; then the rest closes."""
+    process.health.start_draining()
+    process.wakeups.pending_work.wake_all()
+    await asyncio.gather(*(close() for close in process.intake))  # each waits for its own work in hand
     process.stop.set()
     for task in process.tasks:
         task.cancel()
-    await asyncio.gather(*process.tasks, return_exceptions=True)
+    if process.finishing:
+        _, late = await asyncio.wait(process.finishing, timeout=BACKGROUND_GRACE_S)
+        for task in late:
+            log.warning("a background loop did not finish within %.0f s; cancelled", BACKGROUND_GRACE_S)
+            task.cancel()
+    await asyncio.gather(*process.tasks, *process.finishing, return_exceptions=True)
     for close in reversed(process.closers):
         await close()
     process.executor.shutdown(wait=True)
@@ -121,23 +155,24 @@ async def _start_gateway(process: Process) -> None:
         target = process.settings.artifact_service_url
         process.mounts.append(lambda app: add_object_forwarding(app, target))
     app = gateway_app(process.settings, process.journal, process.executor, process.wakeups.pending_work,
-                      process_blobs(process), mounts=process.mounts)
+                      process_blobs(process), mounts=process.mounts, draining=process.health.draining)
     await _serve_http(process, app)
 
 
 def gateway_app(settings: Settings, journal: Journal, executor: Executor, pending_work: PendingSignal,
                 blobs: BlobStore | None = None,
-                mounts: Iterable[Callable[[web.Application], None]] = ()) -> web.Application:
+                mounts: Iterable[Callable[[web.Application], None]] = (),
+                draining: asyncio.Event | None = None) -> web.Application:
     """The api-gateway's aiohttp application with everything it needs (also
     what in-process tests serve). `blobs`: where s3 artifacts' bytes live;
     `mounts` add other services' routes to it (the artifact-service's, when
-    one process runs both)."""
+    one process runs both); `draining` ends claimWork's waits."""
     from .api_gateway.app import GatewayParts, build_auth, create_app
     from .api_gateway.claimwork import Claimer
 
     authenticator, issuer = build_auth(settings)
     claimer = Claimer(journal, executor, pending_work, wait_s=settings.claimwork_wait,
-                      claim_timeout_ms=int(settings.claim_timeout * 1000))
+                      claim_timeout_ms=int(settings.claim_timeout * 1000), draining=draining)
     mounts = list(mounts)
 
     def mount_all(app: web.Application) -> None:
@@ -175,6 +210,10 @@ def artifact_services(settings: Settings, journal: Journal, executor: Executor, 
 async def _start_scheduler(process: Process) -> None:
     from .scheduler import deadlines, expiry
 
+    # the scheduler keeps the queues' books: it answers their pending and claimed counts
+    views = process.journal.views
+    REGISTRY.read_with("taskjournal_task_queue_pending", lambda: _per_queue(views.pending_counts(now_ms())))
+    REGISTRY.read_with("taskjournal_task_queue_claimed", lambda: _per_queue(views.claimed_counts()))
     process.background(deadlines.run(process.journal, process.executor, process.settings.resolver_interval))
     process.background(expiry.run(process.journal, process.executor, blobs=process_blobs(process)))
 
@@ -190,7 +229,12 @@ async def _start_dependency_resolver(process: Process) -> None:
 
     async def handle(event: dict) -> None:
         arrival = received(event)
-        await process.blocking(on_task_resolved, process.journal, event)
+        try:
+            await process.blocking(on_task_resolved, process.journal, event)
+        except Exception:
+            REGISTRY.inc("taskjournal_dependency_events_total", outcome="failed")
+            raise
+        REGISTRY.inc("taskjournal_dependency_events_total", outcome="handled")
         handled(arrival)
 
     settings = process.settings
@@ -200,7 +244,13 @@ async def _start_dependency_resolver(process: Process) -> None:
     # one handler per executor thread: the events beyond stay in the queue, for other replicas
     broker = dependency_consumer(settings.amqp_url, _dependency_queue(settings), handle, settings.executor_threads)
     await _retrying("RabbitMQ (dependency-resolver)", broker.start)
-    process.closers.append(broker.stop)
+    process.intake.append(broker.stop)  # a drain stops consuming first, finishing the events in hand
+
+    async def broker_answers() -> None:
+        if not await broker.ping(timeout=CHECK_TIMEOUT):
+            raise ConnectionError("not connected to RabbitMQ")
+
+    process.health.add("broker", broker_answers)
     from .dependency_resolver import backlog
 
     queue_name = _dependency_queue(settings).name
@@ -217,7 +267,9 @@ def dependency_consumer(amqp_url: str, queue: ServiceQueue, handle: Callable[[di
 
     from taskjournal.shared.bus.consumer import service_subscriber
 
-    broker = RabbitBroker(amqp_url, logger=None, default_channel=Channel(prefetch_count=in_flight))
+    # graceful_timeout: stop() waits this long for the events in hand to be handled and acked
+    broker = RabbitBroker(amqp_url, logger=None, default_channel=Channel(prefetch_count=in_flight),
+                          graceful_timeout=CONSUMER_GRACE_S)
     service_subscriber(broker, queue, handle)
     return broker
 
@@ -235,11 +287,15 @@ async def _start_relay(process: Process) -> None:
                                  queues=[_dependency_queue(process.settings)])
         await _retrying("RabbitMQ (relay)", rabbit.connect)
         process.closers.append(rabbit.close)
+        process.health.add("broker", rabbit.check)
         publisher = rabbit
     # internal events go out only for the services that consume them (today: the dependency-resolver)
     relay = Relay(process.journal, publisher, executor=process.executor, internal_events=ROUTING_KEYS,
                   wake=process.wakeups.log)
-    process.background(relay.run(process.stop))
+    process.background(relay.run(process.stop), finishes=True)
+    lag = RelayLag(process.journal, relay.name)
+    REGISTRY.read_with("taskjournal_relay_lag_events", lag.events)
+    REGISTRY.read_with("taskjournal_relay_lag_seconds", lag.seconds)
 
 
 def _dependency_queue(settings: Settings) -> ServiceQueue:
@@ -282,11 +338,14 @@ async def _retrying(what: str, connect: Callable[[], Awaitable[Any]], attempts: 
 async def _serve_http(process: Process, app: web.Application) -> None:
     from .api_gateway.app import RAW_BODIES
 
+    observe(app, process.health)
     # an app with the artifact-service's data plane stores bodies as sent (gzip kept); its JSON calls decode themselves
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=5, auto_decompress=not app.get(RAW_BODIES, False))
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=HTTP_GRACE_S,
+                           auto_decompress=not app.get(RAW_BODIES, False))
     await runner.setup()
     await web.TCPSite(runner, process.settings.host, process.settings.port, reuse_port=True).start()
-    process.closers.insert(0, runner.cleanup)  # stop taking requests before anything else closes
+    # stop listening and finish the requests in flight before anything else closes
+    process.intake.insert(0, runner.cleanup)
 
 
 def ops_app(process: Process) -> web.Application:
@@ -294,3 +353,27 @@ def ops_app(process: Process) -> web.Application:
     app = web.Application()
     add_ops_routes(app, process.journal, process.executor)
     return app
+
+
+# ------------------------------------------------------------------ metrics read at scrape time
+def _per_queue(rows: list[dict]) -> list[tuple[tuple[str, ...], float]]:
+    return [((row["task_queue_id"],), row["n"]) for row in rows]
+
+
+class RelayLag:
+    """How far the relay is behind the log: events (the log's head minus the
+    relay's recorded position) and seconds (age of the oldest unrelayed event)."""
+
+    def __init__(self, journal: Journal, name: str):
+        self.journal, self.name = journal, name
+
+    def events(self) -> list[tuple[tuple[str, ...], float]]:
+        head, position = self.journal.views.position(), self.journal.store.relay_position(self.name)
+        return [((), max(0, head - position))]
+
+    def seconds(self) -> list[tuple[tuple[str, ...], float]]:
+        oldest = self.journal.events_after(self.journal.store.relay_position(self.name), 1)
+        if not oldest:
+            return [((), 0.0)]
+        written: datetime = getattr(oldest[0][1], "timestamp")  # every domain event has its commit time
+        return [((), max(0.0, (datetime.now(timezone.utc) - written).total_seconds()))]

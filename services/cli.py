@@ -60,7 +60,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_env(dev=args.command == "dev")
-        logs.configure(settings.log_format)
+        logs.configure(settings.log_format, settings.log_level,
+                       role=args.service if args.command == "run" else args.command)
         if args.command == "replay":
             check_reachable(settings, (), port_must_be_free=False)
             return run_replay(settings, list(PROJECTIONS) if args.all else args.projections)
@@ -91,8 +92,10 @@ async def serve(settings: Settings, roles, announce: bool) -> int:
     await bootstrap.start(process, roles)
     describe(settings, roles, announce)
     await wait_for_stop_signal()
-    log.info("shutting down", extra=logs.fields(services=list(roles)))
+    log.info("draining, then shutting down", extra=logs.fields(services=list(roles)))
+    started = time.monotonic()
     await bootstrap.stop(process)
+    log.info("stopped", extra=logs.fields(services=list(roles), seconds=round(time.monotonic() - started, 3)))
     return 0
 
 

@@ -25,7 +25,8 @@ from taskjournal.shared.metrics import REGISTRY
 log = logging.getLogger("taskjournal.resolver")
 LEASED_BATCH = 25  # items a replica leases at once: small, so replicas share a backlog evenly
 RESOLVED = "taskjournal_resolved_items_total"
-REGISTRY.describe(RESOLVED, "counter", "items a background resolver of this process resolved, by resolver")
+REGISTRY.describe(RESOLVED, "counter", "items a background resolver of this process resolved, by resolver",
+                  labels=("resolver",))
 
 
 async def resolve_forever(name: str, lease_due: Callable[[int, int], list], act: Callable[[Any, int], bool],

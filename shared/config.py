@@ -193,6 +193,8 @@ SETTINGS: tuple[Spec, ...] = (
          "`auto`: create and upgrade the database schema at start; `require`: no DDL, refuse to start (exit 2) "
          "unless `taskjournal migrate` brought the schema to this build's version (docs/operations.md)"),
     Spec("LOG_FORMAT", "log_format", Choice(("json", "text")), "json", "log lines on stderr"),
+    Spec("LOG_LEVEL", "log_level", Choice(("debug", "info", "warning", "error")), "info",
+         "least severe log lines written (`info` has one access line per request)"),
     Spec("INSTANCE", "instance_name", Text(), None,
          "names this deployment's internal routing keys and service queues on the broker",
          shown_default="the database name"),
@@ -239,6 +241,7 @@ class Settings:
     executor_threads: int = _DEFAULTS["executor_threads"]
     schema: str = _DEFAULTS["schema"]
     log_format: str = _DEFAULTS["log_format"]
+    log_level: str = _DEFAULTS["log_level"]
     instance_name: str | None = _DEFAULTS["instance_name"]
     commit: str = _DEFAULTS["commit"]
     artifact_store: str = _DEFAULTS["artifact_store"]

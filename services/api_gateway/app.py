@@ -8,8 +8,6 @@ import asyncio
 import hashlib
 import hmac
 import logging
-import time
-import uuid
 import zlib
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -20,7 +18,7 @@ import orjson
 from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
 
-from taskjournal.services.ops import add_ops_routes
+from taskjournal.services.ops import CLIENT, ROUTE, add_ops_routes, request_id_of
 from taskjournal.shared.actor import acting
 from taskjournal.shared.auth import scopes as scope_rules
 from taskjournal.shared.auth.clients import Client, ClientStore, load_config_file
@@ -29,7 +27,6 @@ from taskjournal.shared.config import Settings, roles_need
 from taskjournal.shared.domain.errors import DomainError
 from taskjournal.shared.domain.time import now_ms
 from taskjournal.shared.journal import Journal
-from taskjournal.shared.metrics import REGISTRY
 from taskjournal.shared.schemas import SchemaError, validate
 from taskjournal.shared.storage import BlobStore
 from taskjournal.shared.version import version_info
@@ -116,7 +113,6 @@ class Gateway:
         self.prefix = prefix
 
     async def dispatch(self, request: web.Request) -> web.Response:
-        started = time.perf_counter()
         path = request.raw_path.partition("?")[0][len(self.prefix):]
         if request.method == "OPTIONS":  # CORS preflight: browsers need the headers on an OK answer
             return json_response({})
@@ -126,8 +122,9 @@ class Gateway:
                 return web.json_response({"error": "Method not allowed"}, status=405,
                                          headers={"Allow": ",".join(params)})
             return web.json_response({"error": "Not found"}, status=404)
+        request[ROUTE] = endpoint.name  # the name metrics and the access log use (services/ops.py)
         payload: Any = {}
-        request_id = str(uuid.uuid4())
+        request_id = request_id_of(request)  # the same in the answer, the events it causes and the access log
         try:
             raw_body, payload = await _read_body(request)
             response = await self._handle(request, endpoint, params, raw_body, payload, request_id)
@@ -137,8 +134,6 @@ class Gateway:
         except Exception:
             log.exception("unexpected error in %s", endpoint.name)
             response = self._error(request, endpoint, params, payload, internal_error(), request_id)
-        REGISTRY.inc("taskjournal_http_requests_total", endpoint=endpoint.name, status=response.status)
-        REGISTRY.observe("taskjournal_http_request_seconds", time.perf_counter() - started, endpoint=endpoint.name)
         return response
 
     async def _handle(self, request, endpoint, params, raw_body, payload, request_id: str):
@@ -164,7 +159,9 @@ class Gateway:
         return json_response(result, trace_id=request.headers.get("x-taskcluster-trace-id"), request_id=request_id)
 
     def _authenticate(self, request: web.Request, raw_body: bytes):
-        return authenticate(self.services.authenticator, request, raw_body)
+        result = authenticate(self.services.authenticator, request, raw_body)
+        request[CLIENT] = result.client_id  # for the access log
+        return result
 
     def _error(self, request, endpoint, params, payload, err: ApiError, request_id: str) -> web.Response:
         body = error_body(err, endpoint.name, params, payload)

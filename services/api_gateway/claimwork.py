@@ -95,14 +95,23 @@ class PendingSignal:
         """Every queue may have gained work unheard (the listener reconnected)."""
         self.notify(list(self.queues))
 
+    def wake_all(self) -> None:
+        """Wake every sleeping poll of every queue (the process drains: each long poll answers now)."""
+        for waiters in self.queues.values():
+            while waiters.wake_one():
+                pass
+
 
 class Claimer:
     def __init__(self, journal: Journal, executor: Executor, signal: PendingSignal, wait_s: float,
-                 claim_timeout_ms: int, clock: Callable[[], int] = now_ms, safety_s: float = SAFETY_POLL_S):
+                 claim_timeout_ms: int, clock: Callable[[], int] = now_ms, safety_s: float = SAFETY_POLL_S,
+                 draining: asyncio.Event | None = None):
         self.journal, self.executor, self.signal = journal, executor, signal
         self.wait_s, self.claim_timeout_ms, self.clock = wait_s, claim_timeout_ms, clock
         self.safety_s = safety_s
         self.looks: Counter[str] = Counter()  # claim queries per task queue (tests, bench)
+        # set when the process drains: no more waiting (the drain wakes every sleeper with signal.wake_all)
+        self.draining = draining or asyncio.Event()
 
     async def claim(self, task_queue_id: str, worker_group: str, worker_id: str, count: int,
                     deliverable: Callable[[Task], bool] = lambda task: True,
@@ -119,7 +128,7 @@ class Claimer:
                 if barred(now):
                     if woken:  # the wake-up was meant for a poll that can take work
                         waiters.wake_one()
-                    await asyncio.sleep(max(0.0, give_up - loop.time()))
+                    await self._wait_unless_draining(give_up - loop.time())
                     return []
                 if woken or self.wait_s <= 0 or waiters.needs_look(loop.time(), self.safety_s):
                     claimed = await self._look(task_queue_id, waiters, worker_group, worker_id, count, now,
@@ -129,13 +138,19 @@ class Claimer:
                     if claimed:
                         return claimed
                 remaining = give_up - loop.time()
-                if remaining <= 0:
+                if remaining <= 0 or self.draining.is_set():
                     return []
                 woken = await self._sleep(waiters, remaining)
-                if not woken:
-                    return []  # no wake-up: no work, and no query to learn it
+                if not woken or self.draining.is_set():
+                    return []  # no wake-up: no work, and no query to learn it; or the process drains
         finally:
             self.signal.leave(task_queue_id, waiters)
+
+    async def _wait_unless_draining(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self.draining.wait(), max(0.0, seconds))
+        except asyncio.TimeoutError:
+            pass
 
     async def _look(self, task_queue_id: str, waiters: QueueWaiters, worker_group: str, worker_id: str,
                     count: int, now: int, deliverable: Callable[[Task], bool]) -> list[Task] | None:

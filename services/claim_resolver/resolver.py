@@ -9,14 +9,20 @@ from taskjournal.shared.metrics import REGISTRY
 ACTOR = service("claim-resolver")
 
 CLAIMS_BACKLOG = "taskjournal_claims_expired_backlog"
-REGISTRY.describe(CLAIMS_BACKLOG, "gauge", "expired claims not resolved yet (after this process's last pass)")
+REGISTRY.describe(CLAIMS_BACKLOG, "gauge", "expired claims not resolved yet (after this process's last pass)",
+                  labels=())
 
 
 def expire(journal):
     """What the resolver does with one leased claim: True when it expired it."""
     def act(claim: dict, now: int) -> bool:
         with acting(ACTOR):
-            return journal.expire_claim(claim["task_id"], claim["run_id"], claim["taken_until"], now)
+            if not journal.expire_claim(claim["task_id"], claim["run_id"], claim["taken_until"], now):
+                return False
+        REGISTRY.inc("taskjournal_claims_expired_total")
+        REGISTRY.observe("taskjournal_resolver_lateness_seconds", (now - claim["taken_until"]) / 1000,
+                         resolver="claim-resolver")
+        return True
     return act
 
 

@@ -11,7 +11,7 @@ from taskjournal.shared.metrics import REGISTRY
 
 log = logging.getLogger("taskjournal.dependency-resolver")
 EVENTS_BACKLOG = "taskjournal_dependency_events_backlog"
-REGISTRY.describe(EVENTS_BACKLOG, "gauge", "internal events waiting in the dependency-resolver's queue")
+REGISTRY.describe(EVENTS_BACKLOG, "gauge", "internal events waiting in the dependency-resolver's queue", labels=())
 
 
 async def watch(amqp_url: str, queue_name: str, interval: float) -> None:

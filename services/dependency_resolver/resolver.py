@@ -24,8 +24,10 @@ ACTOR = service("dependency-resolver")
 
 EVENT_AGE = "taskjournal_dependency_event_age_seconds"
 HANDLING = "taskjournal_dependency_event_seconds"
-REGISTRY.describe(EVENT_AGE, "summary", "from a task's resolution to its event reaching the dependency-resolver")
-REGISTRY.describe(HANDLING, "summary", "from an event reaching the dependency-resolver to its changes saved")
+REGISTRY.describe(EVENT_AGE, "summary", "from a task's resolution to its event reaching the dependency-resolver",
+                  labels=())
+REGISTRY.describe(HANDLING, "summary", "from an event reaching the dependency-resolver to its changes saved",
+                  labels=())
 
 
 def on_task_resolved(journal, event: dict) -> None:

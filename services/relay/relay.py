@@ -17,11 +17,6 @@ from taskjournal.shared.metrics import REGISTRY
 
 log = logging.getLogger("taskjournal.relay")
 
-REGISTRY.describe("taskjournal_relay_events_total", "counter", "events relayed from the log")
-REGISTRY.describe("taskjournal_relay_messages_total", "counter", "Pulse messages published, by exchange")
-REGISTRY.describe("taskjournal_relay_publish_seconds", "summary", "time to publish a batch until confirmed")
-REGISTRY.describe("taskjournal_relay_errors_total", "counter", "failed relay batches (retried)")
-
 
 class Relay:
     """One relay per database. `after_publish(position)` is a test seam: it

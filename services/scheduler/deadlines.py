@@ -4,6 +4,8 @@ batches of them (ADR 0017)."""
 
 from taskjournal.services.resolver_loop import resolve_forever
 from taskjournal.shared.actor import acting, service
+from taskjournal.shared.domain.time import parse_ms
+from taskjournal.shared.metrics import REGISTRY
 
 ACTOR = service("scheduler")
 
@@ -11,7 +13,14 @@ ACTOR = service("scheduler")
 def exceed(journal):
     def act(task_id: str, now: int) -> bool:
         with acting(ACTOR):
-            return journal.exceed_deadline(task_id, now)
+            if not journal.exceed_deadline(task_id, now):
+                return False
+        REGISTRY.inc("taskjournal_deadlines_exceeded_total")
+        task = journal.task(task_id)  # just saved: from the repository's cache
+        if task is not None:
+            REGISTRY.observe("taskjournal_resolver_lateness_seconds",
+                             (now - parse_ms(task.definition["deadline"])) / 1000, resolver="deadline-resolver")
+        return True
     return act
 
 

@@ -35,9 +35,10 @@ ATTEMPTS = "x-taskjournal-attempts"
 LAST_ERROR = "x-taskjournal-error"
 
 REGISTRY.describe("taskjournal_consumer_failures_total", "counter",
-                  "internal events a service handler failed on (each attempt), by queue")
+                  "internal events a service handler failed on (each attempt), by queue", labels=("queue",))
 REGISTRY.describe("taskjournal_dead_letters_total", "counter",
-                  "internal events parked in a dead-letter queue after repeated failures, by queue")
+                  "internal events parked in a dead-letter queue after repeated failures, by queue",
+                  labels=("queue",))
 
 
 def internal_subscriber(broker: RabbitBroker, queue_name: str, routing_keys: Iterable[str],

@@ -25,7 +25,8 @@ __all__ = ["RabbitPublisher", "UnroutableEvent", "QueueMismatch", "declare_excha
 log = logging.getLogger("taskjournal.bus")
 
 REGISTRY.describe("taskjournal_bus_unroutable_total", "counter",
-                  "internal events no service queue was bound for, by routing key (the batch is retried)")
+                  "internal events no service queue was bound for, by routing key (the batch is retried)",
+                  labels=("routing_key",))
 RECONNECT_INTERVAL = 1.0  # seconds between reconnection attempts (aio-pika's default is 5)
 
 
@@ -103,6 +104,11 @@ class RabbitPublisher:
         for queue in self.queues:
             await declare_service_queue(self.channel, queue, robust)
         self._queues_missing = False
+
+    async def check(self) -> None:
+        """Raise unless connected (a health check; a robust connection reconnects by itself)."""
+        if self.connection is None or not self.connection.connected.is_set():
+            raise ConnectionError("not connected to RabbitMQ")
 
     async def close(self) -> None:
         if self.connection is not None:

@@ -9,6 +9,8 @@ import threading
 
 from eventsourcing.persistence import RecordConflictError
 
+from taskjournal.shared.metrics import REGISTRY
+
 
 class _Save:
     def __init__(self, aggregates: list):
@@ -58,6 +60,7 @@ class GroupCommit:
         return mine.result()
 
     def _run(self, batch: list[_Save]) -> None:
+        REGISTRY.observe("taskjournal_group_commit_batch_size", len(batch))
         if len(batch) == 1:
             batch[0].finish(self._attempt(batch[0].aggregates))
             return

@@ -121,6 +121,13 @@ class ReadModel:
     def claimed_count(self, task_queue_id: str) -> int:
         return self._value("claimed_count", task_queue_id=task_queue_id) or 0
 
+    def pending_counts(self, now: int) -> list[dict]:
+        """{task_queue_id, n} for every task queue with pending work (one scan, for /metrics)."""
+        return self._rows("pending_counts", now=now)
+
+    def claimed_counts(self) -> list[dict]:
+        return self._rows("claimed_counts")
+
     def pending_page(self, task_queue_id: str, after: tuple[int, str], limit: int) -> list[dict]:
         return self._rows("pending_page", task_queue_id=task_queue_id, after_inserted=after[0],
                           after_task_id=after[1], limit=limit)

@@ -16,7 +16,7 @@ from tests.support.journal import create_task
 
 
 def gauge(name: str) -> float | None:
-    return REGISTRY.counters.get((name, ()))
+    return REGISTRY.registry.get_sample_value(name)
 
 
 def test_expired_claims_backlog_counts_expired_unresolved_claims(journal):

@@ -78,10 +78,10 @@ async def test_unroutable_internal_event_is_counted_and_fails_the_publish(publis
     from taskjournal.shared.bus.rabbit import UnroutableEvent
 
     key = f"Probe{unique()}.Happened"
-    before = REGISTRY.counters[("taskjournal_bus_unroutable_total", (("routing_key", key),))]
+    before = REGISTRY.value("taskjournal_bus_unroutable_total", routing_key=key)
     with pytest.raises(UnroutableEvent):  # never acknowledged as sent: the relay publishes the batch again
         await publisher.publish([], [InternalEvent(key, {"id": "x", "version": 1, "type": key, "position": 1})])
-    assert REGISTRY.counters[("taskjournal_bus_unroutable_total", (("routing_key", key),))] == before + 1
+    assert REGISTRY.value("taskjournal_bus_unroutable_total", routing_key=key) == before + 1
 
 
 async def test_internal_event_reaches_a_bound_queue(publisher, channel):

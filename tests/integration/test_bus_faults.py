@@ -46,7 +46,7 @@ def resolved(task_id: str, position: int = 1) -> InternalEvent:
 
 
 def counter(name: str, **labels) -> float:
-    return REGISTRY.counters[(name, tuple(sorted(labels.items())))]
+    return REGISTRY.value(name, **labels)
 
 
 async def started(broker: RabbitBroker) -> RabbitBroker:

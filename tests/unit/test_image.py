@@ -93,7 +93,7 @@ def test_the_constraints_satisfy_pyproject_and_hold_no_test_dependency():
 # psycopg 3.2.0[binary] cannot be installed, eventsourcing 9.5 needs psycopg-pool 3.3.
 MINIMUMS = {"faststream": "0.6", "psycopg": "3.2.1", "psycopg-pool": "3.3", "aiohttp": "3.9.2",
             "eventsourcing": "9.5", "aio-pika": "9.4", "aiobotocore": "2.13", "orjson": "3.9",
-            "fastjsonschema": "2.19", "hashids": "1.3"}
+            "fastjsonschema": "2.19", "hashids": "1.3", "prometheus-client": "0.20"}
 
 
 @pytest.mark.parametrize("name", sorted(MINIMUMS))

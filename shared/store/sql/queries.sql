@@ -246,6 +246,13 @@ WHERE expires < :cutoff AND quarantine_until < :cutoff ORDER BY expires LIMIT :l
 -- name: claimed_count
 SELECT COUNT(*) AS n FROM tj_claims WHERE task_queue_id = :task_queue_id;
 
+-- name: pending_counts
+-- /metrics (scheduler): pending_count of every task queue with pending work.
+SELECT task_queue_id, COUNT(*) AS n FROM tj_pending WHERE deadline > :now GROUP BY task_queue_id;
+
+-- name: claimed_counts
+SELECT task_queue_id, COUNT(*) AS n FROM tj_claims GROUP BY task_queue_id;
+
 -- name: queue_position
 -- Our own API (journal): a task's state and, while it is pending and before
 -- its deadline, how many claimable entries of its queue claimWork takes first
