@@ -120,8 +120,9 @@ async def test_internal_subscriber_redelivers_after_a_handler_error(publisher, c
     finally:
         await broker.stop()
         await channel.queue_delete(queue_name)
-    assert calls[0] == (f"{prefix}.A", 1)
-    assert sorted(calls[1:]) == [(f"{prefix}.A", 1), (f"{prefix}.B", 2)]  # A came back, B came once
+    # events are handled concurrently: whichever failed came back, the other came once
+    assert calls[0] in [(f"{prefix}.A", 1), (f"{prefix}.B", 2)]
+    assert sorted(calls[1:]) == [(f"{prefix}.A", 1), (f"{prefix}.B", 2)]
 
 
 async def test_internal_subscriber_queue_is_quorum(amqp_url, channel):
