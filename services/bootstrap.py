@@ -14,6 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
+from taskjournal.shared import looplag
 from taskjournal.shared.bus import InProcessBus, Publisher
 from taskjournal.shared.bus.queues import ServiceQueue, service_queue
 from taskjournal.shared.config import Settings
@@ -71,6 +72,7 @@ class Process:
     roles: set[str] = field(default_factory=set)  # what this process runs (set by `start`)
     mounts: list[Callable[[web.Application], None]] = field(default_factory=list)  # routes for the gateway's app
     blobs: BlobStore | None = None  # see process_blobs
+    sweeps: bool = True  # runs its roles' periodic sweeps (off in dev's extra gateways: the back office does them)
 
     async def blocking(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
@@ -85,17 +87,18 @@ def journal_for(settings: Settings, listener: CommitListener | None = None) -> J
                         listener=listener)
 
 
-def bootstrap(settings: Settings) -> Process:
+def bootstrap(settings: Settings, sweeps: bool = True) -> Process:
     """Build the shared parts of a process; call it on the running event loop."""
     wakeups = Wakeups(asyncio.get_running_loop())
     journal = journal_for(settings, wakeups)
     executor = ThreadPoolExecutor(settings.executor_threads, thread_name_prefix="store")
-    return Process(settings, journal, executor, wakeups)
+    return Process(settings, journal, executor, wakeups, sweeps=sweeps)
 
 
 async def start(process: Process, roles: Iterable[str]) -> None:
     wanted = set(roles)
     process.roles = wanted
+    process.tasks.append(looplag.start(wanted))
     for role in START_ORDER:
         if role in wanted:
             await STARTERS[role](process)
@@ -157,7 +160,8 @@ async def _start_artifact_service(process: Process) -> None:
 
     blobs = process_blobs(process)
     services = artifact_services(process.settings, process.journal, process.executor, blobs)
-    process.background(expiry.run(process.journal, process.executor, blobs))
+    if process.sweeps:
+        process.background(expiry.run(process.journal, process.executor, blobs))
     if "api-gateway" in process.roles:
         process.mounts.append(lambda app: add_artifact_routes(app, services))
     else:

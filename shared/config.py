@@ -189,6 +189,10 @@ SETTINGS: tuple[Spec, ...] = (
          "how often deadlines and expired claims are looked for"),
     Spec("EXECUTOR_THREADS", "executor_threads", Integer(1, 1024), 16,
          "threads (and database connections) per process for store calls"),
+    Spec("GATEWAY_PROCESSES", "gateway_processes", Integer(0, 256), 0,
+         "api-gateway processes `taskjournal dev` runs on its port (SO_REUSEPORT), next to one process for "
+         "the relay and resolvers; with PostgreSQL only (SQLite: one process); 0: one per CPU core",
+         shown_default="`0`: one per core"),
     Spec("LOG_FORMAT", "log_format", Choice(("json", "text")), "json", "log lines on stderr"),
     Spec("INSTANCE", "instance_name", Text(), None,
          "names this deployment's internal routing keys and service queues on the broker",
@@ -234,6 +238,7 @@ class Settings:
     claimwork_wait: float = _DEFAULTS["claimwork_wait"]
     resolver_interval: float = _DEFAULTS["resolver_interval"]
     executor_threads: int = _DEFAULTS["executor_threads"]
+    gateway_processes: int = _DEFAULTS["gateway_processes"]
     log_format: str = _DEFAULTS["log_format"]
     instance_name: str | None = _DEFAULTS["instance_name"]
     commit: str = _DEFAULTS["commit"]

@@ -19,6 +19,12 @@ class Registry:
         with self.lock:
             self.counters[key] += value
 
+    def set(self, name: str, value: float, **labels) -> None:
+        """A gauge's current value."""
+        key = (name, tuple(sorted(labels.items())))
+        with self.lock:
+            self.counters[key] = value
+
     def observe(self, name: str, seconds: float, **labels) -> None:
         self.inc(name + "_sum", seconds, **labels)
         self.inc(name + "_count", 1, **labels)
