@@ -19,7 +19,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,6 +34,9 @@ import artifacts
 import objects
 import pipeline
 import report
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.support.server import free_ports  # noqa: E402  (one way of finding consecutive free ports)
 from procs import LagSampler, cpu_between, cpu_sample, ops_urls
 
 REPO = Path(__file__).resolve().parent.parent
@@ -131,10 +133,10 @@ def reset_database(pg_url, name=DB_NAME):
 
 # ------------------------------------------------------------------ server
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_port(count=8):
+    """The first of `count` free consecutive ports below the ephemeral range
+    (`stack` gives each child the next port; see tests/support/server.py)."""
+    return free_ports(count)
 
 
 def start_server(args, port, token, data_dir, log_file, db_name=DB_NAME, extra_env=None, command="dev", extra_args=()):

@@ -194,7 +194,7 @@ def run_stack(settings: Settings, scale: dict | None = None) -> int:
                "TASKJOURNAL_ROOT_URL": settings.public_root_url, **artifacts}
         shared = ["--shared-port"] if role == "api-gateway" and gateways > 1 else []  # main() checked it is free
         children.append(_Child((role,), port, env, shared))
-    describe(settings, ROLES, announce=True)
+    describe(settings, ROLES, announce=True, processes=f"{len(children)}, one per service ({gateways} api-gateway)")
     return _supervise(children)
 
 
