@@ -26,6 +26,7 @@ log = logging.getLogger("taskjournal.bus")
 
 REGISTRY.describe("taskjournal_bus_unroutable_total", "counter",
                   "internal events no service queue was bound for, by routing key (the batch is retried)")
+SLICE = 50  # publishes started per turn of the event loop (a batch is up to 500 events, more messages)
 RECONNECT_INTERVAL = 1.0  # seconds between reconnection attempts (aio-pika's default is 5)
 
 
@@ -125,8 +126,11 @@ class RabbitPublisher:
         sends = [self._send_pulse(m) for m in messages] + [self._send_internal(e) for e in internal]
         try:
             async with asyncio.TaskGroup() as group:
-                for send in sends:
-                    group.create_task(send)  # tasks start in creation order, so frames go out in order
+                for first in range(0, len(sends), SLICE):
+                    if first:
+                        await asyncio.sleep(0)  # a slice at a time: requests on this loop wait one slice at most
+                    for send in sends[first:first + SLICE]:
+                        group.create_task(send)  # tasks start in creation order, so frames go out in order
         except ExceptionGroup as failed:
             raise failed.exceptions[0]
 
