@@ -48,6 +48,7 @@ test-e2e: $(STAMP)
 	$(PYTEST) tests/e2e $(PYTEST_ARGS)
 
 bench: $(STAMP)
+	$(PY) -m pip install -q -e '.[bench]'
 	$(PY) bench/run.py $(BENCH_ARGS)
 
 chaos: $(STAMP)

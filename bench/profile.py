@@ -43,7 +43,7 @@ def main(argv):
         for pid, (ppid, _, _) in read_proc_stats().items():
             if ppid == proc.pid and label(pid, proc.pid) not in targets:
                 targets[label(pid, proc.pid)] = pid
-        spies = [subprocess.Popen([py_spy, "record", "--pid", str(pid), "--rate", str(mine.rate), "--nonblocking",
+        spies = [subprocess.Popen([py_spy, "record", "--pid", str(pid), "--rate", str(mine.rate), "--nonblocking", "--gil",
                                    "--format", "speedscope", "--output", str(PROFILES / f"{mine.name}-{name}.json")],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                  for name, pid in targets.items()]

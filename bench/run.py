@@ -1,6 +1,16 @@
 #!/usr/bin/env python3
 """Benchmark harness for taskjournal (`make bench`).
 
+For each setup users run (`dev` without a broker, `dev` with RabbitMQ,
+`stack`), starts a fresh server on a new PostgreSQL database, runs the shared
+Queue yardstick (queue_bench.py) against it, measures raw status reads with
+wrk, samples the CPU and event-loop lag of every server process and the CPU
+of PostgreSQL per phase; then the artifact, object and pipeline phases
+(bench/pipeline.py). Prints tables, keeps the run as
+bench/results/<time>-<commit>.json, writes bench/results/latest.md and
+regenerates the README's table (bench/report.py). Loopback only.
+"""Benchmark harness for taskjournal (`make bench`).
+
 Starts a fresh taskjournal server on a new PostgreSQL database, runs the
 shared Queue yardstick (queue_bench.py) against it, measures raw status reads
 with wrk, samples the CPU used by the server and PostgreSQL; then starts a
