@@ -9,14 +9,6 @@ of PostgreSQL per phase; then the artifact, object and pipeline phases
 (bench/pipeline.py). Prints tables, keeps the run as
 bench/results/<time>-<commit>.json, writes bench/results/latest.md and
 regenerates the README's table (bench/report.py). Loopback only.
-"""Benchmark harness for taskjournal (`make bench`).
-
-Starts a fresh taskjournal server on a new PostgreSQL database, runs the
-shared Queue yardstick (queue_bench.py) against it, measures raw status reads
-with wrk, samples the CPU used by the server and PostgreSQL; then starts a
-second server with RabbitMQ on another fresh database for the pipeline phase
-(bench/pipeline.py). Prints tables and writes bench/results/latest.json and
-latest.md.  Loopback only.
 """
 
 import argparse
