@@ -84,9 +84,12 @@ def main(argv=None) -> int:
 
 def run_on_event_loop(main: Coroutine[Any, Any, int]) -> int:
     """Run a service on uvloop (libuv: less overhead per I/O event than asyncio's own loop)."""
-    import uvloop
-
-    factory = None if os.environ.get("TJ_PERF_NO_UVLOOP") else uvloop.new_event_loop
+    try:
+        import uvloop
+    except ImportError:  # a platform without it: asyncio's own loop
+        factory = None
+    else:
+        factory = uvloop.new_event_loop
     with asyncio.Runner(loop_factory=factory) as runner:
         return runner.run(main)
 
