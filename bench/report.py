@@ -207,7 +207,9 @@ def readme_table(result):
     lines = [BEGIN, "",
              f"Run of {m['date_utc'][:10]}, commit {m['git_commit']}: {m['nproc']} × {m['cpu_model']}, "
              f"PostgreSQL {m['postgresql']} and RabbitMQ on loopback, {result.get('gateways')} gateway "
-             f"processes; the benchmark client shares the cores "
+             f"processes; the benchmark client shares the cores"
+             + (f", load average {m['load_average_1m_at_start']} at start" if "load_average_1m_at_start" in m else "")
+             + " "
              f"(`bench/results/{result.get('file', 'latest.json')}`).", "",
              "| figure | upstream v64.2.5, this machine | target (issue 9) | "
              + " | ".join(SETUP_TITLES[n] for n in names) + " |",

@@ -119,6 +119,7 @@ def machine_info(pg_version):
         "python": platform.python_version(),
         "kernel": platform.release(),
         "git_commit": git_commit(),
+        "load_average_1m_at_start": round(os.getloadavg()[0], 2),  # other work on the machine skews every figure
         "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
 
