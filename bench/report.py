@@ -26,6 +26,7 @@ UPSTREAM = {
     "status": "559–569/s",
     "wrk": "626–658 req/s",
     "lag": "–",
+    "cpu": "–",
 }
 # What issue 9 asks of dev + RabbitMQ and of the stack on this machine.
 TARGETS = {
@@ -35,6 +36,7 @@ TARGETS = {
     "status": "≥ 1,500/s",
     "wrk": "≥ 2,000 req/s",
     "lag": "–",
+    "cpu": "–",
 }
 ROW_TITLES = {
     "create": "createTask",
@@ -43,7 +45,9 @@ ROW_TITLES = {
     "status": "status() through the client",
     "wrk": "`wrk -t2 -c32` on a signed status URL",
     "lag": "event-loop lag, worst gateway (p99 / max)",
+    "cpu": "server CPU per call: createTask / claimed and completed task / wrk status read",
 }
+CALLS = {"create": "created", "claim": "completed", "status": "done"}  # what queue_bench counts per phase
 
 
 # ------------------------------------------------------------------ small helpers
@@ -78,6 +82,23 @@ def cores(cpu, phase=None):
     if phase and phase.get("client_cpu_s") is not None and cpu["wall_s"] > 0:
         text += f", client {round(phase['client_cpu_s'] / cpu['wall_s'], 2)}"
     return text
+
+
+def cpu_per_call(setup):
+    """Server CPU milliseconds (every process) per call of the create, claim and
+    status phases and per wrk request: less sensitive to other load on the
+    machine than throughput."""
+    phases = dig(setup, "queue_bench", "phases") or {}
+    cpu = setup.get("server_cpu_by_phase") or {}
+    per = {}
+    for phase, counted in CALLS.items():
+        calls = dig(phases, phase, counted)
+        if calls and phase in cpu:
+            per[phase] = round(cpu[phase]["server_cpu_s"] * 1000 / calls, 2)
+    wrk = setup.get("wrk") or {}
+    if wrk.get("requests") and "server_cpu" in wrk:
+        per["wrk"] = round(wrk["server_cpu"]["server_cpu_s"] * 1000 / wrk["requests"], 2)
+    return per
 
 
 def worst_gateway_lag(setup):
@@ -124,6 +145,9 @@ def figures(setup):
     for phase in ("create", "claim", "e2e", "status", "wrk"):
         if phase in lag:
             rows.append((f"event-loop lag during {phase}", lag_summary(lag[phase])))
+    per = cpu_per_call(setup)
+    rows.append(("server CPU per call: create / claim+complete / status / wrk",
+                 " / ".join(show(per.get(k)) for k in ("create", "claim", "status", "wrk")) + " ms"))
     rows.append(("queue_bench errors", show(dig(setup, "queue_bench", "errors", "total"))))
     return rows
 
@@ -195,6 +219,9 @@ def _cell(key, setup):
         return f"{number(dig(phases, 'status', 'throughput_per_s'))}/s"
     if key == "wrk":
         return f"{number(dig(setup, 'wrk', 'requests_per_s'))} req/s"
+    if key == "cpu":
+        per = cpu_per_call(setup)
+        return " / ".join(show(per.get(k)) for k in ("create", "claim", "wrk")) + " ms"
     worst = worst_gateway_lag(setup)
     return "n/a" if worst is None else f"{worst[0]:g} / {worst[1]:g} ms"
 
