@@ -14,7 +14,7 @@ PYTEST := TASKJOURNAL_TEST_DATABASE_URL=$(TEST_DATABASE_URL) $(PY) -m pytest -q
 NO_INFRASTRUCTURE := TASKJOURNAL_TEST_DATABASE_URL=postgresql://postgres@127.0.0.1:1/unreachable \
 	TASKJOURNAL_TEST_AMQP_URL=amqp://guest:guest@127.0.0.1:1/
 
-.PHONY: run test test-unit test-integration test-e2e typecheck bench chaos install clean
+.PHONY: run test test-unit test-integration test-e2e test-blackbox blackbox-venv typecheck bench bench-history bench-resolvers bench-web bench-fleet chaos install clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -24,10 +24,21 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# A real worker for tests/blackbox (scriptworker from PyPI), apart from the
+# project's dependencies: its own virtualenv, rebuilt when the pin changes.
+BLACKBOX_VENV := .venv-blackbox
+BLACKBOX_STAMP := $(BLACKBOX_VENV)/.installed-stamp
+$(BLACKBOX_STAMP): tests/blackbox/scriptworker-requirements.txt
+	test -x $(BLACKBOX_VENV)/bin/python || python3 -m venv $(BLACKBOX_VENV)
+	$(BLACKBOX_VENV)/bin/python -m pip install -q -r tests/blackbox/scriptworker-requirements.txt
+	touch $(BLACKBOX_STAMP)
+
+blackbox-venv: $(BLACKBOX_STAMP)
+
 run: $(STAMP)
 	$(VENV)/bin/taskjournal dev
 
-test: typecheck
+test: typecheck blackbox-venv
 	$(PYTEST) $(PYTEST_ARGS)
 
 # mypy cannot follow the editable install's import hook, so it reads the
@@ -47,12 +58,29 @@ test-integration: $(STAMP)
 test-e2e: $(STAMP)
 	$(PYTEST) tests/e2e $(PYTEST_ARGS)
 
+test-blackbox: $(STAMP) blackbox-venv
+	$(PYTEST) tests/blackbox $(PYTEST_ARGS)
+
 bench: $(STAMP)
 	$(PY) -m pip install -q -e '.[bench]'
 	$(PY) bench/run.py $(BENCH_ARGS)
+
+bench-history: $(STAMP)  # history p99s and audit throughput (bench/history.py --help)
+	$(PY) bench/history.py $(BENCH_ARGS)
+
+# claim-resolver scale-out: one backlog of expired claims, 1 vs 3 processes (bench/resolvers.py)
+bench-resolvers: $(STAMP)
+	$(PY) bench/resolvers.py $(BENCH_ARGS)
+
+# the web view's task group page of a 10,000-task group (bench/webview.py; WEB_BENCH_ARGS passes options)
+bench-web: $(STAMP)
+	$(PY) bench/webview.py $(WEB_BENCH_ARGS)
+
+bench-fleet: $(STAMP)
+	$(PY) bench/fleet.py $(BENCH_FLEET_ARGS)
 
 chaos: $(STAMP)
 	$(PY) bench/chaos.py $(CHAOS_ARGS)
 
 clean:
-	rm -rf $(VENV) .taskjournal .pytest_cache .hypothesis
+	rm -rf $(VENV) $(BLACKBOX_VENV) .taskjournal .pytest_cache .hypothesis

@@ -143,9 +143,10 @@ def free_port(count=8):
 
 
 def start_server(args, port, token, data_dir, log_file, db_name=DB_NAME, extra_env=None, command="dev", extra_args=()):
+    database = {"TASKJOURNAL_DATABASE_URL": f"{args.pg_url}/{db_name}"} if db_name else {}  # None: SQLite
     env = dict(os.environ,
+               **database,
                TASKJOURNAL_PORT=str(port),
-               TASKJOURNAL_DATABASE_URL=f"{args.pg_url}/{db_name}",
                TASKJOURNAL_DATA_DIR=data_dir,
                TASKJOURNAL_ROOT_CLIENT_ID=CLIENT_ID,
                TASKJOURNAL_ROOT_ACCESS_TOKEN=token,

@@ -30,7 +30,6 @@ ROLES = ("api-gateway", "scheduler", "claim-resolver", "dependency-resolver", "r
 # artifact-service comes before the api-gateway: in one process it mounts its routes on the gateway's app.
 START_ORDER = ("dependency-resolver", "scheduler", "claim-resolver", "relay", "artifact-service", "api-gateway")
 HTTP_ROLES = {"api-gateway", "artifact-service"}  # the roles that serve an app of their own (with the ops routes)
-CONSUMERS_PER_PROCESS = 4
 
 
 class Wakeups:
@@ -84,7 +83,7 @@ class Process:
 def journal_for(settings: Settings, listener: CommitListener | None = None) -> Journal:
     """The Journal over the configured store (also what `taskjournal replay` uses)."""
     return open_journal(settings.database_url, str(settings.data_dir), max_connections=settings.executor_threads,
-                        listener=listener)
+                        listener=listener, schema_mode=settings.schema)
 
 
 def bootstrap(settings: Settings, sweeps: bool = True) -> Process:
@@ -191,26 +190,40 @@ async def _start_claim_resolver(process: Process) -> None:
 
 
 async def _start_dependency_resolver(process: Process) -> None:
-    from .dependency_resolver.resolver import ROUTING_KEYS, on_task_resolved
+    from .dependency_resolver.resolver import ROUTING_KEYS, handled, on_task_resolved, received
 
     async def handle(event: dict) -> None:
+        arrival = received(event)
         await process.blocking(on_task_resolved, process.journal, event)
+        handled(arrival)
 
     settings = process.settings
     if not settings.amqp_url:
         process.bus.subscribe_internal(ROUTING_KEYS, handle)
         return
-    from faststream.rabbit import RabbitBroker
+    # one handler per executor thread: the events beyond stay in the queue, for other replicas
+    broker = dependency_consumer(settings.amqp_url, _dependency_queue(settings), handle, settings.executor_threads)
+    await _retrying("RabbitMQ (dependency-resolver)", broker.start)
+    process.closers.append(broker.stop)
+    from .dependency_resolver import backlog
+
+    queue_name = _dependency_queue(settings).name
+    process.background(backlog.watch(settings.amqp_url, queue_name, settings.resolver_interval))
+
+
+def dependency_consumer(amqp_url: str, queue: ServiceQueue, handle: Callable[[dict], Awaitable[None]],
+                        in_flight: int):
+    """A FastStream broker consuming `queue`. Its subscriber handles every
+    event it is given at once, so the channel's prefetch bounds how many
+    events a process holds: the rest wait in the queue, where other replicas
+    take them and the backlog gauge counts them (ADR 0017)."""
+    from faststream.rabbit import Channel, RabbitBroker
 
     from taskjournal.shared.bus.consumer import service_subscriber
 
-    # A FastStream subscriber handles one message at a time and the handler mostly
-    # waits on the database, so a few consumers share the queue in one process.
-    for _ in range(CONSUMERS_PER_PROCESS):
-        broker = RabbitBroker(settings.amqp_url, logger=None)
-        service_subscriber(broker, _dependency_queue(settings), handle)
-        await _retrying("RabbitMQ (dependency-resolver)", broker.start)
-        process.closers.append(broker.stop)
+    broker = RabbitBroker(amqp_url, logger=None, default_channel=Channel(prefetch_count=in_flight))
+    service_subscriber(broker, queue, handle)
+    return broker
 
 
 async def _start_relay(process: Process) -> None:

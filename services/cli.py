@@ -6,7 +6,9 @@
                       relay, artifact-service
   stack               every service as its own OS process (PostgreSQL and RabbitMQ required)
   replay <name>|--all drop and rebuild read models from the event log
-  dead-letters        list (or --requeue) internal events a service kept failing on (docs/operations.md)"""
+  migrate             create or upgrade the database schema and record its version (before the services)
+  dead-letters        list (or --requeue) internal events a service kept failing on (docs/operations.md)
+  history <taskId>    a task's history; also status --as-of, export, audit (services/history_cli.py)"""
 
 import argparse
 import asyncio
@@ -30,7 +32,7 @@ from taskjournal.shared.store import describe as describe_store
 from taskjournal.shared.store.replay import PROJECTIONS, rebuild
 from taskjournal.shared.version import version_line
 
-from . import bootstrap
+from . import bootstrap, history_cli
 from .bootstrap import ROLES
 
 log = logging.getLogger("taskjournal")
@@ -54,9 +56,11 @@ def main(argv=None) -> int:
     replay = sub.add_parser("replay", help="drop and rebuild read models from the event log")
     replay.add_argument("projections", nargs="*", metavar="projection", help=f"any of: {', '.join(PROJECTIONS)}")
     replay.add_argument("--all", action="store_true", help="rebuild every projection")
+    sub.add_parser("migrate", help="create or upgrade the database schema, then exit")
     dead = sub.add_parser("dead-letters", help="list, or --requeue, the dependency-resolver's dead letters")
     dead.add_argument("--requeue", action="store_true", help="move them back to the service queue")
     dead.add_argument("--limit", type=int, default=100, help="list at most this many")
+    history_cli.add_commands(sub)
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_env(dev=args.command == "dev")
@@ -64,6 +68,12 @@ def main(argv=None) -> int:
         if args.command == "replay":
             check_reachable(settings, (), port_must_be_free=False)
             return run_replay(settings, list(PROJECTIONS) if args.all else args.projections)
+        if args.command == "migrate":
+            check_reachable(settings, (), port_must_be_free=False)
+            return run_migrate(settings)
+        if args.command in history_cli.COMMANDS:
+            check_reachable(settings, (), port_must_be_free=False)
+            return history_cli.run(args, settings)
         if args.command == "dead-letters":
             return run_dead_letters(settings, args.requeue, args.limit)
         if args.command == "stack":
@@ -294,6 +304,15 @@ def run_replay(settings: Settings, names: list[str]) -> int:
     print(f"\nreplayed {position} events into {', '.join(names)} in {seconds:.2f}s "
           f"({position / max(seconds, 1e-9):.0f} events/s)", file=sys.stderr)
     journal.close()
+    return 0
+
+
+def run_migrate(settings: Settings) -> int:
+    from taskjournal.shared.store import migrate
+
+    before, now = migrate(settings.database_url, str(settings.data_dir))
+    print(f"schema of {describe_store(settings.database_url, settings.data_dir)}: version {now} "
+          f"(was {'none' if before is None else before})", flush=True)
     return 0
 
 

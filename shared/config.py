@@ -193,6 +193,9 @@ SETTINGS: tuple[Spec, ...] = (
          "api-gateway processes `taskjournal dev` runs on its port (SO_REUSEPORT), next to one process for "
          "the relay and resolvers; with PostgreSQL only (SQLite: one process); 0: one per CPU core",
          shown_default="`0`: one per core"),
+    Spec("SCHEMA", "schema", Choice(("auto", "require")), "auto",
+         "`auto`: create and upgrade the database schema at start; `require`: no DDL, refuse to start (exit 2) "
+         "unless `taskjournal migrate` brought the schema to this build's version (docs/operations.md)"),
     Spec("LOG_FORMAT", "log_format", Choice(("json", "text")), "json", "log lines on stderr"),
     Spec("INSTANCE", "instance_name", Text(), None,
          "names this deployment's internal routing keys and service queues on the broker",
@@ -239,6 +242,7 @@ class Settings:
     resolver_interval: float = _DEFAULTS["resolver_interval"]
     executor_threads: int = _DEFAULTS["executor_threads"]
     gateway_processes: int = _DEFAULTS["gateway_processes"]
+    schema: str = _DEFAULTS["schema"]
     log_format: str = _DEFAULTS["log_format"]
     instance_name: str | None = _DEFAULTS["instance_name"]
     commit: str = _DEFAULTS["commit"]

@@ -12,6 +12,7 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError, RecordConflictError
 from eventsourcing.utils import Environment
 
+from taskjournal.shared import actor
 from taskjournal.shared.auth.credentials import slug_id
 from taskjournal.shared.domain.artifact import DEFAULT_CONTENT_TYPE, Artifact, details_for
 from taskjournal.shared.domain.errors import InputError, RequestConflict, ResourceNotFound
@@ -22,6 +23,7 @@ from taskjournal.shared.domain.task_group import TaskGroup, admits_unchanged, gr
 from taskjournal.shared.domain.time import format_ms, parse_ms
 from taskjournal.shared.domain.worker import TaskQueue, Worker, queue_uuid, worker_uuid
 from taskjournal.shared.store import Store, open_store
+from taskjournal.shared.store.events import stamp
 from taskjournal.shared.store.group_commit import GroupCommit
 from taskjournal.shared.store.projection import changes_for
 
@@ -75,6 +77,9 @@ class Journal(Application):
     def construct_recorder(self):
         return self.store.recorder
 
+    def construct_mapper(self):
+        return self.store.mapper  # writes and reads the actor (shared/store/events.py)
+
     def events_after(self, position: int, limit: int) -> list[tuple[int, object]]:
         """Up to `limit` (log position, domain event) pairs after `position`, in log order."""
         return [(n.id, self.mapper.to_domain_event(n)) for n in self.store.notifications(position + 1, limit)]
@@ -90,7 +95,12 @@ class Journal(Application):
 
     def save(self, *aggregates) -> None:  # type: ignore[override]  # returns nothing: the commit may be shared
         """Append the aggregates' new events (and their read-model rows) in one
-        transaction, shared with concurrent saves of other threads."""
+        transaction, shared with concurrent saves of other threads. The new
+        events record the current actor (shared/actor.py) here, on the thread
+        of the command that decided them."""
+        who = actor.current()
+        for aggregate in aggregates:
+            stamp(aggregate.pending_events, who)
         self.group_commit.save(list(aggregates))
 
     def _commit(self, aggregates: list) -> None:
@@ -449,13 +459,26 @@ class Journal(Application):
         return self._retrying(attempt)
 
     # ------------------------------------------------------------ resolvers (called by background services)
-    def schedule_ready_dependents(self, task_id: str, now: int) -> list[str]:
-        """Schedule the dependents of `task_id` that nothing blocks any more."""
-        scheduled = []
-        for dependent in self.views.ready_dependents(task_id):
-            if self._change_if(dependent, lambda task: task.schedule_dependent(now)):
-                scheduled.append(dependent)
-        return scheduled
+    def schedule_ready_dependents(self, task_id: str, now: int) -> list[Task]:
+        """Schedule the dependents of `task_id` that nothing blocks any more;
+        the ones this call scheduled. They are saved in one commit; if another
+        writer changed one meanwhile, each is decided and saved on its own."""
+        ready = [task for task in map(self.task, self.views.ready_dependents(task_id))
+                 if task is not None and task.schedule_dependent(now)]
+        if not ready:
+            return []
+        try:
+            self.save(*ready)
+            return ready
+        except RecordConflictError:
+            return [task for task in map(self._schedule_dependent(now), ready) if task is not None]
+
+    def _schedule_dependent(self, now: int) -> Callable[[Task], Task | None]:
+        def schedule(stale: Task) -> Task | None:
+            if not self._change_if(stale.task_id, lambda task: task.schedule_dependent(now)):
+                return None
+            return self.task(stale.task_id)
+        return schedule
 
     def resolve_group_if_done(self, task_group_id: str, trigger: int, now: int) -> bool:
         """Record that the group is resolved when none of its tasks is unresolved;
@@ -605,8 +628,8 @@ class Journal(Application):
 
 
 def open_journal(database_url: str | None, data_dir: str, max_connections: int = 16,
-                 listener: CommitListener | None = None) -> Journal:
-    env, store = open_store(database_url, data_dir, max_connections)
+                 listener: CommitListener | None = None, schema_mode: str = "auto") -> Journal:
+    env, store = open_store(database_url, data_dir, max_connections, schema_mode)
     return Journal(env, store, listener)
 
 

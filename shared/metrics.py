@@ -21,9 +21,8 @@ class Registry:
 
     def set(self, name: str, value: float, **labels) -> None:
         """A gauge's current value."""
-        key = (name, tuple(sorted(labels.items())))
         with self.lock:
-            self.counters[key] = value
+            self.counters[(name, tuple(sorted(labels.items())))] = value
 
     def observe(self, name: str, seconds: float, **labels) -> None:
         self.inc(name + "_sum", seconds, **labels)

@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import logging
 import time
+import uuid
 import zlib
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -20,9 +21,10 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
 
 from taskjournal.services.ops import add_ops_routes
+from taskjournal.shared.actor import acting
 from taskjournal.shared.auth import scopes as scope_rules
 from taskjournal.shared.auth.clients import Client, ClientStore, load_config_file
-from taskjournal.shared.auth.hawk import Authenticator, AuthRequest, host_and_port
+from taskjournal.shared.auth.hawk import Authenticator, AuthRequest, AuthResult, host_and_port
 from taskjournal.shared.config import Settings, roles_need
 from taskjournal.shared.domain.errors import DomainError
 from taskjournal.shared.domain.time import now_ms
@@ -125,22 +127,23 @@ class Gateway:
                                          headers={"Allow": ",".join(params)})
             return web.json_response({"error": "Not found"}, status=404)
         payload: Any = {}
+        request_id = str(uuid.uuid4())
         try:
             raw_body, payload = await _read_body(request)
-            response = await self._handle(request, endpoint, params, raw_body, payload)
+            response = await self._handle(request, endpoint, params, raw_body, payload, request_id)
         except (ApiError, DomainError, SchemaError) as err:
             response = self._error(request, endpoint, params, payload,
-                                   _as_api_error(err, self.services.settings.public_root_url))
+                                   _as_api_error(err, self.services.settings.public_root_url), request_id)
         except Exception:
             log.exception("unexpected error in %s", endpoint.name)
-            response = self._error(request, endpoint, params, payload, internal_error())
+            response = self._error(request, endpoint, params, payload, internal_error(), request_id)
         REGISTRY.inc("taskjournal_http_requests_total", endpoint=endpoint.name, status=response.status)
         REGISTRY.observe("taskjournal_http_request_seconds", time.perf_counter() - started, endpoint=endpoint.name)
         return response
 
-    async def _handle(self, request, endpoint, params, raw_body, payload):
+    async def _handle(self, request, endpoint, params, raw_body, payload, request_id: str):
         ctx = Context(endpoint, params, dict(request.query), payload, self.services,
-                      lambda: self._authenticate(request, raw_body))
+                      lambda: self._authenticate(request, raw_body), request_id)
         if endpoint.checked_early:
             require(ctx.auth, scope_rules.render(endpoint.scopes, params))
         bad = invalid_params(params)
@@ -154,21 +157,30 @@ class Gateway:
                 raise malformed("Payload must be JSON with content-type: application/json "
                                 f"got content-type: {request.headers.get('Content-Type', 'null')}")
             ctx.body = validate(endpoint.input, payload)
-        result = await endpoint.handler(ctx)
+        with acting(ctx.actor):  # the events this request causes record its client (ADR 0015)
+            result = await endpoint.handler(ctx)
         if isinstance(result, web.StreamResponse):  # a handler that answers other than JSON 200 (a redirect)
             return result
-        return json_response(result, trace_id=request.headers.get("x-taskcluster-trace-id"))
+        return json_response(result, trace_id=request.headers.get("x-taskcluster-trace-id"), request_id=request_id)
 
     def _authenticate(self, request: web.Request, raw_body: bytes):
-        host, port = host_and_port(request.headers.get("Host"), request.secure, request.headers)
-        return self.services.authenticator.authenticate(AuthRequest(
-            method=request.method, resource=request.raw_path, host=host, port=port,
-            authorization=request.headers.get("Authorization"), content_type=request.headers.get("Content-Type"),
-            body=raw_body))
+        return authenticate(self.services.authenticator, request, raw_body)
 
-    def _error(self, request, endpoint, params, payload, err: ApiError) -> web.Response:
+    def _error(self, request, endpoint, params, payload, err: ApiError, request_id: str) -> web.Response:
         body = error_body(err, endpoint.name, params, payload)
-        return json_response(body, err.status, err.headers, request.headers.get("x-taskcluster-trace-id"))
+        return json_response(body, err.status, err.headers, request.headers.get("x-taskcluster-trace-id"),
+                             request_id)
+
+
+def authenticate(authenticator: Authenticator, request: web.Request, raw_body: bytes = b"",
+                 resource: str | None = None) -> AuthResult:
+    """The caller's authority (Hawk header, bewit or anonymous); `resource`: the
+    path and query a bewit was made for, when not the request's own (the web view's live stream)."""
+    host, port = host_and_port(request.headers.get("Host"), request.secure, request.headers)
+    return authenticator.authenticate(AuthRequest(
+        method=request.method, resource=resource or request.raw_path, host=host, port=port,
+        authorization=request.headers.get("Authorization"), content_type=request.headers.get("Content-Type"),
+        body=raw_body))
 
 
 def _as_api_error(err, root_url: str) -> ApiError:
@@ -268,6 +280,9 @@ def create_app(services: GatewayParts, mount: Callable[[web.Application], None] 
     app.router.add_get("/robots.txt", _robots)
     if mount is not None:
         mount(app)
+    from taskjournal.services.web import add_web_routes  # the web view (ADR 0019); it imports this module
+
+    add_web_routes(app, services)
     # [\s\S]: any character, a decoded %0A too (`.` would leave such paths to aiohttp's plain-text 404)
     app.router.add_route("*", API_PREFIX + "/{tail:[\\s\\S]*}", gateway.dispatch, expect_handler=expect_handler)
     ours = Gateway(services, JOURNAL_ENDPOINTS, JOURNAL_PREFIX)  # our own API (journal_api.py)

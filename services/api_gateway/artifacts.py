@@ -102,7 +102,7 @@ async def get_latest_artifact(ctx: Context):
     ctx.authorize(names=[ctx.params["name"]])  # 403 before any 404
     task_id = ctx.params["taskId"]
     run_id, row = await _latest(ctx, task_id)
-    return await _download(ctx, task_id, run_id, await _follow_links(ctx, task_id, run_id, row))
+    return await _download(ctx, task_id, run_id, await _follow_links(ctx, task_id, run_id, row, authorized=True))
 
 
 async def artifact(ctx: Context):
@@ -116,14 +116,17 @@ async def latest_artifact(ctx: Context):
     return _content(ctx, task_id, run_id, await _follow_links(ctx, task_id, run_id, row))
 
 
-async def _follow_links(ctx: Context, task_id: str, run_id: int, *first: dict | None) -> dict:
+async def _follow_links(ctx: Context, task_id: str, run_id: int, *first: dict | None,
+                        authorized: bool = False) -> dict:
     """The artifact a name leads to through links (§8.5): every name on the
     way must be readable; cycles are refused; the result is never a link.
-    `first`: the named artifact's row (or None), when the caller already read it."""
+    `first`: the named artifact's row (or None), when the caller already read it;
+    `authorized`: the caller already checked the named artifact's scope."""
     names = [ctx.params["name"]]
     known = list(first)
     while True:
-        ctx.authorize(names=names)
+        if not (authorized and len(names) == 1):
+            ctx.authorize(names=names)
         if known:
             row = known.pop()
         else:
@@ -147,8 +150,16 @@ async def _download(ctx: Context, task_id: str, run_id: int, row: dict) -> Reply
     headers = {STORAGE_TYPE_HEADER: kind}
     if kind == "error":
         return Reply({"reason": details["reason"], "message": details["message"]}, 424, headers)
+    if kind == "object" and not _object_downloadable(row, ctx.services.clock()):
+        raise ResourceNotFound("Object does not exist.")  # what the object service's startDownload 404 becomes
     url = _url(ctx.services, task_id, run_id, row)
     return Reply({"storageType": kind, "url": url}, 303, {**headers, "Location": url})
+
+
+def _object_downloadable(row: dict, now: int) -> bool:
+    """The object service would offer the object: finished, not expired
+    (an object it purged, or one expired first, is gone)."""
+    return row["object_finished"] is not None and row["object_expires"] > now
 
 
 def _content(ctx: Context, task_id: str, run_id: int, row: dict) -> dict:

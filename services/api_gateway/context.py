@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from taskjournal.shared import actor as actors
 from taskjournal.shared.auth import scopes as scope_rules
 from taskjournal.shared.auth.hawk import AuthResult
 
@@ -24,6 +25,7 @@ class Context:
     body: Any  # the parsed JSON body, validated against the endpoint's schema once the handler runs
     services: "GatewayParts"
     authenticate: Callable[[], AuthResult]  # computed at most once
+    request_id: str = ""  # the response's x-for-request-id, recorded with every event the request causes
     _auth: AuthResult | None = field(default=None, init=False)
 
     @property
@@ -36,8 +38,14 @@ class Context:
         """Check the endpoint's scope expression rendered with URL params and `extra`."""
         require(self.auth, scope_rules.render(self.endpoint.scopes, {**self.params, **extra}))
 
+    def actor(self) -> actors.Actor:
+        """Who this request acts as (ADR 0015): its client, the request id and,
+        for temporary credentials, their issuer."""
+        return actors.client(self.auth.client_id, self.request_id, self.auth.issuer)
+
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self.services.executor, fn, *args)
+        """fn(*args) on the store's thread pool, with this request's actor."""
+        return await asyncio.get_running_loop().run_in_executor(self.services.executor, actors.in_context(fn, *args))
 
 
 def require(auth: AuthResult, expression: Any) -> None:

@@ -12,6 +12,8 @@ from taskjournal.shared.domain.time import parse_ms
 from taskjournal.shared.metrics import CLAIM_WAIT, CLAIM_WAIT_BUCKETS, REGISTRY
 
 from .context import Context
+from .history_api import HISTORY_ENDPOINTS
+from .journal_reference import reference_endpoint
 from .routing import Endpoint
 
 JOURNAL_PREFIX = "/api/journal/v1"
@@ -63,9 +65,11 @@ def observe_claim(task, run_id: int = -1) -> None:
     REGISTRY.histogram(CLAIM_WAIT, seconds, CLAIM_WAIT_BUCKETS, task_queue_id=task.definition["taskQueueId"])
 
 
-JOURNAL_ENDPOINTS = [
+DOCUMENTED_ENDPOINTS = [
     Endpoint("queuePosition", "GET", "/task/<taskId>/queue-position", queue_position,
              "journal:queue-position:<taskId>"),
     Endpoint("waitTimes", "GET", "/task-queues/<taskQueueId>/wait-times", wait_times,
              "journal:wait-times:<taskQueueId>"),
+    *HISTORY_ENDPOINTS,
 ]
+JOURNAL_ENDPOINTS = [*DOCUMENTED_ENDPOINTS, reference_endpoint(DOCUMENTED_ENDPOINTS)]

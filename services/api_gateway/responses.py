@@ -32,11 +32,13 @@ class Reply:
     headers: dict = field(default_factory=dict)
 
 
-def json_response(body, status: int = 200, headers: dict | None = None, trace_id: str | None = None) -> web.Response:
+def json_response(body, status: int = 200, headers: dict | None = None, trace_id: str | None = None,
+                  request_id: str | None = None) -> web.Response:
+    request_id = request_id or str(uuid.uuid4())
     all_headers = {**API_HEADERS, "x-for-trace-id": trace_id or str(uuid.uuid4()),
-                   "x-for-request-id": str(uuid.uuid4()), **(headers or {})}
+                   "x-for-request-id": request_id, **(headers or {})}
     if isinstance(body, Reply):
-        return json_response(body.body, body.status, {**(headers or {}), **body.headers}, trace_id)
+        return json_response(body.body, body.status, {**(headers or {}), **body.headers}, trace_id, request_id)
     if status == 204:
         return web.Response(status=204, headers=all_headers)
     data = body.encode() if isinstance(body, Raw) else dumps(body)

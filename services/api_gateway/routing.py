@@ -24,7 +24,8 @@ PARAM_PATTERNS = {
     "workerGroup": r"^[a-zA-Z0-9-_]{1,38}$",
     "workerId": r"^[a-zA-Z0-9-_]{1,38}$",
 }
-QUERY_PATTERNS = {"continuationToken": r".", "limit": r"^[0-9]+$", "quarantined": r"^(true|false)$"}
+QUERY_PATTERNS = {"continuationToken": r".", "limit": r"^[0-9]+$", "quarantined": r"^(true|false)$",
+                  "after": r"^[0-9]{1,18}$", "asOf": r"."}  # the last two: our own API's (history_api.py)
 REST_PARAMS = {"taskQueueId", "name"}  # may hold a raw `/` (upstream's `(*)` parameters)
 
 

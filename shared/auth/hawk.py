@@ -82,6 +82,7 @@ class AuthResult:
     scopes: ScopeSet
     message: str | None
     expires_ms: int | None
+    issuer: str | None = None  # who issued temporary credentials (the client itself otherwise)
 
 
 def _header(headers: Mapping[str, str] | None, name: str) -> str | None:
@@ -360,7 +361,7 @@ class Authenticator:
                       f"Computed payload hash: {computed}\n"
                       "This happens when your request carries a signed hash of the payload "
                       "and the hash doesn't match the hash we've computed on the server-side.")
-        return AuthResult("auth-success", client_id, grant.scopes, None, grant.expires_ms)
+        return AuthResult("auth-success", client_id, grant.scopes, None, grant.expires_ms, grant.issuer.client_id)
 
     def _authenticate_bewit(self, req: AuthRequest, now_ms: float) -> AuthResult:
         if len(req.resource) > MAX_LENGTH:
@@ -393,7 +394,7 @@ class Authenticator:
         mac = calculate_mac(grant.key, "bewit", str(exp), "", "GET", resource, req.host, req.port, "", ext)
         if not _equal(mac, bewit_mac):
             _fail("Unauthorized: Bad mac")
-        return AuthResult("auth-success", client_id, grant.scopes, None, grant.expires_ms)
+        return AuthResult("auth-success", client_id, grant.scopes, None, grant.expires_ms, grant.issuer.client_id)
 
     # -- credentials ------------------------------------------------------
 

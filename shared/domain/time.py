@@ -3,6 +3,7 @@ ISO 8601 with milliseconds and a `Z`, the one format used everywhere."""
 
 import datetime as _dt
 import time as _time
+from functools import lru_cache
 
 _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
 
@@ -12,8 +13,14 @@ def now_ms() -> int:
 
 
 def format_ms(ms: int) -> str:
-    moment = _EPOCH + _dt.timedelta(milliseconds=ms)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+    return f"{_second(ms // 1000)}.{ms % 1000:03d}Z"
+
+
+@lru_cache(maxsize=4096)
+def _second(seconds: int) -> str:
+    """`2026-01-01T00:00:00` (cached: a history or a replay formats many instants of the same second)."""
+    m = _EPOCH + _dt.timedelta(seconds=seconds)
+    return f"{m.year:04d}-{m.month:02d}-{m.day:02d}T{m.hour:02d}:{m.minute:02d}:{m.second:02d}"
 
 
 def parse_ms(text: str) -> int:

@@ -66,6 +66,7 @@ class FileBlobStore:
         self.root = Path(root)
         self.base_url = base_url.rstrip("/")
         self.key = key
+        self._mac = hmac.new(key, digestmod=hashlib.sha256)  # keyed once; each signature copies it
         # write() hashes and writes each chunk on a thread while the loop receives the next one
         # (file writes and hashlib release the GIL): the disk and the socket work at once
         self._writers = ThreadPoolExecutor(writers, thread_name_prefix="blob-writer")
@@ -94,7 +95,9 @@ class FileBlobStore:
 
     def _sign(self, method: str, bucket: str, key: str, query: dict) -> str:
         fields = [method, bucket, key] + [f"{name}={query.get(name, '')}" for name in ("expires", "ct", "cl", "ce")]
-        return hmac.new(self.key, "\n".join(fields).encode(), hashlib.sha256).hexdigest()
+        mac = self._mac.copy()
+        mac.update("\n".join(fields).encode())
+        return mac.hexdigest()
 
     def verify(self, method: str, bucket_name: str, key: str, query: dict, now_ms: int) -> PutGrant:
         """The grant of a signed URL, or BlobRefused (403: forged, altered or expired)."""

@@ -14,6 +14,8 @@ from taskjournal.shared.domain.task_group import TaskGroup
 from taskjournal.shared.domain.time import parse_ms
 from taskjournal.shared.domain.worker import TaskQueue, Worker
 
+from .history import history_rows
+
 
 @dataclass
 class Changes:
@@ -41,6 +43,8 @@ def changes_for(aggregates, new_ids: set) -> Changes:
             _queue_rows(aggregate, changes)
         elif isinstance(aggregate, Worker):
             _worker_rows(aggregate, changes)
+        for row in history_rows(aggregate, list(aggregate.pending_events)):  # none in a replay: see replay.py
+            changes.add("insert_history", **row)
     return changes
 
 

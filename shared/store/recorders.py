@@ -18,19 +18,24 @@ CONNINFO = "POSTGRES_CONNINFO"  # our setting: the libpq connection string every
 
 def _apply(execute, sql: dict, changes, stored_events, ids) -> None:
     """Run the projection's statements; a `position` parameter holding an
-    aggregate id becomes the notification id of that aggregate's first event."""
+    aggregate id becomes the notification id of that aggregate's first event,
+    an `event_key` (aggregate id, version) the `position` of that event."""
     first_id: dict[Any, int] = {}
+    event_id: dict[tuple, int] = {}
     for stored, notification_id in zip(stored_events, ids):
         first_id.setdefault(stored.originator_id, notification_id)
+        event_id[(stored.originator_id, stored.originator_version)] = notification_id
     for name, params in changes.statements:
         if "position" in params:
             params = {**params, "position": first_id[params["position"]]}
+        elif "event_key" in params:
+            params = {**params, "position": event_id[params["event_key"]]}
+            del params["event_key"]
         execute(sql[name], params)
     execute(sql["advance_position"], {"position": max(ids)})
 
 
 RECENTLY_USED_S = 1.0  # pre-ping skips connections that were in use this recently
-SCHEMA_LOCK = 7_401_318_2024  # advisory lock: processes starting together create tables one at a time
 
 
 class ConninfoPostgresFactory(PostgresFactory):
@@ -74,19 +79,6 @@ class ConninfoPostgresFactory(PostgresFactory):
 
 
 class PostgresProjectingRecorder(PostgresApplicationRecorder):
-    def create_table(self) -> None:
-        locks = statements("notify.sql", "postgres")
-        with self.datastore.get_connection() as conn:
-            conn.execute(locks["lock"], {"key": SCHEMA_LOCK})
-            try:
-                super().create_table()
-                with self.datastore.transaction(commit=True) as curs:
-                    for sql in statements("schema.sql", "postgres").values():
-                        curs.execute(sql)
-            finally:
-                conn.execute(locks["unlock"], {"key": SCHEMA_LOCK})
-                conn.commit()
-
     def _fetch_ids_after_insert_events(self, curs, stored_events, **kwargs):
         ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
         changes = kwargs.get("projection")
@@ -100,12 +92,6 @@ class PostgresProjectingRecorder(PostgresApplicationRecorder):
 
 
 class SQLiteProjectingRecorder(SQLiteApplicationRecorder):
-    def create_table(self) -> None:
-        super().create_table()
-        with self.datastore.transaction(commit=True) as curs:
-            for sql in statements("schema.sql", "sqlite").values():
-                curs.execute(sql)
-
     def _insert_events(self, c, stored_events, **kwargs):
         ids = super()._insert_events(c, stored_events, **kwargs)
         changes = kwargs.get("projection")

@@ -13,7 +13,7 @@ GRACE_MS = 30 * 60 * 1000
 BATCH = 200
 # A task's read-model rows; dependency rows go with the dependent.
 TASK_ROWS = ("delete_task", "delete_task_pending", "delete_task_claim", "delete_task_dependencies",
-             "delete_task_worker_runs")
+             "delete_task_worker_runs", "delete_task_history")
 
 
 def drop_expired(journal, now: int) -> tuple[int, int]:
@@ -21,7 +21,8 @@ def drop_expired(journal, now: int) -> tuple[int, int]:
     cutoff = now - GRACE_MS
     tasks = [Doomed(("task", t), task_uuid(t), tuple((row, {"task_id": t}) for row in TASK_ROWS))
              for t in journal.views.expired_tasks(cutoff, BATCH)]
-    groups = [Doomed(("group", g), group_uuid(g), (("delete_task_group", {"task_group_id": g}),))
+    groups = [Doomed(("group", g), group_uuid(g), (("delete_task_group", {"task_group_id": g}),
+                                                       ("delete_group_history", {"task_group_id": g})))
               for g in journal.views.expired_groups(cutoff, BATCH)]
     dropped = _drop(journal, tasks + groups)
     return sum(kind == "task" for kind, _ in dropped), sum(kind == "group" for kind, _ in dropped)

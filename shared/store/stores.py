@@ -4,8 +4,8 @@ named statements of shared/store/sql/ in its own dialect."""
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager, nullcontext
 from typing import Any
 from uuid import UUID
 
@@ -13,11 +13,14 @@ import orjson
 from eventsourcing.persistence import InfrastructureFactory
 from eventsourcing.utils import Environment
 
+from . import schema
+from .events import event_mapper
 from .port import Doomed, Rows
 from .sql import statements
 from .views import ReadModel
 
 APPLICATION_NAME = "taskjournal"  # names the event store's table: taskjournal_events (PostgreSQL)
+SCHEMA_LOCK = 7_401_318_2024  # advisory lock: processes starting together migrate one at a time
 
 
 class SqlStore(ReadModel):
@@ -26,14 +29,56 @@ class SqlStore(ReadModel):
 
     dialect: str
 
-    def __init__(self, env: dict):
-        self.factory: Any = InfrastructureFactory.construct(Environment(APPLICATION_NAME, env))  # our settings only
+    def __init__(self, env: dict, schema_mode: str = "auto"):
+        # our settings only; the tables are ours to create (migrate), not the library's
+        self.factory: Any = InfrastructureFactory.construct(Environment(APPLICATION_NAME, {**env, "CREATE_TABLE": "n"}))
         # one of our projecting recorders (store_env names it): typed loosely, as the library returns its base class
         self.recorder: Any = self.factory.application_recorder()
         super().__init__(self.recorder.datastore, self.dialect)  # type: ignore[attr-defined]  # ours have one
+        self.mapper = event_mapper(self.factory)
         self.relay_sql = statements("relay.sql", self.dialect)
+        self.version_sql = statements("version.sql", self.dialect)
+        try:
+            if schema_mode == "require":  # no DDL at all: `taskjournal migrate` did it
+                self.migrated_from = self.schema_version()
+                schema.require(self.migrated_from)
+            else:
+                self.migrated_from = self.migrate()
+        except BaseException:
+            self.factory.close()
+            raise
         self.retention_sql = {name: self._with_events_table(sql)
                               for name, sql in statements("retention.sql", self.dialect).items()}
+
+    # ---------------------------------------------------------- the schema (docs/adr/0018)
+    def schema_version(self) -> int | None:
+        """The version `migrate` recorded; None when it never ran here."""
+        if not self._run(self.version_sql["version_table_exists"])[0]["present"]:
+            return None
+        rows = self._run(self.version_sql["schema_version"])
+        return rows[0]["version"] if rows else None
+
+    def migrate(self) -> int | None:
+        """Create the event store's tables and the read models, run the upgrades
+        above the recorded version and record this build's; returns the version
+        found before (None: none). Refuses a schema newer than this build's."""
+        with self._schema_lock():
+            before = self.schema_version()
+            schema.refuse_newer(before)
+            # every statement is idempotent: run them all each time, so a table added
+            # to schema.sql (CREATE ... IF NOT EXISTS) reaches every database
+            self.recorder.create_table()
+            with self.datastore.transaction(commit=True) as curs:
+                for create in statements("schema.sql", self.dialect).values():
+                    curs.execute(create)
+                for version, upgrade in schema.upgrades(self.dialect):
+                    if version > (before or 0):
+                        curs.execute(upgrade)
+                curs.execute(self.version_sql["create_version_table"])
+                if before != schema.SCHEMA_VERSION:
+                    curs.execute(self.version_sql["record_schema_version"],
+                                 {"version": schema.SCHEMA_VERSION, "migrated": int(time.time() * 1000)})
+            return before
 
     # ---------------------------------------------------------- the log
     def last_event_position(self) -> int:
@@ -100,6 +145,19 @@ class SqlStore(ReadModel):
             curs.execute(projection["advance_position"], {"position": position})
         return position
 
+    def table_rows(self, table: str) -> tuple[list[str], list[tuple]]:
+        """Every row of a read-model table (one replay rebuilds), for an audit:
+        the column names and the rows as tuples (many rows: no dicts)."""
+        from .replay import PROJECTIONS
+
+        if table not in {t for t, _ in PROJECTIONS.values()}:
+            raise ValueError(f"not a read model: {table!r}")
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(statements("replay.sql", self.dialect)["dump"].replace("{table}", table))
+            rows = curs.fetchall()
+        columns = list(rows[0].keys()) if rows else []  # sqlite3.Row and psycopg's dict rows both have keys()
+        return columns, [tuple(row[c] for c in columns) for row in rows]
+
     def close(self) -> None:
         self.factory.close()
 
@@ -113,14 +171,17 @@ class SqlStore(ReadModel):
     def _hold_writers(self, curs) -> None:
         raise NotImplementedError
 
+    def _schema_lock(self):
+        return nullcontext()
+
 
 class PostgresStore(SqlStore):
     dialect = "postgres"
 
-    def __init__(self, env: dict, conninfo: str):
+    def __init__(self, env: dict, conninfo: str, schema_mode: str = "auto"):
         self.conninfo = conninfo  # the one way of connecting: every option of the URL
         _check_connecting(conninfo)
-        super().__init__(env)
+        super().__init__(env, schema_mode)
         self.events_channel = self.recorder.channel_name
         self.notify_sql = statements("notify.sql", self.dialect)
 
@@ -130,10 +191,31 @@ class PostgresStore(SqlStore):
     def heal(self) -> None:
         self.datastore.pool.check()
 
+    def _run_once(self, sql, commit: bool, params: dict) -> list[dict]:
+        """A read is one statement, a snapshot of its own: sent on the pooled
+        (autocommit) connection as is, one round trip instead of three
+        (BEGIN, the query, ROLLBACK): a third of a getLatestArtifact redirect."""
+        if commit:
+            return super()._run_once(sql, commit, params)
+        with self.datastore.cursor() as curs:
+            curs.execute(sql, params)
+            return [dict(row) for row in curs.fetchall()]
+
     def _with_events_table(self, sql: str):
         from psycopg.sql import SQL, Identifier
 
         return SQL(sql).format(events=Identifier(self.datastore.schema, self.recorder.events_table_name))
+
+    @contextmanager
+    def _schema_lock(self) -> Iterator[None]:
+        locks = statements("notify.sql", self.dialect)
+        with self.datastore.get_connection() as conn:
+            conn.execute(locks["lock"], {"key": SCHEMA_LOCK})
+            try:
+                yield
+            finally:
+                conn.execute(locks["unlock"], {"key": SCHEMA_LOCK})
+                conn.commit()
 
     def _hold_writers(self, curs) -> None:
         for lock in self.recorder.lock_table_statements:  # then catch up with what they wrote meanwhile

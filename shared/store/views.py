@@ -1,19 +1,29 @@
 """Queries over the read models (the tables the inline projection keeps)."""
 
+from typing import Any
+
 from eventsourcing.persistence import InterfaceError, OperationalError
 
-from taskjournal.shared.domain.ids import is_slugid
+from taskjournal.shared.domain.errors import InputError
+from taskjournal.shared.domain.ids import is_slugid, task_uuid
 
+from . import history
 from .sql import statements
 
 # A pending entry leased by a claimWork that never settles it (its process
 # died) is offered again after this; the aggregates still decide each claim,
 # so a slow but living claimer that loses its lease only loses a race.
 LEASE_MS = 2_000
+# A batch of expired claims or past deadlines a resolver leased is its own
+# this long (ADR 0017); if it dies, another replica takes the rest after that.
+RESOLVER_LEASE_MS = 30_000
 TASK_COLUMNS = frozenset({"definition", "status", "state", "expires", "ever_completed", "ever_resolved"})  # what tasks_by_id may select
 
 
 class ReadModel:
+    recorder: Any  # the event store's recorder, and the mapper that decodes its events (set by the store)
+    mapper: Any
+
     def __init__(self, datastore, dialect: str):
         self.datastore = datastore
         self.dialect = dialect
@@ -83,6 +93,10 @@ class ReadModel:
     def group_member_ids(self, task_group_id: str) -> list[str]:
         return [row["task_id"] for row in self._rows("group_member_ids", task_group_id=task_group_id)]
 
+    def group_states(self, task_group_id: str) -> list[dict]:
+        """{task_id, state} of every member, in the group's order."""
+        return self._rows("group_states", task_group_id=task_group_id)
+
     def group_size(self, task_group_id: str) -> int:
         return self._value("group_size", task_group_id=task_group_id) or 0
 
@@ -121,6 +135,21 @@ class ReadModel:
     def past_deadline(self, now: int, limit: int = 100) -> list[str]:
         return [row["task_id"] for row in self._rows("past_deadline", now=now, limit=limit)]
 
+    def lease_expired_claims(self, now: int, limit: int) -> list[dict]:
+        """Up to `limit` expired claims {task_id, run_id, taken_until} that no
+        other resolver holds, now held by this caller for RESOLVER_LEASE_MS."""
+        return self._rows("lease_expired_claims", commit=True, now=now, limit=limit,
+                          lease_until=now + RESOLVER_LEASE_MS)
+
+    def lease_past_deadline(self, now: int, limit: int) -> list[str]:
+        """As lease_expired_claims, for unresolved tasks past their deadline."""
+        rows = self._rows("lease_past_deadline", commit=True, now=now, limit=limit,
+                          lease_until=now + RESOLVER_LEASE_MS)
+        return [row["task_id"] for row in rows]
+
+    def expired_claims_backlog(self, now: int) -> int:
+        return self._value("expired_claims_backlog", now=now) or 0
+
     def expired_tasks(self, cutoff: int, limit: int) -> list[str]:
         return [row["task_id"] for row in self._rows("expired_tasks", cutoff=cutoff, limit=limit)]
 
@@ -143,7 +172,8 @@ class ReadModel:
 
     # ---------------------------------------------------------- artifacts
     def artifact_row(self, task_id: str, run_id: int, name: str) -> dict | None:
-        """{name, storage_type, content_type, expires, present, details (JSON text)} or None."""
+        """{name, storage_type, content_type, expires, present, details (JSON text),
+        object_finished, object_expires (an object artifact's object, else None)} or None."""
         rows = self._rows("artifact", task_id=task_id, run_id=run_id, artifact_name=name)
         return rows[0] if rows else None
 
@@ -220,3 +250,45 @@ class ReadModel:
     def recent_claims(self, task_queue_id: str, since: int) -> list[dict]:
         """{run_id, started, status (JSON text)} of the queue's runs claimed since `since`."""
         return self._rows("recent_claims", task_queue_id=task_queue_id, since=since)
+
+    # ---------------------------------------------------------- history (ADR 0015, shared/store/history.py)
+    # Entries: {position, time, event, taskId, runId, actor, reason, changes}; `actor` is
+    # {"kind": "client", "clientId", "requestId"[, "issuer"]}, {"kind": "service", "service"}
+    # or {"kind": "unknown"} (events recorded before actors were).
+    def task_history(self, task_id: str) -> list[dict]:
+        """Every event of the task, of its artifacts, in log order; [] for no such task."""
+        return [history.entry(row) for row in self._rows("task_history", task_id=task_id)]
+
+    def group_history(self, task_group_id: str, continuation: str | None = None,
+                      limit: int = 1000) -> tuple[list[dict], str | None]:
+        """One page of the events of the group, its tasks and their artifacts,
+        in log order, and the continuation token of the next page (None: this
+        is the last). A token that is not one of ours: InputError."""
+        after = history_position(continuation)
+        rows = self._rows("group_history", task_group_id=task_group_id, after=after, limit=limit + 1)
+        page = rows[:limit]
+        more = limit > 0 and len(rows) > limit
+        return [history.entry(row) for row in page], str(page[-1]["position"]) if more else None
+
+    def task_status_as_of(self, task_id: str, as_of: int) -> dict | None:
+        """The task's status (as `status` answers it) after its events recorded
+        at or before `as_of` (epoch ms); None when it did not exist then."""
+        if not is_slugid(task_id):
+            return None
+        stored = self.recorder.select_events(task_uuid(task_id))
+        return history.status_as_of((self.mapper.to_domain_event(s) for s in stored), as_of)
+
+    def log_page(self, after: int, limit: int) -> list[dict]:
+        """Up to `limit` events after log position `after`, in log order, whole:
+        {position, time, event, aggregateId, version, actor, data}."""
+        notifications = self.recorder.select_notifications(start=after + 1, limit=limit)
+        return [history.log_entry(n.id, self.mapper.to_domain_event(n)) for n in notifications]
+
+
+def history_position(continuation: str | None) -> int:
+    """The log position a group-history continuation token stands for."""
+    if continuation is None or continuation == "":
+        return 0
+    if not continuation.isdigit() or len(continuation) > 18:
+        raise InputError(f"continuationToken `{continuation}` is not one this API gave")
+    return int(continuation)

@@ -24,7 +24,7 @@ from taskjournal.shared.domain.artifact import details_for
 from taskjournal.shared.domain.errors import RequestConflict
 from taskjournal.shared.domain.ids import task_id_of
 from taskjournal.shared.domain.time import format_ms, now_ms
-from taskjournal.shared.store.retention import GRACE_MS
+from taskjournal.shared.store.retention import GRACE_MS, drop_expired_objects
 from tests.storage_fakes import MemoryBlobStore
 from tests.unit.domain.test_artifact import model_allows
 
@@ -96,6 +96,27 @@ async def test_an_object_artifact_from_creation_to_download(journal, gateway):
     assert redirect.headers["x-taskcluster-artifact-storage-type"] == "object"
     assert (await redirect.json()) == {"storageType": "object", "url": location}
     assert location.split("?")[0] == storage.object_download_url(blobs, name, now_ms()).split("?")[0]
+
+
+async def test_get_artifact_of_an_object_the_object_service_no_longer_has_is_a_404(journal, gateway):
+    """getArtifact asks the object service for the object, as upstream: once
+    it is gone (purged by its own expiry, here run with a clock an hour
+    ahead), both redirects are 404 "Object does not exist." while the
+    artifact itself is still listed and described."""
+    client, _, _ = gateway
+    task_id, run_id = running_task(journal)
+    path = f"/task/{task_id}/runs/{run_id}/artifacts/public%2Fgone.txt"
+    created = await (await call(client, "POST", path, {"storageType": "object", "contentType": "text/plain",
+                                                      "expires": format_ms(now_ms() + HOUR)})).json()
+    finish_upload(journal, created["name"], created["uploadId"])
+    await call(client, "PUT", path, {"uploadId": created["uploadId"]}, status=204)
+    await call(client, "GET", path, status=303)
+
+    assert drop_expired_objects(journal, now_ms() + HOUR + 1) == [created["name"]]
+    for gone in (path, f"/task/{task_id}/artifacts/public%2Fgone.txt"):
+        error = await (await call(client, "GET", gone, status=404)).json()
+        assert (error["code"], error["message"].split("\n")[0]) == ("ResourceNotFound", "Object does not exist.")
+    await call(client, "GET", f"/task/{task_id}/runs/{run_id}/artifact-info/public%2Fgone.txt")
 
 
 def finish_upload(journal, name: str, upload_id: str) -> None:

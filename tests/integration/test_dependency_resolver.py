@@ -2,11 +2,15 @@
 schedules nothing twice and resolves a task group once per transition."""
 
 import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
 
 from taskjournal.services.dependency_resolver.resolver import on_task_resolved
 from taskjournal.shared.domain.definition import normalize
 from taskjournal.shared.domain.ids import task_id_of
 from taskjournal.shared.domain.time import format_ms, now_ms
+from taskjournal.shared.journal import open_journal
 
 HOUR = 3_600_000
 
@@ -72,3 +76,37 @@ def test_failed_task_schedules_all_resolved_dependents_but_not_all_completed_one
 
     assert journal.task(strict).state == "unscheduled"
     assert journal.task(lenient).state == "pending"
+
+
+@pytest.mark.postgres
+def test_replicas_handling_the_same_events_at_once_schedule_each_dependent_once(postgres_url, tmp_path):
+    """Three replicas (each its own Journal) get every event at the same time,
+    as after a redelivery racing the first delivery: each dependent gets one
+    run, and the group one resolution."""
+    replicas = [open_journal(postgres_url, str(tmp_path)) for _ in range(3)]
+    journal = replicas[0]
+    try:
+        group_id = task_id_of(uuid.uuid4())
+        roots = [_create(journal, group_id) for _ in range(4)]
+        dependents = [_create(journal, group_id, roots[:i + 1]) for i in range(4) for _ in range(5)]
+        events = [_finish(journal, root) for root in roots]
+        with ThreadPoolExecutor(len(replicas) * 4) as pool:
+            for event in events:
+                list(pool.map(lambda replica: on_task_resolved(replica, event), replicas * 4))
+        runs = {task_id: [r["reasonCreated"] for r in journal.task(task_id).runs] for task_id in dependents}
+        assert runs == {task_id: ["scheduled"] for task_id in dependents}
+        assert sum(_runs_added(journal, task_id) for task_id in dependents) == len(dependents)
+
+        finals = [_finish(journal, task_id) for task_id in dependents]
+        with ThreadPoolExecutor(len(replicas) * 4) as pool:
+            list(pool.map(lambda args: on_task_resolved(*args),
+                          [(replica, event) for event in finals for replica in replicas]))
+        assert _group_resolutions(journal, group_id) == 1
+    finally:
+        for replica in replicas:
+            replica.close()
+
+
+def _runs_added(journal, task_id: str) -> int:
+    events = journal.events.get(journal.task(task_id).id)
+    return sum(1 for e in events if type(e).__name__ == "RunAdded")

@@ -77,3 +77,8 @@ ON CONFLICT (task_queue_id, worker_group, worker_id) DO UPDATE SET last_date_act
 INSERT INTO tj_worker_runs (task_id, run_id, task_queue_id, worker_group, worker_id, started)
 VALUES (:task_id, :run_id, :task_queue_id, :worker_group, :worker_id, :started)
 ON CONFLICT (task_id, run_id) DO NOTHING;
+
+-- name: insert_history
+INSERT INTO tj_history (position, task_id, task_group_id, run_id, event, time, actor, reason, changes)
+VALUES (:position, :task_id, :task_group_id, :run_id, :event, :time, :actor, :reason, :changes)
+ON CONFLICT (position) DO NOTHING;

@@ -19,6 +19,10 @@ ORDER BY created_position LIMIT :limit OFFSET :offset;
 -- name: group_member_ids
 SELECT task_id FROM tj_tasks WHERE task_group_id = :task_group_id ORDER BY created_position;
 
+-- name: group_states
+-- Every member's state, in the group's order (the web view's counts and filter).
+SELECT task_id, state FROM tj_tasks WHERE task_group_id = :task_group_id ORDER BY created_position;
+
 -- name: group_size
 SELECT COUNT(*) AS n FROM tj_tasks WHERE task_group_id = :task_group_id;
 
@@ -40,6 +44,40 @@ SELECT task_id, run_id, taken_until FROM tj_claims WHERE taken_until <= :now ORD
 
 -- name: past_deadline
 SELECT task_id FROM tj_tasks WHERE deadline <= :now AND state IN ('unscheduled', 'pending', 'running') LIMIT :limit;
+
+-- name: lease_expired_claims [postgres]
+-- Take up to :limit expired claims that no resolver holds, until :lease_until:
+-- replicas take disjoint batches (SKIP LOCKED, and a leased row no longer
+-- qualifies); the Task aggregate still decides each expiry (ADR 0017).
+UPDATE tj_claims SET leased_until = :lease_until
+WHERE task_id IN (
+    SELECT task_id FROM tj_claims WHERE taken_until <= :now AND leased_until < :now
+    ORDER BY taken_until LIMIT :limit FOR UPDATE SKIP LOCKED
+)
+RETURNING task_id, run_id, taken_until;
+
+-- name: lease_expired_claims [sqlite]
+-- One process owns a SQLite store: nobody to share the work with.
+SELECT task_id, run_id, taken_until FROM tj_claims WHERE taken_until <= :now
+ORDER BY taken_until LIMIT :limit;
+
+-- name: lease_past_deadline [postgres]
+-- The deadline resolver's share, as lease_expired_claims.
+UPDATE tj_tasks SET leased_until = :lease_until
+WHERE task_id IN (
+    SELECT task_id FROM tj_tasks
+    WHERE deadline <= :now AND state IN ('unscheduled', 'pending', 'running') AND leased_until < :now
+    ORDER BY deadline LIMIT :limit FOR UPDATE SKIP LOCKED
+)
+RETURNING task_id;
+
+-- name: lease_past_deadline [sqlite]
+SELECT task_id FROM tj_tasks WHERE deadline <= :now AND state IN ('unscheduled', 'pending', 'running')
+ORDER BY deadline LIMIT :limit;
+
+-- name: expired_claims_backlog
+-- Expired claims not resolved yet (the autoscaler's gauge): an index range count.
+SELECT COUNT(*) AS n FROM tj_claims WHERE taken_until <= :now;
 
 -- name: position
 SELECT position FROM tj_position WHERE name = 'inline';
@@ -100,9 +138,22 @@ SELECT task_id, {columns} FROM tj_tasks WHERE task_id = ANY(:task_ids);
 -- :task_ids is a JSON array: any number of ids in one parameter.
 SELECT task_id, {columns} FROM tj_tasks WHERE task_id IN (SELECT value FROM json_each(:task_ids));
 
--- name: artifact
-SELECT name, storage_type, content_type, expires, present, details FROM tj_artifacts
-WHERE task_id = :task_id AND run_id = :run_id AND name = :artifact_name;
+-- name: artifact [postgres]
+-- An artifact, and for an object artifact whether its object is finished and
+-- until when (the object service's row: getArtifact checks it exists).
+SELECT a.name, a.storage_type, a.content_type, a.expires, a.present, a.details,
+       o.finished AS object_finished, o.expires AS object_expires
+FROM tj_artifacts a
+LEFT JOIN tj_objects o ON a.storage_type = 'object'
+    AND o.name = ('t/' || a.task_id || '/' || a.run_id || '/' || a.name) COLLATE "default"
+WHERE a.task_id = :task_id AND a.run_id = :run_id AND a.name = :artifact_name;
+
+-- name: artifact [sqlite]
+SELECT a.name, a.storage_type, a.content_type, a.expires, a.present, a.details,
+       o.finished AS object_finished, o.expires AS object_expires
+FROM tj_artifacts a
+LEFT JOIN tj_objects o ON a.storage_type = 'object' AND o.name = 't/' || a.task_id || '/' || a.run_id || '/' || a.name
+WHERE a.task_id = :task_id AND a.run_id = :run_id AND a.name = :artifact_name;
 
 -- name: artifacts_page
 -- Every artifact of a run (present or not), by name, after :after_name.
@@ -117,14 +168,19 @@ ORDER BY expires LIMIT :limit;
 -- name: latest_artifact [postgres]
 -- The task's last run (-1: no runs; no row: no task) and the artifact of
 -- that run named :artifact_name, if any, in one statement (getLatestArtifact).
-SELECT t.run_id, a.name, a.storage_type, a.content_type, a.expires, a.present, a.details
+SELECT t.run_id, a.name, a.storage_type, a.content_type, a.expires, a.present, a.details,
+       o.finished AS object_finished, o.expires AS object_expires
 FROM (SELECT json_array_length(status::json -> 'runs') - 1 AS run_id FROM tj_tasks WHERE task_id = :task_id) t
-LEFT JOIN tj_artifacts a ON a.task_id = :task_id AND a.run_id = t.run_id AND a.name = :artifact_name;
+LEFT JOIN tj_artifacts a ON a.task_id = :task_id AND a.run_id = t.run_id AND a.name = :artifact_name
+LEFT JOIN tj_objects o ON a.storage_type = 'object'
+    AND o.name = ('t/' || a.task_id || '/' || a.run_id || '/' || a.name) COLLATE "default";
 
 -- name: latest_artifact [sqlite]
-SELECT t.run_id, a.name, a.storage_type, a.content_type, a.expires, a.present, a.details
+SELECT t.run_id, a.name, a.storage_type, a.content_type, a.expires, a.present, a.details,
+       o.finished AS object_finished, o.expires AS object_expires
 FROM (SELECT json_array_length(status, '$.runs') - 1 AS run_id FROM tj_tasks WHERE task_id = :task_id) t
-LEFT JOIN tj_artifacts a ON a.task_id = :task_id AND a.run_id = t.run_id AND a.name = :artifact_name;
+LEFT JOIN tj_artifacts a ON a.task_id = :task_id AND a.run_id = t.run_id AND a.name = :artifact_name
+LEFT JOIN tj_objects o ON a.storage_type = 'object' AND o.name = 't/' || a.task_id || '/' || a.run_id || '/' || a.name;
 
 -- name: object_with_upload
 SELECT name FROM tj_objects WHERE upload_id = :upload_id;
@@ -209,3 +265,11 @@ WHERE t.task_id = :task_id;
 -- task's status (each run's `scheduled`: when it became pending).
 SELECT r.run_id, r.started, t.status FROM tj_worker_runs r JOIN tj_tasks t ON t.task_id = r.task_id
 WHERE r.task_queue_id = :task_queue_id AND r.started >= :since;
+
+-- name: task_history
+SELECT position, time, event, task_id AS "taskId", run_id AS "runId", actor, reason, changes FROM tj_history
+WHERE task_id = :task_id ORDER BY position;
+
+-- name: group_history
+SELECT position, time, event, task_id AS "taskId", run_id AS "runId", actor, reason, changes FROM tj_history
+WHERE task_group_id = :task_group_id AND position > :after ORDER BY position LIMIT :limit;

@@ -30,3 +30,10 @@ DROP TABLE IF EXISTS tj_workers;
 
 -- name: drop_tj_worker_runs
 DROP TABLE IF EXISTS tj_worker_runs;
+
+-- name: drop_tj_history
+DROP TABLE IF EXISTS tj_history;
+
+-- name: dump
+-- Every row of a read model ({table}: one of replay.PROJECTIONS'), for `taskjournal audit`.
+SELECT * FROM {table};

@@ -41,3 +41,10 @@ DELETE FROM tj_task_queues WHERE task_queue_id = :task_queue_id;
 -- name: delete_worker
 DELETE FROM tj_workers WHERE task_queue_id = :task_queue_id AND worker_group = :worker_group
     AND worker_id = :worker_id;
+
+-- name: delete_task_history
+-- A task's history goes with it; its group's own rows go with the group.
+DELETE FROM tj_history WHERE task_id = :task_id;
+
+-- name: delete_group_history
+DELETE FROM tj_history WHERE task_group_id = :task_group_id AND task_id IS NULL;

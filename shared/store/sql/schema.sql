@@ -13,7 +13,8 @@ CREATE TABLE IF NOT EXISTS tj_tasks (
     deadline BIGINT NOT NULL,
     expires BIGINT NOT NULL,
     definition TEXT NOT NULL,
-    status TEXT NOT NULL
+    status TEXT NOT NULL,
+    leased_until BIGINT NOT NULL DEFAULT 0  -- a deadline resolver's lease (ADR 0017), not rebuilt by replay
 );
 
 -- name: create_tasks_group_index
@@ -63,7 +64,8 @@ CREATE TABLE IF NOT EXISTS tj_claims (
     worker_group TEXT NOT NULL,
     worker_id TEXT NOT NULL,
     claimed BIGINT NOT NULL,
-    taken_until BIGINT NOT NULL
+    taken_until BIGINT NOT NULL,
+    leased_until BIGINT NOT NULL DEFAULT 0  -- a claim-resolver's lease (ADR 0017), not rebuilt by replay
 );
 
 -- name: create_claims_queue_index
@@ -71,6 +73,24 @@ CREATE INDEX IF NOT EXISTS tj_claims_queue ON tj_claims (task_queue_id, claimed,
 
 -- name: create_claims_expiry_index
 CREATE INDEX IF NOT EXISTS tj_claims_expiry ON tj_claims (taken_until);
+
+-- name: add_claims_lease [postgres]
+-- Databases made before the resolvers leased their work (ADR 0017) gain the
+-- column; looked up first, so a start never waits for the table's lock.
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'tj_claims'::regclass
+                   AND attname = 'leased_until' AND NOT attisdropped) THEN
+        ALTER TABLE tj_claims ADD COLUMN leased_until BIGINT NOT NULL DEFAULT 0;
+    END IF;
+END $$;
+
+-- name: add_tasks_lease [postgres]
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'tj_tasks'::regclass
+                   AND attname = 'leased_until' AND NOT attisdropped) THEN
+        ALTER TABLE tj_tasks ADD COLUMN leased_until BIGINT NOT NULL DEFAULT 0;
+    END IF;
+END $$;
 
 -- name: create_task_groups
 CREATE TABLE IF NOT EXISTS tj_task_groups (
@@ -189,3 +209,24 @@ CREATE TABLE IF NOT EXISTS tj_worker_runs (
 
 -- name: create_worker_runs_worker_index
 CREATE INDEX IF NOT EXISTS tj_worker_runs_worker ON tj_worker_runs (task_queue_id, worker_group, worker_id, started);
+
+-- name: create_history
+-- One row per event of a task, of its artifacts and of its task group (ADR 0015):
+-- who did it and what changed, so histories need no decoding of the log.
+CREATE TABLE IF NOT EXISTS tj_history (
+    position BIGINT PRIMARY KEY,  -- the event's notification id
+    task_id TEXT,  -- NULL for the group's own events
+    task_group_id TEXT NOT NULL,
+    run_id INTEGER,
+    event TEXT NOT NULL,  -- e.g. Task.RunClaimed
+    time TEXT NOT NULL,  -- when it was recorded (ISO 8601, as entries show it)
+    actor TEXT NOT NULL,  -- JSON (shared/actor.py)
+    reason TEXT,
+    changes TEXT NOT NULL  -- JSON
+);
+
+-- name: create_history_task_index
+CREATE INDEX IF NOT EXISTS tj_history_task ON tj_history (task_id, position);
+
+-- name: create_history_group_index
+CREATE INDEX IF NOT EXISTS tj_history_group ON tj_history (task_group_id, position);

@@ -1,0 +1,8 @@
+-- Upgrades of a schema recorded at an older version (shared/store/schema.py,
+-- docs/adr/0018). schema.sql always creates the newest shape; a change to an
+-- existing table of it comes with a statement here named `to_<N>_<what>`
+-- (e.g. `to_2_tasks_priority`), which makes N the schema version. `taskjournal
+-- migrate` runs the statements above the recorded version in order, in one
+-- transaction, after schema.sql; each must be harmless on a table schema.sql
+-- just created in the new shape (`ADD COLUMN IF NOT EXISTS`, `CREATE INDEX IF
+-- NOT EXISTS`, ...). Version 1 is the schema of the first release: no statements.
