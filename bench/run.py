@@ -81,14 +81,15 @@ def parse_args(argv):
     p.add_argument("--setups", default=",".join(SETUPS),
                    help=f"comma-separated servers to measure with the yardstick and wrk (default: {','.join(SETUPS)})")
     p.add_argument("--gateways", type=int, default=0,
-                   help="TASKJOURNAL_GATEWAY_PROCESSES of dev and --scale api-gateway=N of stack (default: one per core)")
+                   help="TASKJOURNAL_GATEWAY_PROCESSES of dev and --scale api-gateway=N of stack "
+                        "(default: dev's, cores - 1, at least 1)")
     p.add_argument("--no-history", action="store_true", help="do not add this run to bench/results/")
     args = p.parse_args(argv)
     args.setups = [name for name in args.setups.split(",") if name]
     unknown = [name for name in args.setups if name not in SETUPS]
     if unknown:
         p.error(f"unknown setup(s) {', '.join(unknown)}; choose among {', '.join(SETUPS)}")
-    args.gateways = args.gateways or len(os.sched_getaffinity(0))
+    args.gateways = args.gateways or max(1, len(os.sched_getaffinity(0)) - 1)  # dev's default
     if args.quick:
         args.tasks, args.pipeline_tasks, args.pipeline_pairs = 500, 1000, 250
         args.artifacts_per_worker = 10

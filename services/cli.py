@@ -168,8 +168,10 @@ DEV_BACK_OFFICE_ROLES = ("dependency-resolver", "scheduler", "claim-resolver", "
 
 
 def dev_gateway_processes(settings: Settings) -> int:
-    """TASKJOURNAL_GATEWAY_PROCESSES, or one per core this process may use."""
-    return settings.gateway_processes or len(os.sched_getaffinity(0))
+    """TASKJOURNAL_GATEWAY_PROCESSES, or one per core this process may use but
+    one, left to the back office and PostgreSQL: on 2 cores one gateway wrote
+    faster than two (group commit shares a transaction within a process only)."""
+    return settings.gateway_processes or max(1, len(os.sched_getaffinity(0)) - 1)
 
 
 def run_dev_processes(settings: Settings, gateways: int) -> int:

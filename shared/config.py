@@ -191,8 +191,8 @@ SETTINGS: tuple[Spec, ...] = (
          "threads (and database connections) per process for store calls"),
     Spec("GATEWAY_PROCESSES", "gateway_processes", Integer(0, 256), 0,
          "api-gateway processes `taskjournal dev` runs on its port (SO_REUSEPORT), next to one process for "
-         "the relay and resolvers; with PostgreSQL only (SQLite: one process); 0: one per CPU core",
-         shown_default="`0`: one per core"),
+         "the relay and resolvers; with PostgreSQL only (SQLite: one process); 0: one per CPU core but one",
+         shown_default="`0`: cores − 1 (at least 1)"),
     Spec("SCHEMA", "schema", Choice(("auto", "require")), "auto",
          "`auto`: create and upgrade the database schema at start; `require`: no DDL, refuse to start (exit 2) "
          "unless `taskjournal migrate` brought the schema to this build's version (docs/operations.md)"),
