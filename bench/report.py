@@ -234,7 +234,7 @@ def readme_table(result):
     lines = [BEGIN, "",
              f"Run of {m['date_utc'][:10]}, commit {m['git_commit']}: {m['nproc']} × {m['cpu_model']}, "
              f"PostgreSQL {m['postgresql']} and RabbitMQ on loopback, {result.get('gateways')} gateway "
-             f"processes; the benchmark client shares the cores"
+             f"process{'' if result.get('gateways') == 1 else 'es'}; the benchmark client shares the cores"
              + (f", load average {m['load_average_1m_at_start']} at start" if "load_average_1m_at_start" in m else "")
              + " "
              f"(`bench/results/{result.get('file', 'latest.json')}`).", "",
