@@ -62,6 +62,7 @@ test-blackbox: $(STAMP) blackbox-venv
 	$(PYTEST) tests/blackbox $(PYTEST_ARGS)
 
 bench: $(STAMP)
+	$(PY) -m pip install -q -e '.[bench]'
 	$(PY) bench/run.py $(BENCH_ARGS)
 
 bench-history: $(STAMP)  # history p99s and audit throughput (bench/history.py --help)

@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """Benchmark harness for taskjournal (`make bench`).
 
-Starts a fresh taskjournal server on a new PostgreSQL database, runs the
-shared Queue yardstick (queue_bench.py) against it, measures raw status reads
-with wrk, samples the CPU used by the server and PostgreSQL; then starts a
-second server with RabbitMQ on another fresh database for the pipeline phase
-(bench/pipeline.py). Prints tables and writes bench/results/latest.json and
-latest.md.  Loopback only.
+For each setup users run (`dev` without a broker, `dev` with RabbitMQ,
+`stack`), starts a fresh server on a new PostgreSQL database, runs the shared
+Queue yardstick (queue_bench.py) against it, measures raw status reads with
+wrk, samples the CPU and event-loop lag of every server process and the CPU
+of PostgreSQL per phase; then the artifact, object and pipeline phases
+(bench/pipeline.py). Prints tables, keeps the run as
+bench/results/<time>-<commit>.json, writes bench/results/latest.md and
+regenerates the README's table (bench/report.py). Loopback only.
 """
 
 import argparse
@@ -19,7 +21,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,6 +35,11 @@ import taskcluster.exceptions
 import artifacts
 import objects
 import pipeline
+import report
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.support.server import free_ports  # noqa: E402  (one way of finding consecutive free ports)
+from procs import LagSampler, cpu_between, cpu_sample, ops_urls
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"
@@ -41,7 +47,9 @@ DB_NAME = "taskjournal_bench"
 PIPELINE_DB_NAME = "taskjournal_bench_pipeline"
 PIPELINE_SERVER_ENV = {"TASKJOURNAL_CLAIM_TIMEOUT": "2", "TASKJOURNAL_RESOLVER_INTERVAL": "1"}
 CLIENT_ID = "bench-root"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
+# What users run, each on a fresh database: (command, extra arguments, needs RabbitMQ)
+SETUPS = {"dev": ("dev", (), False), "dev-amqp": ("dev", (), True), "stack": ("stack", (), True)}
+PHASES = ("create", "claim", "e2e", "status")
 
 
 def parse_args(argv):
@@ -70,7 +78,18 @@ def parse_args(argv):
     p.add_argument("--pipeline-tasks", type=int, default=2000, help="tasks completed in pipeline phase 1")
     p.add_argument("--pipeline-pairs", type=int, default=500, help="task pairs in pipeline phase 2")
     p.add_argument("--pipeline-rate", type=float, default=200.0, help="reportCompleted calls per second")
+    p.add_argument("--setups", default=",".join(SETUPS),
+                   help=f"comma-separated servers to measure with the yardstick and wrk (default: {','.join(SETUPS)})")
+    p.add_argument("--gateways", type=int, default=0,
+                   help="TASKJOURNAL_GATEWAY_PROCESSES of dev and --scale api-gateway=N of stack "
+                        "(default: dev's, cores - 1, at least 1)")
+    p.add_argument("--no-history", action="store_true", help="do not add this run to bench/results/")
     args = p.parse_args(argv)
+    args.setups = [name for name in args.setups.split(",") if name]
+    unknown = [name for name in args.setups if name not in SETUPS]
+    if unknown:
+        p.error(f"unknown setup(s) {', '.join(unknown)}; choose among {', '.join(SETUPS)}")
+    args.gateways = args.gateways or max(1, len(os.sched_getaffinity(0)) - 1)  # dev's default
     if args.quick:
         args.tasks, args.pipeline_tasks, args.pipeline_pairs = 500, 1000, 250
         args.artifacts_per_worker = 10
@@ -101,6 +120,7 @@ def machine_info(pg_version):
         "python": platform.python_version(),
         "kernel": platform.release(),
         "git_commit": git_commit(),
+        "load_average_1m_at_start": round(os.getloadavg()[0], 2),  # other work on the machine skews every figure
         "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
 
@@ -115,58 +135,15 @@ def reset_database(pg_url, name=DB_NAME):
         return conn.execute("SHOW server_version").fetchone()[0]
 
 
-# ------------------------------------------------------------------ CPU sampling
-
-def read_proc_stats():
-    """Map pid -> (ppid, comm, cpu seconds) for every process we can read."""
-    stats = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            text = (entry / "stat").read_text()
-        except OSError:
-            continue
-        comm = text[text.index("(") + 1:text.rindex(")")]
-        fields = text[text.rindex(")") + 2:].split()
-        stats[int(entry.name)] = (int(fields[1]), comm, (int(fields[11]) + int(fields[12])) / CLK_TCK)
-    return stats
-
-
-def cpu_sample(server_pid):
-    """CPU seconds used so far by each process of the server's tree and of PostgreSQL."""
-    stats = read_proc_stats()
-    tree, todo = set(), [server_pid]
-    while todo:
-        pid = todo.pop()
-        tree.add(pid)
-        todo += [child for child, (ppid, _, _) in stats.items() if ppid == pid]
-    return {"t": time.monotonic(),
-            "server": {pid: stats[pid][2] for pid in tree if pid in stats},
-            "postgres": {pid: cpu for pid, (_, comm, cpu) in stats.items() if comm == "postgres"}}
-
-
-def cpu_between(start, end):
-    """CPU used between two samples, as seconds and as cores kept busy.
-    Counted per process: one that exited in between is left out."""
-    wall = end["t"] - start["t"]
-    result = {"wall_s": round(wall, 2)}
-    for name in ("server", "postgres"):
-        used = sum(cpu - start[name].get(pid, 0.0) for pid, cpu in end[name].items())
-        result[f"{name}_cpu_s"] = round(used, 2)
-        result[f"{name}_cores"] = round(used / wall, 2) if wall > 0 else None
-    return result
-
-
 # ------------------------------------------------------------------ server
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_port(count=8):
+    """The first of `count` free consecutive ports below the ephemeral range
+    (`stack` gives each child the next port; see tests/support/server.py)."""
+    return free_ports(count)
 
 
-def start_server(args, port, token, data_dir, log_file, db_name=DB_NAME, extra_env=None, command="dev"):
+def start_server(args, port, token, data_dir, log_file, db_name=DB_NAME, extra_env=None, command="dev", extra_args=()):
     database = {"TASKJOURNAL_DATABASE_URL": f"{args.pg_url}/{db_name}"} if db_name else {}  # None: SQLite
     env = dict(os.environ,
                **database,
@@ -176,7 +153,7 @@ def start_server(args, port, token, data_dir, log_file, db_name=DB_NAME, extra_e
                TASKJOURNAL_ROOT_ACCESS_TOKEN=token,
                **(extra_env or {}))
     # own session: a Ctrl-C in the terminal reaches us, and we stop the server in order
-    return subprocess.Popen([args.server, command], env=env, stdin=subprocess.DEVNULL,
+    return subprocess.Popen([args.server, command, *extra_args], env=env, stdin=subprocess.DEVNULL,
                             stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
 
 
@@ -219,22 +196,23 @@ class ServerDidNotStart(Exception):
 
 
 @contextlib.contextmanager
-def running_server(args, db_name, extra_env, log_name, command="dev"):
-    """A fresh server on db_name: yields (process, root URL, token); always stopped,
-    its log copied to bench/results/<log_name>."""
+def running_server(args, db_name, extra_env, log_name, command="dev", extra_args=()):
+    """A fresh server on db_name: yields (process, root URL, token, log path); always
+    stopped, its log copied to bench/results/<log_name>."""
     port, token = free_port(), secrets.token_urlsafe(32)
     root_url = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory(prefix="taskjournal-bench-") as data_dir:
         log_path = Path(data_dir) / "server.log"
         with open(log_path, "w") as log_file:
-            proc = start_server(args, port, token, data_dir, log_file, db_name, extra_env, command)
+            proc = start_server(args, port, token, data_dir, log_file, db_name, extra_env, command, extra_args)
         try:
             if not wait_ready(proc, root_url, args.startup_timeout):
                 print(f"server failed to start (exit code {proc.poll()}); last lines of its log:\n"
                       f"{log_tail(log_path)}", file=sys.stderr)
                 raise ServerDidNotStart()
             print(f"server ready at {root_url} (pid {proc.pid}, log bench/results/{log_name})", file=sys.stderr)
-            yield proc, root_url, token
+            time.sleep(2)  # the other gateways of the port start too
+            yield proc, root_url, token, log_path
         finally:
             stop_server(proc)
             RESULTS.mkdir(parents=True, exist_ok=True)
@@ -246,8 +224,9 @@ def running_server(args, db_name, extra_env, log_name, command="dev"):
 PHASE_END = re.compile(r"\] (create|claim\+complete|e2e|status): ")
 
 
-def run_queue_bench(args, env, server_pid):
-    """Run the yardstick; echo its progress; return (summary, exit code, server CPU per phase)."""
+def run_queue_bench(args, env, server_pid, lag=None):
+    """Run the yardstick; echo its progress; return (summary, exit code, server CPU per phase).
+    `lag`: a LagSampler told which phase runs."""
     cmd = [sys.executable, args.queue_bench, "--tasks", str(args.tasks),
            "--concurrency", str(args.concurrency), "--workers", str(args.workers), "--label", "taskjournal"]
     print("$ " + " ".join(cmd), file=sys.stderr, flush=True)
@@ -260,11 +239,16 @@ def run_queue_bench(args, env, server_pid):
                 sys.stderr.flush()
                 if " run id " in line:  # the create phase starts now
                     last = cpu_sample(server_pid)
+                    if lag:
+                        lag.phase = PHASES[0]
                 match = PHASE_END.search(line)
                 if match:
                     now = cpu_sample(server_pid)
-                    cpu[match.group(1).replace("+complete", "")] = cpu_between(last, now)
+                    ended = match.group(1).replace("+complete", "")
+                    cpu[ended] = cpu_between(last, now)
                     last = now
+                    if lag:
+                        lag.phase = PHASES[PHASES.index(ended) + 1] if ended != PHASES[-1] else None
             code = proc.wait()
         finally:
             if proc.poll() is None:  # interrupted: do not leave the load running
@@ -337,7 +321,7 @@ def parse_wrk(text):
     }
 
 
-def run_wrk(args, root_url, token, server_pid, url=None, what="status"):
+def run_wrk(args, root_url, token, server_pid, url=None, what="status", lag=None):
     """wrk on a signed URL: by default a task's status; `url` another (e.g. getLatestArtifact)."""
     if not ensure_wrk():
         return {"skipped": "wrk is not installed"}
@@ -351,8 +335,12 @@ def run_wrk(args, root_url, token, server_pid, url=None, what="status"):
     cmd = ["wrk", "-t2", "-c32", f"-d{args.wrk_duration}", "--latency", url]
     print("$ wrk -t2 -c32 -d%s --latency <signed %s URL>" % (args.wrk_duration, what), file=sys.stderr, flush=True)
     before = cpu_sample(server_pid)
+    if lag:
+        lag.phase = "wrk"
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     cpu = cpu_between(before, cpu_sample(server_pid))
+    if lag:
+        lag.phase = None
     if out.returncode != 0:
         return {"skipped": f"wrk failed: {out.stderr.strip()[:300]}"}
     result = parse_wrk(out.stdout)
@@ -361,136 +349,70 @@ def run_wrk(args, root_url, token, server_pid, url=None, what="status"):
     return result
 
 
-# ------------------------------------------------------------------ report
+# ------------------------------------------------------------------ results
 
-def dig(data, *keys):
-    for key in keys:
-        if not isinstance(data, dict) or key not in data:
-            return None
-        data = data[key]
-    return data
+def history_name(result):
+    """bench/results/<UTC time>-<commit>.json: one file per run, sorted by time."""
+    stamp = result["machine"]["date_utc"].replace("-", "").replace(":", "").replace("+0000", "Z")
+    return f"{stamp}-{result['machine']['git_commit'] or 'unknown'}.json"
 
 
-def show(value, unit=""):
-    return "n/a" if value is None else f"{value}{unit}"
-
-
-def ms_triplet(latency, keys=("p50_ms", "p95_ms", "p99_ms")):
-    if not latency or not latency.get("count"):
-        return "n/a"
-    return " / ".join(show(latency.get(k)) for k in keys) + " ms"
-
-
-def cores(cpu, phase=None):
-    """Cores kept busy by the server, PostgreSQL and (for queue_bench phases) the load client."""
-    if not cpu:
-        return "n/a"
-    text = f"server {cpu['server_cores']}, postgres {cpu['postgres_cores']}"
-    if phase and phase.get("client_cpu_s") is not None and cpu["wall_s"] > 0:
-        text += f", client {round(phase['client_cpu_s'] / cpu['wall_s'], 2)}"
-    return text
-
-
-def figures(result):
-    """(label, value) rows: the figures that matter."""
-    phases = dig(result, "queue_bench", "phases") or {}
-    cpu = result.get("server_cpu_by_phase") or {}
-    wrk = result.get("wrk") or {}
-    rows = [
-        ("createTask throughput", show(dig(phases, "create", "throughput_per_s"), " tasks/s")),
-        ("createTask p50 / p95 / p99", ms_triplet(dig(phases, "create", "latency"))),
-        ("claim+complete throughput", show(dig(phases, "claim", "throughput_per_s"), " tasks/s")),
-        ("pickup latency create->claim p50 / p95 / p99",
-         ms_triplet(dig(phases, "e2e", "create_to_claim_latency"))),
-        ("status reads", show(dig(phases, "status", "throughput_per_s"), " /s")),
-        ("status p50 / p99", ms_triplet(dig(phases, "status", "latency"), ("p50_ms", "p99_ms"))),
-    ]
-    if "requests_per_s" in wrk:
-        rows += [("wrk status (signed URL) requests/s", f"{wrk['requests_per_s']}"),
-                 ("wrk latency mean / p50 / p99",
-                  f"{wrk['latency_mean_ms']} / {wrk['latency_p50_ms']} / {wrk['latency_p99_ms']} ms"),
-                 ("wrk non-2xx / socket errors", f"{wrk['non_2xx']} / {wrk['socket_errors'] or 0}")]
-    else:
-        rows.append(("wrk", wrk.get("skipped", "n/a")))
-    for phase in ("create", "claim", "e2e", "status"):
-        if phase in cpu:
-            rows.append((f"CPU cores busy during {phase}", cores(cpu[phase], phases.get(phase))))
-    if "server_cpu" in wrk:
-        rows.append(("CPU cores busy during wrk", cores(wrk["server_cpu"])))
-    rows.append(("queue_bench errors", show(dig(result, "queue_bench", "errors", "total"))))
-    rows += artifacts.figures(result.get("artifacts") or {})
-    return rows
-
-
-def config_line(result):
-    m, cfg = result["machine"], dig(result, "queue_bench", "config") or {}
-    return (f"{m['date_utc']}, commit {m['git_commit']}, {m['nproc']} x {m['cpu_model']}, "
-            f"PostgreSQL {m['postgresql']}; tasks={cfg.get('tasks')} concurrency={cfg.get('concurrency')} "
-            f"workers={cfg.get('workers')}")
-
-
-def pipeline_line(result):
-    cfg, env = dig(result, "pipeline", "config") or {}, dig(result, "pipeline", "server_env") or {}
-    return (f"pipeline, second server with PostgreSQL + RabbitMQ, claim timeout "
-            f"{env.get('TASKJOURNAL_CLAIM_TIMEOUT')} s, "
-            f"resolver interval {env.get('TASKJOURNAL_RESOLVER_INTERVAL')} s; "
-            f"tasks={cfg.get('tasks')} pairs={cfg.get('pairs')} rate={cfg.get('rate_per_s')}/s "
-            f"lateness tasks={cfg.get('expiry_tasks')}")
-
-
-def print_table(result):
-    rows = figures(result)
-    width = max(len(label) for label, _ in rows)
-    print()
-    print(config_line(result))
-    for label, value in rows:
-        print(f"  {label.ljust(width)}  {value}")
-
-
-def print_pipeline_table(result):
-    print()
-    print(pipeline_line(result))
-    pipeline.print_table(result["pipeline"])
-
-
-def markdown(result):
-    lines = [f"_{config_line(result)}_", "", "| figure | value |", "| --- | --- |"]
-    lines += [f"| {label} | {value} |" for label, value in figures(result)]
-    if "pipeline" in result:
-        lines += ["", f"_{pipeline_line(result)}_", "", "| pipeline figure | value |", "| --- | --- |"]
-        lines += [f"| {label} | {value} |" for label, value in pipeline.figures(result["pipeline"])]
-    if "objects" in result:
-        lines += ["", "| object bytes (file back end, SQLite, warm cache) | value |", "| --- | --- |"]
-        lines += [f"| {label} | {value} |" for label, value in objects.figures(result["objects"])]
-    return "\n".join(lines) + "\n"
-
-
-def write_results(result):
+def write_results(result, args):
+    """latest.md always; unless --no-history the run's JSON beside the earlier
+    ones and the README's table regenerated from it."""
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "latest.json").write_text(json.dumps(result, indent=2) + "\n")
-    (RESULTS / "latest.md").write_text(markdown(result))
-    print(f"\nwrote {RESULTS / 'latest.json'} and {RESULTS / 'latest.md'}")
+    (RESULTS / "latest.md").write_text(report.markdown(result))
+    if args.no_history:
+        print(f"\nwrote {RESULTS / 'latest.md'} (--no-history: the run is not kept)")
+        return
+    path = RESULTS / history_name(result)
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    report.write_readme()
+    print(f"\nwrote {path} and {RESULTS / 'latest.md'}")
 
 
 # ------------------------------------------------------------------ main
 
-def bench(args, root_url, token, server_pid, pg_version):
-    """The yardstick and wrk; returns (exit code, result or None)."""
+def bench(args, root_url, token, server_pid, log_path):
+    """The yardstick and wrk against one server; returns (exit code, figures or None)."""
     env = dict(os.environ, TASKCLUSTER_ROOT_URL=root_url,
                TASKCLUSTER_CLIENT_ID=CLIENT_ID, TASKCLUSTER_ACCESS_TOKEN=token)
-    machine = machine_info(pg_version)
-    summary, code, cpu = run_queue_bench(args, env, server_pid)
-    if summary is None:
-        print(f"queue_bench exited {code} without a JSON summary", file=sys.stderr)
-        return 1, None
-    result = {"machine": machine, "queue_bench": summary,
-              "server_cpu_by_phase": cpu, "queue_bench_exit_code": code}
-    result["wrk"] = {"skipped": "--no-wrk"} if args.no_wrk else run_wrk(args, root_url, token, server_pid)
-    if not args.no_artifacts:
-        result["artifacts"] = bench_artifacts(args, root_url, token, server_pid)
-    print_table(result)
-    write_results(result)
-    return code, result
+    lag = LagSampler(ops_urls(root_url, log_path), tries_per_port=3 * args.gateways)
+    lag.start()
+    try:
+        summary, code, cpu = run_queue_bench(args, env, server_pid, lag)
+        if summary is None:
+            print(f"queue_bench exited {code} without a JSON summary", file=sys.stderr)
+            return 1, None
+        setup = {"queue_bench": summary, "server_cpu_by_phase": cpu, "queue_bench_exit_code": code}
+        setup["wrk"] = {"skipped": "--no-wrk"} if args.no_wrk else run_wrk(args, root_url, token, server_pid,
+                                                                            lag=lag)
+    finally:
+        setup_lag = lag.stop()
+    setup["loop_lag_by_phase"] = setup_lag
+    return code, setup
+
+
+def bench_setup(args, name):
+    """Start the server of one setup on its own fresh database and measure it."""
+    command, extra_args, broker = SETUPS[name]
+    db_name = DB_NAME if name == "dev" else f"{DB_NAME}_{name.replace('-', '_')}"
+    reset_database(args.pg_url, db_name)
+    env = {"TASKJOURNAL_GATEWAY_PROCESSES": str(args.gateways)}
+    if broker:
+        env["TASKJOURNAL_AMQP_URL"] = args.amqp_url
+    if command == "stack":
+        extra_args = (*extra_args, "--scale", f"api-gateway={args.gateways}")
+    print(f"\n=== {name}: taskjournal {command} {' '.join(extra_args)} "
+          f"({'RabbitMQ' if broker else 'no broker'})", file=sys.stderr, flush=True)
+    with running_server(args, db_name, env, f"server-{name}.log", command, extra_args) as (proc, root_url, token,
+                                                                                           log_path):
+        code, setup = bench(args, root_url, token, proc.pid, log_path)
+        if setup is not None and name == args.setups[0] and not args.no_artifacts:
+            setup["artifacts"] = bench_artifacts(args, root_url, token, proc.pid)
+    if setup is not None:
+        setup["server"] = {"command": command, "args": list(extra_args), "env": env}
+    return code, setup
 
 
 def bench_artifacts(args, root_url, token, server_pid):
@@ -533,7 +455,7 @@ def bench_pipeline(args):
     reset_database(args.pg_url, PIPELINE_DB_NAME)
     env = dict(PIPELINE_SERVER_ENV, TASKJOURNAL_AMQP_URL=args.amqp_url)
     # the production topology: every service its own process (`taskjournal stack`)
-    with running_server(args, PIPELINE_DB_NAME, env, "server-pipeline.log", "stack") as (proc, root_url, token):
+    with running_server(args, PIPELINE_DB_NAME, env, "server-pipeline.log", "stack") as (proc, root_url, token, _):
         cpu = {}
         before = cpu_sample(proc.pid)
 
@@ -561,20 +483,27 @@ def main(argv):
     if not Path(args.server).is_file():
         sys.exit(f"taskjournal executable not found at {args.server} (install the project, or use --server)")
     pg_version = reset_database(args.pg_url)
+    result = {"machine": machine_info(pg_version), "gateways": args.gateways, "setups": {}}
+    code = 0
     try:
-        with running_server(args, DB_NAME, {}, "server.log") as (proc, root_url, token):
-            code, result = bench(args, root_url, token, proc.pid, pg_version)
-        if result is not None and not args.no_objects:
+        for name in args.setups:
+            setup_code, setup = bench_setup(args, name)
+            code = code or setup_code
+            if setup is None:
+                return code or 1
+            result["setups"][name] = setup
+            if "artifacts" in setup:
+                result["artifacts"] = setup.pop("artifacts")
+            report.print_setup(name, setup)
+        if not args.no_objects:
             result["objects"] = bench_objects(args)
-            for label, value in objects.figures(result["objects"]):
-                print(f"  {label}  {value}")
-            write_results(result)
-        if result is None or args.no_pipeline:
-            return code
-        result["pipeline"] = bench_pipeline(args)
-        print_pipeline_table(result)
-        write_results(result)
-        return code or (1 if result["pipeline"]["errors"]["total"] else 0)
+        if not args.no_pipeline:
+            result["pipeline"] = bench_pipeline(args)
+            print(f"\n{report.pipeline_line(result)}")
+            pipeline.print_table(result["pipeline"])
+            code = code or (1 if result["pipeline"]["errors"]["total"] else 0)
+        write_results(result, args)
+        return code
     except ServerDidNotStart:
         return 2
     except KeyboardInterrupt:

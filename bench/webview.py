@@ -137,7 +137,7 @@ def main(argv=None) -> int:
     results: dict = {"tasks": args.tasks, "resolved": args.resolved, "store": "sqlite" if args.sqlite else "postgres",
                      "machine": run.machine_info(""), "load_average_before": os.getloadavg()}
     try:
-        with run.running_server(args, database, {}, "server-webview.log") as (_, root_url, token):
+        with run.running_server(args, database, {}, "server-webview.log") as (_, root_url, token, _log):
             group_id = fill_group(root_url, {"clientId": run.CLIENT_ID, "accessToken": token}, args)
             page = f"{root_url}/task-groups/{group_id}"
             for name, url in (("default page", page), ("every task listed", f"{page}?limit={args.tasks}")):

@@ -15,6 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
+from taskjournal.shared import looplag
 from taskjournal.shared.bus import InProcessBus, Publisher
 from taskjournal.shared.bus.queues import ServiceQueue, service_queue
 from taskjournal.shared.config import Settings
@@ -82,6 +83,7 @@ class Process:
     roles: set[str] = field(default_factory=set)  # what this process runs (set by `start`)
     mounts: list[Callable[[web.Application], None]] = field(default_factory=list)  # routes for the gateway's app
     blobs: BlobStore | None = None  # see process_blobs
+    sweeps: bool = True  # runs its roles' periodic sweeps (off in dev's extra gateways: the back office does them)
 
     def __post_init__(self) -> None:
         if self.health is None:
@@ -103,12 +105,12 @@ def journal_for(settings: Settings, listener: CommitListener | None = None) -> J
                         listener=listener, schema_mode=settings.schema)
 
 
-def bootstrap(settings: Settings) -> Process:
+def bootstrap(settings: Settings, sweeps: bool = True) -> Process:
     """Build the shared parts of a process; call it on the running event loop."""
     wakeups = Wakeups(asyncio.get_running_loop())
     journal = journal_for(settings, wakeups)
     executor = ThreadPoolExecutor(settings.executor_threads, thread_name_prefix="store")
-    return Process(settings, journal, executor, wakeups)
+    return Process(settings, journal, executor, wakeups, sweeps=sweeps)
 
 
 async def start(process: Process, roles: Iterable[str]) -> None:
@@ -117,6 +119,7 @@ async def start(process: Process, roles: Iterable[str]) -> None:
     REGISTRY.set("taskjournal_build_info", 1, version=package_version(), commit=build_commit(),
                   roles=",".join(role for role in ROLES if role in wanted))
     REGISTRY.set("taskjournal_draining", 0)
+    process.tasks.append(looplag.start(wanted))
     for role in START_ORDER:
         if role in wanted:
             await STARTERS[role](process)
@@ -191,7 +194,8 @@ async def _start_artifact_service(process: Process) -> None:
 
     blobs = process_blobs(process)
     services = artifact_services(process.settings, process.journal, process.executor, blobs)
-    process.background(expiry.run(process.journal, process.executor, blobs))
+    if process.sweeps:
+        process.background(expiry.run(process.journal, process.executor, blobs))
     if "api-gateway" in process.roles:
         process.mounts.append(lambda app: add_artifact_routes(app, services))
     else:

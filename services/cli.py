@@ -1,8 +1,9 @@
 """The `taskjournal` command.
 
-  dev                 every service in one process (SQLite unless TASKJOURNAL_DATABASE_URL is set)
-  run <service>       one service: api-gateway, scheduler, claim-resolver, dependency-resolver, relay,
-                      artifact-service
+  dev                 every service on one port: with PostgreSQL, TASKJOURNAL_GATEWAY_PROCESSES gateway
+                      processes and one for the rest (ADR 0016); with SQLite, one process
+  run <service>...    services in one process: api-gateway, scheduler, claim-resolver, dependency-resolver,
+                      relay, artifact-service
   stack               every service as its own OS process (PostgreSQL and RabbitMQ required)
   replay <name>|--all drop and rebuild read models from the event log
   migrate             create or upgrade the database schema and record its version (before the services)
@@ -20,6 +21,8 @@ import subprocess
 import sys
 import time
 from collections import deque
+from collections.abc import Coroutine
+from typing import Any
 from dataclasses import dataclass, field, replace
 
 from taskjournal.shared import logs
@@ -46,9 +49,10 @@ def main(argv=None) -> int:
     stack.add_argument("--scale", action="append", default=[], metavar="SERVICE=N",
                        help="run N processes of a service (gateways share the port), e.g. api-gateway=2")
     run = sub.add_parser("run", help="run one service")
-    run.add_argument("service", choices=ROLES)
+    run.add_argument("services", nargs="+", choices=ROLES, metavar="service", help=", ".join(ROLES))
     run.add_argument("--shared-port", action="store_true",
                      help="the port may already be taken by this stack's other gateways (SO_REUSEPORT)")
+    run.add_argument("--no-sweeps", action="store_true", help=argparse.SUPPRESS)  # dev's gateways: another child sweeps
     replay = sub.add_parser("replay", help="drop and rebuild read models from the event log")
     replay.add_argument("projections", nargs="*", metavar="projection", help=f"any of: {', '.join(PROJECTIONS)}")
     replay.add_argument("--all", action="store_true", help="rebuild every projection")
@@ -79,16 +83,30 @@ def main(argv=None) -> int:
         if args.command == "dev":
             settings = with_root_credentials(settings)
             check_reachable(settings, ROLES)
-            return asyncio.run(serve(settings, ROLES, announce=True))
-        check_reachable(settings, (args.service,), port_must_be_free=not args.shared_port)
-        return asyncio.run(serve(settings, (args.service,), announce=False))
+            if settings.database_url:  # SQLite has one writer and no cross-process wake-ups: one process
+                return run_dev_processes(settings, dev_gateway_processes(settings))
+            return run_on_event_loop(serve(settings, ROLES, announce=True))
+        check_reachable(settings, args.services, port_must_be_free=not args.shared_port)
+        return run_on_event_loop(serve(settings, tuple(args.services), announce=False, sweeps=not args.no_sweeps))
     except SettingError as err:  # a setting that cannot work: one line, no traceback
         print(f"taskjournal: {err}", file=sys.stderr, flush=True)
         return 2
 
 
-async def serve(settings: Settings, roles, announce: bool) -> int:
-    process = bootstrap.bootstrap(settings)
+def run_on_event_loop(main: Coroutine[Any, Any, int]) -> int:
+    """Run a service on uvloop (libuv: less overhead per I/O event than asyncio's own loop)."""
+    try:
+        import uvloop
+    except ImportError:  # a platform without it: asyncio's own loop
+        factory = None
+    else:
+        factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(main)
+
+
+async def serve(settings: Settings, roles, announce: bool, sweeps: bool = True) -> int:
+    process = bootstrap.bootstrap(settings, sweeps=sweeps)
     await bootstrap.start(process, roles)
     describe(settings, roles, announce)
     await wait_for_stop_signal()
@@ -112,8 +130,8 @@ RESTART_WINDOW = 60.0
 
 @dataclass
 class _Child:
-    """One service process of the stack, and when it was last restarted."""
-    role: str
+    """One process of the stack (or of dev), and when it was last restarted."""
+    roles: tuple[str, ...]
     port: int
     env: dict[str, str]
     options: list[str]  # extra `taskjournal run` options
@@ -123,10 +141,65 @@ class _Child:
     def __post_init__(self) -> None:
         self.start()
 
+    @property
+    def role(self) -> str:
+        return "+".join(self.roles)
+
     def start(self, note: str = "") -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-P", "-m", "taskjournal.services.cli", "run", self.role, *self.options], env=self.env)
+            [sys.executable, "-P", "-m", "taskjournal.services.cli", "run", *self.roles, *self.options],
+            env=self.env, preexec_fn=_die_with_parent)
         print(f"started {self.role} (pid {self.process.pid}, port {self.port}{note})", file=sys.stderr, flush=True)
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the supervisor dies, even by
+    SIGKILL, so no orphan keeps the port (Linux; elsewhere nothing)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+# `taskjournal dev` with PostgreSQL (ADR 0016): the gateways share the port and
+# the store's wake-ups; one more process runs everything that is not a request
+# (the relay's publishing, the resolvers, the sweeps) off their event loops.
+DEV_GATEWAY_ROLES = ("api-gateway", "artifact-service")  # the artifact routes join each gateway's app
+DEV_BACK_OFFICE_ROLES = ("dependency-resolver", "scheduler", "claim-resolver", "relay", "artifact-service")
+
+
+def dev_gateway_processes(settings: Settings) -> int:
+    """TASKJOURNAL_GATEWAY_PROCESSES, or one per core this process may use but
+    one, left to the back office and PostgreSQL: on 2 cores one gateway wrote
+    faster than two (group commit shares a transaction within a process only)."""
+    return settings.gateway_processes or max(1, len(os.sched_getaffinity(0)) - 1)
+
+
+def run_dev_processes(settings: Settings, gateways: int) -> int:
+    """`taskjournal dev` over PostgreSQL: `gateways` api-gateway processes on the
+    port, and a back-office process (relay, resolvers, scheduler, the
+    artifact-service's expiry) whose ops routes take a free port of their own."""
+    common = {**os.environ, "TASKJOURNAL_HOST": settings.host, "TASKJOURNAL_ROOT_URL": settings.public_root_url,
+              "TASKJOURNAL_ROOT_CLIENT_ID": settings.root_client_id or "",
+              "TASKJOURNAL_ROOT_ACCESS_TOKEN": settings.root_access_token or ""}
+    back_port = _free_port(settings.host)
+    children = [_Child(DEV_BACK_OFFICE_ROLES, back_port, {**common, "TASKJOURNAL_PORT": str(back_port)}, [])]
+    gateway_env = {**common, "TASKJOURNAL_PORT": str(settings.port)}
+    children += [_Child(DEV_GATEWAY_ROLES, settings.port, gateway_env, ["--shared-port", "--no-sweeps"])
+                 for _ in range(gateways)]
+    describe(settings, ROLES, announce=True,
+             processes=f"{gateways} api-gateway, 1 back office (ops routes on port {back_port})")
+    return _supervise(children)
+
+
+def _free_port(host: str) -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind((host if host not in ("", "0.0.0.0") else "127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def run_stack(settings: Settings, scale: dict | None = None) -> int:
@@ -149,9 +222,14 @@ def run_stack(settings: Settings, scale: dict | None = None) -> int:
                "TASKJOURNAL_ROOT_ACCESS_TOKEN": settings.root_access_token or "",
                "TASKJOURNAL_ROOT_URL": settings.public_root_url, **artifacts}
         shared = ["--shared-port"] if role == "api-gateway" and gateways > 1 else []  # main() checked it is free
-        children.append(_Child(role, port, env, shared))
-    describe(settings, ROLES, announce=True)
-    stopping = []
+        children.append(_Child((role,), port, env, shared))
+    describe(settings, ROLES, announce=True, processes=f"{len(children)}, one per service ({gateways} api-gateway)")
+    return _supervise(children)
+
+
+def _supervise(children: list[_Child]) -> int:
+    """Restart children that die (within limits) until SIGINT or SIGTERM; then stop them all."""
+    stopping: list[bool] = []
     for sig in (signal.SIGINT, signal.SIGTERM):  # set explicitly: a background shell may ignore SIGINT
         signal.signal(sig, lambda *_: stopping.append(True))
     while not stopping:
@@ -292,7 +370,7 @@ def _write_private_once(path, text: str) -> None:
         os.unlink(temporary)
 
 
-def describe(settings: Settings, roles, announce: bool) -> None:
+def describe(settings: Settings, roles, announce: bool, processes: str = "one") -> None:
     broker = settings.amqp_url or "in-process bus"
     log.info("taskjournal started", extra=logs.fields(
         services=list(roles), rootUrl=settings.public_root_url, listen=f"{settings.host}:{settings.port}",
@@ -305,6 +383,7 @@ def describe(settings: Settings, roles, announce: bool) -> None:
               f"  root URL:  {settings.public_root_url}   (API: {settings.public_root_url}/api/queue/v1/)\n"
               f"  store:     {describe_store(settings.database_url, settings.data_dir)}\n"
               f"  broker:    {_redacted(broker)}\n"
+              f"  processes: {processes}\n"
               f"  root credentials (scope *):\n"
               f"    export TASKCLUSTER_ROOT_URL={settings.public_root_url}\n"
               f"    export TASKCLUSTER_CLIENT_ID={settings.root_client_id}\n"

@@ -189,6 +189,10 @@ SETTINGS: tuple[Spec, ...] = (
          "how often deadlines and expired claims are looked for"),
     Spec("EXECUTOR_THREADS", "executor_threads", Integer(1, 1024), 16,
          "threads (and database connections) per process for store calls"),
+    Spec("GATEWAY_PROCESSES", "gateway_processes", Integer(0, 256), 0,
+         "api-gateway processes `taskjournal dev` runs on its port (SO_REUSEPORT), next to one process for "
+         "the relay and resolvers; with PostgreSQL only (SQLite: one process); 0: one per CPU core but one",
+         shown_default="`0`: cores − 1 (at least 1)"),
     Spec("SCHEMA", "schema", Choice(("auto", "require")), "auto",
          "`auto`: create and upgrade the database schema at start; `require`: no DDL, refuse to start (exit 2) "
          "unless `taskjournal migrate` brought the schema to this build's version (docs/operations.md)"),
@@ -239,6 +243,7 @@ class Settings:
     claimwork_wait: float = _DEFAULTS["claimwork_wait"]
     resolver_interval: float = _DEFAULTS["resolver_interval"]
     executor_threads: int = _DEFAULTS["executor_threads"]
+    gateway_processes: int = _DEFAULTS["gateway_processes"]
     schema: str = _DEFAULTS["schema"]
     log_format: str = _DEFAULTS["log_format"]
     log_level: str = _DEFAULTS["log_level"]

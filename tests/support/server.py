@@ -59,7 +59,9 @@ class Server:
                     "TASKJOURNAL_ROOT_URL": self.root_url, "TASKJOURNAL_DATA_DIR": str(data_dir),
                     "TASKJOURNAL_ROOT_CLIENT_ID": ROOT_CLIENT_ID, "TASKJOURNAL_ROOT_ACCESS_TOKEN": self.token,
                     "TASKJOURNAL_CLAIMWORK_WAIT": "2", "TASKJOURNAL_CLAIM_TIMEOUT": "3",
-                    "TASKJOURNAL_RESOLVER_INTERVAL": "0.5", "TASKJOURNAL_ANONYMOUS_SCOPES": "", **env}
+                    "TASKJOURNAL_RESOLVER_INTERVAL": "0.5", "TASKJOURNAL_ANONYMOUS_SCOPES": "",
+                    # one gateway: tests read one process's /metrics; tests/e2e/test_dev_processes.py runs more
+                    "TASKJOURNAL_GATEWAY_PROCESSES": "1", **env}
         self.env.pop("TASKJOURNAL_DATABASE_URL", None)
         if database_url:
             self.env["TASKJOURNAL_DATABASE_URL"] = database_url
