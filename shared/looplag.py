@@ -13,8 +13,9 @@ from taskjournal.shared.metrics import REGISTRY
 
 LAG = "taskjournal_event_loop_lag_seconds"
 INFO = "taskjournal_process_info"
-REGISTRY.describe(LAG, "gauge", "event-loop delay over the last window, by quantile (1: the max) and process")
-REGISTRY.describe(INFO, "gauge", "this process: its pid and the roles it runs")
+REGISTRY.describe(LAG, "gauge", "event-loop delay over the last window, by quantile (1: the max) and process",
+                  labels=("pid", "quantile"))
+REGISTRY.describe(INFO, "gauge", "this process: its pid and the roles it runs", labels=("pid", "roles"))
 
 INTERVAL_S = 0.02  # how often the loop is asked to run the probe
 WINDOW_S = 10.0  # what the exported max and p99 cover

@@ -54,5 +54,5 @@ def test_a_blocked_loop_shows_in_the_exported_lag():
 
     pid = asyncio.run(blocked_once())
     worst = re.search(rf'taskjournal_event_loop_lag_seconds{{pid="{pid}",quantile="1"}} ([\d.]+)',
-                      REGISTRY.render())
+                      REGISTRY.render().decode())
     assert worst and float(worst.group(1)) >= 0.15
