@@ -65,7 +65,7 @@ def main(argv=None) -> int:
     try:
         settings = Settings.from_env(dev=args.command == "dev")
         logs.configure(settings.log_format, settings.log_level,
-                       role=args.service if args.command == "run" else args.command)
+                       role="+".join(args.services) if args.command == "run" else args.command)
         if args.command == "replay":
             check_reachable(settings, (), port_must_be_free=False)
             return run_replay(settings, list(PROJECTIONS) if args.all else args.projections)
