@@ -33,7 +33,7 @@ from taskjournal.shared.store import PENDING_CHANNEL, Store
 log = logging.getLogger("taskjournal.claimwork")
 SAFETY_POLL_S = 5.0  # a missed wake-up costs at most this long (one look per queue, not per poll)
 LOOKS = "taskjournal_claimwork_looks_total"
-REGISTRY.describe(LOOKS, "counter", "claimWork's claim queries (looks for pending work) in the database")
+REGISTRY.describe(LOOKS, "counter", "claimWork's claim queries (looks for pending work) in the database", labels=())
 
 
 class QueueWaiters:
