@@ -39,6 +39,7 @@ import taskcluster
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from bench.claimwork import cpu_seconds  # noqa: E402
+from bench.procs import label, read_proc_stats  # noqa: E402
 from tests.support.postgres import admin_url, create_database, drop_database_at  # noqa: E402
 from tests.support.server import ROOT_CLIENT_ID, Server, task_definition  # noqa: E402
 
@@ -59,6 +60,16 @@ def rss_bytes(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) * 1024
     raise RuntimeError("no VmRSS")
+
+
+def gateway_pid(root: int) -> int:
+    """The process holding the polls: `dev` on PostgreSQL is a supervisor whose
+    gateway child serves the port (one gateway: TASKJOURNAL_GATEWAY_PROCESSES=1)."""
+    children = [pid for pid, (ppid, _, _) in read_proc_stats().items() if ppid == root]
+    gateways = [pid for pid in children if label(pid, root) == "gateway"]
+    if len(gateways) > 1:
+        raise RuntimeError("more than one gateway process: the figures are per gateway")
+    return gateways[0] if gateways else root
 
 
 class Fleet:
@@ -168,7 +179,7 @@ class Probe:
         return within
 
     async def window(self, session: aiohttp.ClientSession, seconds: float) -> dict[str, float]:
-        pid = self.server.process.pid
+        pid = gateway_pid(self.server.process.pid)
         started, cpu, xacts, looks = time.perf_counter(), cpu_seconds(pid), self.xact_commits(), await self.looks(session)
         await asyncio.sleep(seconds)
         elapsed = time.perf_counter() - started
@@ -183,7 +194,7 @@ async def measure(server: Server, database: str, args) -> dict:
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=None)) as session:
         await fleet.create(session, "fleet-prov/warm-up")  # the first request's imports and pools are not the polls' cost
         await asyncio.sleep(2)
-        pid = server.process.pid
+        pid = gateway_pid(server.process.pid)
         rss_before = rss_bytes(pid)
         baseline = await probe.window(session, args.idle)
         # polls start spread over one wait, so they end (and start again) spread too
