@@ -191,7 +191,7 @@ def _as_written(stmt: str, sample: tuple[list[str], list[tuple]], rows: list[dic
     """A table's rows straight from the parameters of its AS_WRITTEN statement,
     once the sample the scratch database stored shows they are stored as they are."""
     columns, stored = sample
-    values = [tuple(row[c] for c in columns) for row in rows]
+    values = [tuple(row.get(c) for c in columns) for row in rows]
     if Counter(stored) != Counter(values[:SAMPLE]):
         raise ValueError(f"{stmt} does not store its parameters as they are: take it out of audit.AS_WRITTEN")
     return columns, values
