@@ -143,9 +143,9 @@ def test_events_stored_before_actors_read_as_unknown(journal):
     assert audit(journal).ok
 
 
-def test_audit_passes_on_a_clean_log(journal, tmp_path):
+def test_audit_passes_on_a_clean_log(journal):
     _workload(journal)
-    report = audit(journal, scratch_dir=str(tmp_path))
+    report = audit(journal)
     assert report.ok, (report.violations, report.differences)
     assert report.events == journal.store.last_event_position() and report.tasks == 2
 
