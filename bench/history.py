@@ -16,7 +16,7 @@ import sys
 import tempfile
 import time
 
-from taskjournal.shared import actor
+from taskjournal.shared import actor, heap
 from taskjournal.shared.auth.credentials import slug_id
 from taskjournal.shared.domain.definition import normalize
 from taskjournal.shared.domain.time import format_ms, now_ms, parse_ms
@@ -78,6 +78,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as data_dir, actor.acting(actor.client("bench", "bench")):
         journal = open_journal(args.database_url, data_dir)
+        heap.settle()  # as a server process does once started (services/cli.py): the log built next is not frozen
         started = time.monotonic()
         task_id = busy_task(journal)
         padding(journal, args.tasks)

@@ -25,7 +25,7 @@ from collections.abc import Coroutine
 from typing import Any
 from dataclasses import dataclass, field, replace
 
-from taskjournal.shared import logs
+from taskjournal.shared import heap, logs
 from taskjournal.shared.config import Settings, SettingError, private_dir, without_password
 from taskjournal.shared.preflight import check_reachable
 from taskjournal.shared.store import describe as describe_store
@@ -108,6 +108,7 @@ def run_on_event_loop(main: Coroutine[Any, Any, int]) -> int:
 async def serve(settings: Settings, roles, announce: bool, sweeps: bool = True) -> int:
     process = bootstrap.bootstrap(settings, sweeps=sweeps)
     await bootstrap.start(process, roles)
+    heap.settle()  # started: collections never walk what start-up made again, and come less often
     describe(settings, roles, announce)
     await wait_for_stop_signal()
     log.info("draining, then shutting down", extra=logs.fields(services=list(roles)))

@@ -80,5 +80,6 @@ def history_collector(rows: list[dict]):
     def collect(position: int, event, aggregate) -> None:
         for row in history_rows(aggregate, [event]):
             del row["event_key"]
-            rows.append({**row, "position": position})
+            row["position"] = position
+            rows.append(row)
     return collect

@@ -153,10 +153,9 @@ class SqlStore(ReadModel):
         if table not in {t for t, _ in PROJECTIONS.values()}:
             raise ValueError(f"not a read model: {table!r}")
         with self.datastore.transaction(commit=False) as curs:
-            curs.execute(statements("replay.sql", self.dialect)["dump"].replace("{table}", table))
-            rows = curs.fetchall()
-        columns = list(rows[0].keys()) if rows else []  # sqlite3.Row and psycopg's dict rows both have keys()
-        return columns, [tuple(row[c] for c in columns) for row in rows]
+            plain = self._tuple_cursor(curs)
+            plain.execute(statements("replay.sql", self.dialect)["dump"].replace("{table}", table))
+            return [column[0] for column in plain.description], plain.fetchall()
 
     def close(self) -> None:
         self.factory.close()
@@ -173,6 +172,10 @@ class SqlStore(ReadModel):
 
     def _schema_lock(self):
         return nullcontext()
+
+    def _tuple_cursor(self, curs):
+        """The driver's cursor under `curs`, giving the driver's own tuples (not dicts made from them)."""
+        raise NotImplementedError
 
 
 class PostgresStore(SqlStore):
@@ -216,6 +219,12 @@ class PostgresStore(SqlStore):
             finally:
                 conn.execute(locks["unlock"], {"key": SCHEMA_LOCK})
                 conn.commit()
+
+    def _tuple_cursor(self, curs):
+        from psycopg.rows import tuple_row
+
+        curs.row_factory = tuple_row
+        return curs
 
     def _hold_writers(self, curs) -> None:
         for lock in self.recorder.lock_table_statements:  # then catch up with what they wrote meanwhile
@@ -284,6 +293,11 @@ class SQLiteStore(SqlStore):
 
     def _with_events_table(self, sql: str):
         return sql.replace("{events}", f'"{self.recorder.events_table_name}"')
+
+    def _tuple_cursor(self, curs):
+        plain = curs.sqlite_cursor  # under eventsourcing's wrapper
+        plain.row_factory = None  # the connection's is sqlite3.Row
+        return plain
 
     def _hold_writers(self, curs) -> None:
         pass  # the rebuild's own write transaction excludes other writers

@@ -8,12 +8,14 @@ import time
 import uuid
 from pathlib import Path
 
+import pytest
 from eventsourcing.persistence import StoredEvent
 
 from taskjournal.shared import actor
 from taskjournal.shared.domain.ids import task_id_of
 from taskjournal.shared.domain.task import Task
 from taskjournal.shared.domain.time import now_ms, parse_ms
+from taskjournal.shared.store import audit as audit_module
 from taskjournal.shared.store.audit import audit
 from taskjournal.shared.store.replay import PROJECTIONS, rebuild
 from tests.support.journal import create_task
@@ -141,9 +143,9 @@ def test_events_stored_before_actors_read_as_unknown(journal):
     assert audit(journal).ok
 
 
-def test_audit_passes_on_a_clean_log(journal, tmp_path):
+def test_audit_passes_on_a_clean_log(journal):
     _workload(journal)
-    report = audit(journal, scratch_dir=str(tmp_path))
+    report = audit(journal)
     assert report.ok, (report.violations, report.differences)
     assert report.events == journal.store.last_event_position() and report.tasks == 2
 
@@ -155,6 +157,30 @@ def test_audit_finds_a_corrupted_read_model(journal):
     report = audit(journal)
     assert not report.ok and list(report.differences) == ["tasks"]
     assert "state live 'failed' replayed 'completed'" in report.differences["tasks"][0]
+
+
+def test_audit_finds_a_history_row_changed_or_missing(journal):
+    # tj_history is compared as the replay wrote it (audit.AS_WRITTEN), not through the scratch database
+    ids = _workload(journal)
+    rows = journal.views.task_history(ids["task"])
+    changed, missing = rows[2]["position"], rows[-1]["position"]
+    with journal.store.datastore.transaction(commit=True) as curs:
+        curs.execute(f"UPDATE tj_history SET reason = 'forged' WHERE position = {changed}")
+        curs.execute(f"DELETE FROM tj_history WHERE position = {missing}")
+    report = audit(journal)
+    assert not report.violations and list(report.differences) == ["history"]
+    assert sorted(report.differences["history"]) == sorted([
+        f"position={changed} task_id={ids['task']} run_id=0 task_group_id={ids['group']}: "
+        "reason live 'forged' replayed None",
+        f"position={missing} task_id={ids['task']} run_id=1 task_group_id={ids['group']}: "
+        "missing from the live read model"])
+
+
+def test_audit_refuses_to_compare_a_statement_that_does_not_store_its_parameters_as_they_are(journal, monkeypatch):
+    _workload(journal)
+    monkeypatch.setattr(audit_module, "AS_WRITTEN", ("insert_task",))  # it stores :position as created_position
+    with pytest.raises(ValueError, match="insert_task does not store its parameters as they are"):
+        audit(journal)
 
 
 def test_audit_finds_a_run_claimed_twice(journal):
