@@ -235,7 +235,7 @@ async def _start_dependency_resolver(process: Process) -> None:
     async def handle_batch(events: list[dict]) -> None:
         await process.blocking(on_tasks_resolved, process.journal, events)
 
-    batcher = Batcher(handle_batch, MAX_BATCH)
+    batcher = Batcher(handle_batch, MAX_BATCH, process.settings.executor_threads)
 
     async def handle(event: dict) -> None:
         arrival = received(event)
