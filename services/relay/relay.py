@@ -99,9 +99,9 @@ class Relay:
         started = time.perf_counter()
         await self.publisher.publish(messages, internal)
         elapsed = time.perf_counter() - started
+        await self._recorded()  # the previous batch's write (its messages are out): one at a time, in order
         if self.after_publish is not None:
             await self.after_publish(last)
-        await self._recorded()  # the previous batch's write: one at a time, in order
         # the write runs while the next batch is read and published: a position is written only once its
         # batch is confirmed, so a crash before the write publishes that batch again (at least once)
         self._recording = asyncio.ensure_future(self._blocking(self._record, last))
