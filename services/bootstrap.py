@@ -229,12 +229,18 @@ async def _start_claim_resolver(process: Process) -> None:
 
 
 async def _start_dependency_resolver(process: Process) -> None:
-    from .dependency_resolver.resolver import ROUTING_KEYS, handled, on_task_resolved, received
+    from .dependency_resolver.batches import Batcher
+    from .dependency_resolver.resolver import MAX_BATCH, ROUTING_KEYS, handled, on_tasks_resolved, received
+
+    async def handle_batch(events: list[dict]) -> None:
+        await process.blocking(on_tasks_resolved, process.journal, events)
+
+    batcher = Batcher(handle_batch, MAX_BATCH, process.settings.executor_threads)
 
     async def handle(event: dict) -> None:
         arrival = received(event)
         try:
-            await process.blocking(on_task_resolved, process.journal, event)
+            await batcher.handle(event)
         except Exception:
             REGISTRY.inc("taskjournal_dependency_events_total", outcome="failed")
             raise
@@ -245,8 +251,8 @@ async def _start_dependency_resolver(process: Process) -> None:
     if not settings.amqp_url:
         process.bus.subscribe_internal(ROUTING_KEYS, handle)
         return
-    # one handler per executor thread: the events beyond stay in the queue, for other replicas
-    broker = dependency_consumer(settings.amqp_url, _dependency_queue(settings), handle, settings.executor_threads)
+    # at most a batch of events in hand: the events beyond stay in the queue, for other replicas
+    broker = dependency_consumer(settings.amqp_url, _dependency_queue(settings), handle, MAX_BATCH)
     await _retrying("RabbitMQ (dependency-resolver)", broker.start)
     process.intake.append(broker.stop)  # a drain stops consuming first, finishing the events in hand
 

@@ -460,10 +460,13 @@ class Journal(Application):
 
     # ------------------------------------------------------------ resolvers (called by background services)
     def schedule_ready_dependents(self, task_id: str, now: int) -> list[Task]:
-        """Schedule the dependents of `task_id` that nothing blocks any more;
-        the ones this call scheduled. They are saved in one commit; if another
-        writer changed one meanwhile, each is decided and saved on its own."""
-        ready = [task for task in map(self.task, self.views.ready_dependents(task_id))
+        return self.schedule_dependents_of([task_id], now)
+
+    def schedule_dependents_of(self, task_ids: list[str], now: int) -> list[Task]:
+        """Schedule the dependents of any of `task_ids` that nothing blocks any
+        more; the ones this call scheduled. They are saved in one commit; if
+        another writer changed one meanwhile, each is decided and saved on its own."""
+        ready = [task for task in map(self.task, self.views.ready_dependents(task_ids))
                  if task is not None and task.schedule_dependent(now)]
         if not ready:
             return []

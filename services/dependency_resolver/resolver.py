@@ -21,6 +21,8 @@ from taskjournal.shared.metrics import REGISTRY
 log = logging.getLogger("taskjournal.dependency-resolver")
 ROUTING_KEYS = ("Task.RunResolved",)
 ACTOR = service("dependency-resolver")
+# events handled together at most (and the consumer's prefetch): a batch is one query and one commit
+MAX_BATCH = 64
 
 EVENT_AGE = "taskjournal_dependency_event_age_seconds"
 HANDLING = "taskjournal_dependency_event_seconds"
@@ -32,16 +34,33 @@ REGISTRY.describe(HANDLING, "summary", "from an event reaching the dependency-re
 
 def on_task_resolved(journal, event: dict) -> None:
     """Handle one internal `Task.RunResolved` event (body: id, taskGroupId, position, ...)."""
+    on_tasks_resolved(journal, [event])
+
+
+def on_tasks_resolved(journal, events: list[dict]) -> None:
+    """Handle a batch of `Task.RunResolved` events at once: one query finds
+    the dependents ready now, one commit schedules them, and each task group
+    is checked once (the batch's last position triggers its resolution)."""
     with acting(ACTOR):
-        task_id, now = event["id"], now_ms()
-        scheduled = journal.schedule_ready_dependents(task_id, now)
+        now = now_ms()
+        scheduled = journal.schedule_dependents_of([event["id"] for event in events], now)
         if scheduled:
-            log.info("scheduled dependents", extra=fields(taskId=task_id, dependents=[t.task_id for t in scheduled]))
+            log.info("scheduled dependents", extra=fields(taskIds=[e["id"] for e in events],
+                                                          dependents=[t.task_id for t in scheduled]))
+        # a dependent of a group just became pending: that group is not resolved, no need to ask
+        busy = {task.definition["taskGroupId"] for task in scheduled}
+        for group_id, trigger in _last_positions(events).items():
+            if group_id not in busy and journal.resolve_group_if_done(group_id, trigger, now):
+                log.info("task group resolved", extra=fields(taskGroupId=group_id))
+
+
+def _last_positions(events: list[dict]) -> dict[str, int]:
+    """Each task group of the batch, with the log position of its latest resolution."""
+    groups: dict[str, int] = {}
+    for event in events:
         group_id = event["taskGroupId"]
-        # a dependent of this group just became pending: the group is not resolved, no need to ask
-        group_busy = any(task.definition["taskGroupId"] == group_id for task in scheduled)
-        if not group_busy and journal.resolve_group_if_done(group_id, event["position"], now):
-            log.info("task group resolved", extra=fields(taskGroupId=group_id))
+        groups[group_id] = max(groups.get(group_id, event["position"]), event["position"])
+    return groups
 
 
 def received(event: dict) -> float:

@@ -4,6 +4,7 @@ records its position (ADR 0005). Publish-then-record makes delivery at
 least once: a relay that dies between the two publishes the batch again."""
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import time
@@ -42,6 +43,7 @@ class Relay:
         self._aggregates: OrderedDict = OrderedDict()  # LRU: aggregate id -> state after its last relayed event
         self._wake = wake or asyncio.Event()  # set when new events are committed (bootstrap.Wakeups)
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._recording: asyncio.Future | None = None  # the position write in flight, if any
 
     # ------------------------------------------------------------ wake-ups
     def wake(self) -> None:
@@ -63,6 +65,13 @@ class Relay:
         """Relay until stopped (or `lost`, the leadership, ends)."""
         log.info("relay active", extra=fields(relay=self.name))
         self.position = None  # another relay may have moved it while this one stood by
+        try:
+            await self._relay_batches(stop, lost)
+        finally:  # a stop still writes the position of the batches confirmed (if it cannot: sent again)
+            with contextlib.suppress(Exception):
+                await self._recorded()
+
+    async def _relay_batches(self, stop: asyncio.Event, lost: asyncio.Future | None) -> None:
         backoff = 0.0
         while not stop.is_set() and not (lost and lost.done()):
             self._wake.clear()  # before reading, so a wake during the batch is not lost
@@ -90,9 +99,12 @@ class Relay:
         started = time.perf_counter()
         await self.publisher.publish(messages, internal)
         elapsed = time.perf_counter() - started
+        await self._recorded()  # the previous batch's write (its messages are out): one at a time, in order
         if self.after_publish is not None:
             await self.after_publish(last)
-        await self._blocking(self._record, last)
+        # the write runs while the next batch is read and published: a position is written only once its
+        # batch is confirmed, so a crash before the write publishes that batch again (at least once)
+        self._recording = asyncio.ensure_future(self._blocking(self._record, last))
         self.position = last
         REGISTRY.observe("taskjournal_relay_publish_seconds", elapsed)
         REGISTRY.inc("taskjournal_relay_events_total", count)
@@ -101,6 +113,12 @@ class Relay:
         log.debug("relayed", extra=fields(relay=self.name, position=last, events=count, messages=len(messages),
                                           seconds=round(elapsed, 4)))
         return count
+
+    async def _recorded(self) -> None:
+        """Wait for the position write in flight; a failed one fails the batch after it (retried)."""
+        recording, self._recording = self._recording, None
+        if recording is not None:
+            await asyncio.shield(recording)
 
     # ------------------------------------------------------------ the log and the position (blocking)
     def load_position(self) -> int:

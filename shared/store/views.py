@@ -103,8 +103,11 @@ class ReadModel:
     def dependents_page(self, task_id: str, offset: int, limit: int) -> list[dict]:
         return self._rows("dependents_page", task_id=task_id, offset=offset, limit=limit)
 
-    def ready_dependents(self, task_id: str) -> list[str]:
-        return [row["task_id"] for row in self._rows("ready_dependents", task_id=task_id)]
+    def ready_dependents(self, task_ids: list[str]) -> list[str]:
+        """The dependents that any of `task_ids` was the last obstacle for (one query)."""
+        if not task_ids:
+            return []
+        return [row["task_id"] for row in self._rows("ready_dependents", task_ids=self._id_list(list(task_ids)))]
 
     def dependencies_satisfied(self, task_id: str) -> bool:
         """True when none of the task's recorded dependencies is unsatisfied

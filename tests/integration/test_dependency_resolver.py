@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from taskjournal.services.dependency_resolver.resolver import on_task_resolved
+from taskjournal.services.dependency_resolver.resolver import on_task_resolved, on_tasks_resolved
 from taskjournal.shared.domain.definition import normalize
 from taskjournal.shared.domain.ids import task_id_of
 from taskjournal.shared.domain.time import format_ms, now_ms
@@ -64,6 +64,24 @@ def test_redelivered_resolution_schedules_dependents_and_resolves_group_once(jou
     journal.report(second, 1, "completed", now)
     on_task_resolved(journal, {**last, "position": journal.recorder.max_notification_id()})
     assert _group_resolutions(journal, group_id) == 2
+
+
+def test_a_batch_schedules_each_ready_dependent_once_and_resolves_each_finished_group(journal):
+    busy, done = task_id_of(uuid.uuid4()), task_id_of(uuid.uuid4())
+    a, b = _create(journal, busy), _create(journal, busy)
+    both = _create(journal, busy, [a, b])  # ready only once both are done: one dependent for two events
+    only_a = _create(journal, busy, [a])
+    lone = _create(journal, done)
+    batch = [_finish(journal, a), _finish(journal, b), _finish(journal, lone)]
+
+    on_tasks_resolved(journal, batch + batch[:1])  # with a redelivered copy in the same batch
+
+    assert [r["runId"] for r in journal.task(both).runs] == [0]
+    assert [r["runId"] for r in journal.task(only_a).runs] == [0]
+    assert _group_resolutions(journal, busy) == 0  # its dependents are pending now
+    assert _group_resolutions(journal, done) == 1
+    on_tasks_resolved(journal, batch)  # the whole batch again changes nothing
+    assert [r["runId"] for r in journal.task(both).runs] == [0] and _group_resolutions(journal, done) == 1
 
 
 def test_failed_task_schedules_all_resolved_dependents_but_not_all_completed_ones(journal):

@@ -35,12 +35,12 @@ async def waiting_messages(amqp_url: str, queue: str) -> int:
 async def test_a_draining_dependency_resolver_finishes_and_acks_the_event_in_hand(tmp_path, amqp_url, monkeypatch):
     started, handled = threading.Event(), []
 
-    def slow(journal, event):
+    def slow(journal, events):
         started.set()
         time.sleep(1.0)  # still at work when the drain begins
-        handled.append(event["id"])
+        handled.extend(event["id"] for event in events)
 
-    monkeypatch.setattr(resolver, "on_task_resolved", slow)
+    monkeypatch.setattr(resolver, "on_tasks_resolved", slow)
     instance = f"drain{uuid.uuid4().hex[:10]}"
     settings = Settings(data_dir=tmp_path, amqp_url=amqp_url, instance_name=instance, host="127.0.0.1",
                         port=free_ports(1))

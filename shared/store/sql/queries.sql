@@ -100,13 +100,24 @@ UPDATE tj_pending SET leased_until = 0 WHERE task_id = :task_id AND run_id = :ru
 SELECT t.definition, t.status FROM tj_dependencies d JOIN tj_tasks t ON t.task_id = d.dependent_task_id
 WHERE d.required_task_id = :task_id ORDER BY d.dependent_task_id LIMIT :limit OFFSET :offset;
 
--- name: ready_dependents
--- Unscheduled dependents of :task_id none of whose dependencies is unsatisfied.
+-- name: ready_dependents [postgres]
+-- Unscheduled dependents of any of :task_ids (one query for a batch of
+-- resolved tasks), none of whose dependencies is unsatisfied.
 -- A dependency is satisfied once it ever completed (all-resolved: ever
 -- resolved); a rerun does not unsatisfy it (spec §5). The same test as
 -- unsatisfied_dependency and Journal.dependency_satisfied.
-SELECT d.dependent_task_id AS task_id FROM tj_dependencies d JOIN tj_tasks t ON t.task_id = d.dependent_task_id
-WHERE d.required_task_id = :task_id AND t.state = 'unscheduled' AND NOT EXISTS (
+SELECT DISTINCT d.dependent_task_id AS task_id FROM tj_dependencies d JOIN tj_tasks t ON t.task_id = d.dependent_task_id
+WHERE d.required_task_id = ANY(:task_ids) AND t.state = 'unscheduled' AND NOT EXISTS (
+    SELECT 1 FROM tj_dependencies o LEFT JOIN tj_tasks r ON r.task_id = o.required_task_id
+    WHERE o.dependent_task_id = d.dependent_task_id
+      AND NOT (COALESCE(r.ever_completed, 0) = 1 OR (o.requires = 'all-resolved' AND COALESCE(r.ever_resolved, 0) = 1))
+)
+ORDER BY d.dependent_task_id;
+
+-- name: ready_dependents [sqlite]
+-- As above; :task_ids is a JSON array.
+SELECT DISTINCT d.dependent_task_id AS task_id FROM tj_dependencies d JOIN tj_tasks t ON t.task_id = d.dependent_task_id
+WHERE d.required_task_id IN (SELECT value FROM json_each(:task_ids)) AND t.state = 'unscheduled' AND NOT EXISTS (
     SELECT 1 FROM tj_dependencies o LEFT JOIN tj_tasks r ON r.task_id = o.required_task_id
     WHERE o.dependent_task_id = d.dependent_task_id
       AND NOT (COALESCE(r.ever_completed, 0) = 1 OR (o.requires = 'all-resolved' AND COALESCE(r.ever_resolved, 0) = 1))
