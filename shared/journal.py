@@ -303,15 +303,20 @@ class Journal(Application):
         return cancelled
 
     def claim_work(self, task_queue_id: str, worker_group: str, worker_id: str, count: int, now: int,
-                   taken_until: int, deliverable: Callable[[Task], bool] = lambda task: True) -> list[Task]:
+                   taken_until: int, deliverable: Callable[[Task], bool] = lambda task: True,
+                   on_leased: Callable[[int], None] = lambda leased: None) -> list[Task]:
         """Claim up to `count` pending runs of a queue for one worker, in one commit.
 
         `deliverable` says whether the caller can hand a claimed task out (its
         reply renders). It is asked before the commit: a claim the worker never
         receives would leave the task running with nobody on it until the claim
         expires, and then again on every retry. Such a task is resolved in the
-        same commit as exception `malformed-payload` (never retried) instead."""
+        same commit as exception `malformed-payload` (never retried) instead.
+
+        `on_leased(n)` hears how many runs the lease took, before they are
+        loaded and claimed (claimWork's next poll may start looking then)."""
         leased = self.views.lease_pending(task_queue_id, count, now)
+        on_leased(len(leased))
         changed = []
         for task_id, run_id in leased:
             task = self.task(task_id)
