@@ -224,9 +224,10 @@ def running_server(args, db_name, extra_env, log_name, command="dev", extra_args
 PHASE_END = re.compile(r"\] (create|claim\+complete|e2e|status): ")
 
 
-def run_queue_bench(args, env, server_pid, lag=None):
+def run_queue_bench(args, env, server_pid, lag=None, on_phase=None):
     """Run the yardstick; echo its progress; return (summary, exit code, server CPU per phase).
-    `lag`: a LagSampler told which phase runs."""
+    `lag`: a LagSampler told which phase runs; `on_phase(name or None)`: called as each phase starts
+    (None after the last)."""
     cmd = [sys.executable, args.queue_bench, "--tasks", str(args.tasks),
            "--concurrency", str(args.concurrency), "--workers", str(args.workers), "--label", "taskjournal"]
     print("$ " + " ".join(cmd), file=sys.stderr, flush=True)
@@ -241,14 +242,19 @@ def run_queue_bench(args, env, server_pid, lag=None):
                     last = cpu_sample(server_pid)
                     if lag:
                         lag.phase = PHASES[0]
+                    if on_phase:
+                        on_phase(PHASES[0])
                 match = PHASE_END.search(line)
                 if match:
                     now = cpu_sample(server_pid)
                     ended = match.group(1).replace("+complete", "")
                     cpu[ended] = cpu_between(last, now)
                     last = now
+                    following = PHASES[PHASES.index(ended) + 1] if ended != PHASES[-1] else None
                     if lag:
-                        lag.phase = PHASES[PHASES.index(ended) + 1] if ended != PHASES[-1] else None
+                        lag.phase = following
+                    if on_phase:
+                        on_phase(following)
             code = proc.wait()
         finally:
             if proc.poll() is None:  # interrupted: do not leave the load running

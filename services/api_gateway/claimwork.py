@@ -7,8 +7,9 @@ commits, heard through the store (see PendingListener).
 Thousands of polls may sleep at once (ADR 0021), so the database sees work
 per task queue, not per poll:
 - a wake-up for a queue wakes ONE of its sleepers (the longest asleep); other
-  queues' sleepers never stir. A sleeper that claimed as many tasks as it asked
-  for wakes the next one (there may be more), so a burst drains as a chain;
+  queues' sleepers never stir. A sleeper whose lease took as many tasks as it
+  asked for wakes the next one (there may be more) at once, while it loads and
+  claims them, so a burst drains as a chain of overlapping looks;
 - polls arriving while another poll looks, or after a look found the queue
   empty, go to sleep without a query (until the next wake-up for the queue,
   or SAFETY_POLL_S after that look);
@@ -161,22 +162,29 @@ class Claimer:
         self.looks[task_queue_id] += 1
         REGISTRY.inc(LOOKS)
         offered = 0
+        passed_on = False
 
         def counted(task: Task) -> bool:
             nonlocal offered
             offered += 1
             return deliverable(task)
 
+        def leased(n: int) -> None:  # on the executor's thread, before the tasks are loaded
+            nonlocal passed_on
+            if n >= count:  # more may be pending: the next sleeper looks while this one claims
+                passed_on = True
+                loop.call_soon_threadsafe(waiters.wake_one)
+
         waiters.looking += 1
         try:
             claimed = await loop.run_in_executor(self.executor, in_context(
                 self.journal.claim_work, task_queue_id, worker_group, worker_id,
-                count, now, now + self.claim_timeout_ms, counted))
+                count, now, now + self.claim_timeout_ms, counted, leased))
         finally:
             waiters.looking -= 1
         announced = waiters.generation != generation
         if claimed:
-            if len(claimed) >= count or announced:  # more may be pending: the next sleeper looks
+            if announced and not passed_on:  # more may be pending: the next sleeper looks
                 waiters.wake_one()
             return claimed
         if announced or offered:  # offered: runs were taken but resolved as undeliverable, more may wait

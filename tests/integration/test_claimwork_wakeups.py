@@ -4,6 +4,7 @@ for; held polls cost the database one look per queue per safety interval,
 not one per poll. Real PostgreSQL; looks are counted by the Claimer."""
 
 import asyncio
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -177,3 +178,34 @@ async def test_a_look_that_only_met_undeliverable_tasks_looks_again(gateway):
     poll = asyncio.create_task(claimer.claim("wake/a", "g", "w", 1, deliverable=lambda task: task.task_id != bad))
     claimed = await asyncio.wait_for(poll, 60)  # not asleep with a task pending
     assert [task.task_id for task in claimed] == [good]
+
+
+async def test_a_full_lease_wakes_the_next_poll_before_its_claims_commit(gateway, postgres_url, tmp_path):
+    """A burst drains through overlapping looks: the poll whose lease took as
+    many tasks as it asked for wakes the next one at once, not after loading,
+    claiming and committing them."""
+    journal, executor, signal = gateway
+    claimer = claimer_of(gateway)
+    first_waiting = threading.Event()
+    second_looking = threading.Event()
+    overlapped = []
+
+    def deliverable(task) -> bool:  # on the executor: the first poll holds its claim until the second looks
+        if not first_waiting.is_set():
+            first_waiting.set()
+            overlapped.append(second_looking.wait(10))
+        else:
+            second_looking.set()
+        return True
+
+    polls = [asyncio.create_task(claimer.claim("wake/a", "g", f"w{i}", 1, deliverable)) for i in range(2)]
+    await all_asleep(signal, {"wake/a": 2})
+    other = open_journal(postgres_url, str(tmp_path / "other"))  # commits no wake-up here: one is sent below
+    try:
+        task_ids = {(await created(other, executor, "wake/a")) for _ in range(2)}
+    finally:
+        other.close()
+    signal.notify(["wake/a"])  # one wake-up for both tasks
+    claimed = await asyncio.wait_for(asyncio.gather(*polls), 60)
+    assert overlapped == [True]  # without overlapping looks the first poll waits in vain
+    assert sorted(t.task_id for poll in claimed for t in poll) == sorted(task_ids)

@@ -434,3 +434,20 @@ def test_read_model_matches_replayed_aggregates(store):
     running = {t.task_id for t in tasks if replayed(replicas[1], t.task_id).state == "running"}
     assert {row["task_id"] for row in journal.views.claimed_page(queue, (0, ""), 100)} == running
     assert journal.views.position() == journal.recorder.max_notification_id()
+
+
+def test_tasks_reads_several_tasks_as_task_does_one(store, journal):
+    """Journal.tasks (claimWork's batch) gives what Journal.task gives, cached or
+    not, in the order asked; None for a task that does not exist."""
+    queue = f"batch/{uuid.uuid4().hex[:8]}"
+    created = [create(journal, queue=queue) for _ in range(3)]
+    cached = journal.task(created[1].task_id)  # now in the aggregate cache
+    journal.cancel_task(created[2].task_id, NOW)  # an event the created object never saw
+    unknown = new_task_id()
+    ids = [created[2].task_id, unknown, created[0].task_id, cached.task_id]
+    got = journal.tasks(ids)
+    expected = [journal.task(task_id) for task_id in ids]
+    assert [None if t is None else (t.task_id, t.version, t.status()) for t in got] == \
+        [None if t is None else (t.task_id, t.version, t.status()) for t in expected]
+    assert got[1] is None and got[0].state == "exception"
+    assert store.open().tasks(ids[:1])[0].status() == got[0].status()  # another process: nothing cached
