@@ -275,6 +275,7 @@ def create_app(services: GatewayParts, mount: Callable[[web.Application], None] 
     add_ops_routes(app, services.journal, services.executor)
     app.router.add_get("/__version__", version)
     app.router.add_get("/robots.txt", _robots)
+    app.router.add_get("/schemas/journal/v1/{name}", _journal_schema)  # the outputs journal_reference names
     if mount is not None:
         mount(app)
     from taskjournal.services.web import add_web_routes  # the web view (ADR 0019); it imports this module
@@ -286,6 +287,15 @@ def create_app(services: GatewayParts, mount: Callable[[web.Application], None] 
     app.router.add_route("*", JOURNAL_PREFIX + "/{tail:[\\s\\S]*}", ours.dispatch, expect_handler=expect_handler)
     app.router.add_route("*", "/{tail:[\\s\\S]*}", _not_found, expect_handler=expect_handler)
     return app
+
+
+async def _journal_schema(request):
+    from taskjournal.shared.schemas import published
+
+    schema = published().get(request.match_info["name"])
+    if schema is None:
+        return await _not_found(request)
+    return web.Response(body=schema, content_type="application/json")
 
 
 async def _not_found(request):

@@ -7,7 +7,7 @@ from .context import Context
 from .routing import Endpoint
 
 SCHEMAS = "/schemas/journal/v1/"
-# name -> (category, title, output schema or None, description)
+# name -> (category, title, output schema of ours or None, description)
 DOCS: dict[str, tuple[str, str, str | None, str]] = {
     "queuePosition": ("Queue", "Queue Position", None,
                       "Where a pending task stands in claimWork's order for its task queue: `pendingAhead` "
@@ -21,8 +21,9 @@ DOCS: dict[str, tuple[str, str, str | None, str]] = {
                     "when it was recorded, the event, the run, the reason, what changed, and the actor who "
                     "caused it (a client with the request id, and the issuer of temporary credentials; a "
                     "service of the queue; or `unknown` for events recorded before actors were)."),
-    "taskStatusAsOf": ("History", "Task Status As Of", "v1/task-status-response.json#",
-                       "The task's status as `status` answered it at the date-time `asOf`: the task's "
+    "taskStatusAsOf": ("History", "Task Status As Of", None,
+                       "The task's status as `status` answered it at the date-time `asOf` (the Queue's "
+                       "task-status-response schema): the task's "
                        "events recorded up to then, replayed. 404 when the task did not exist yet."),
     "taskGroupHistory": ("History", "Task Group History", "history-response.json#",
                          "The events of the task group, of its tasks and of their artifacts, in log order, "
@@ -56,7 +57,7 @@ def _entry(endpoint: Endpoint) -> dict:
     if endpoint.scopes is not None:
         entry["scopes"] = endpoint.scopes
     if output is not None:
-        entry["output"] = output if output.startswith("v1/") else SCHEMAS + output
+        entry["output"] = SCHEMAS + output  # served by the gateway (shared/schemas/journal-*.json)
     return entry
 
 

@@ -47,3 +47,15 @@ def validate(name: str, body):
         return check(body)
     except fastjsonschema.JsonSchemaException as err:
         raise SchemaError(schema_id, str(err)) from None
+
+
+@cache
+def published(prefix: str = "/schemas/journal/v1/") -> dict[str, bytes]:
+    """Our own API's output schemas, by the name their `$id` gives under
+    `prefix` (what the journal reference's `output` names): served as they are."""
+    found = {}
+    for path in _HERE.glob("*.json"):
+        schema_id = json.loads(path.read_text()).get("$id", "")
+        if schema_id.startswith(prefix):
+            found[schema_id[len(prefix):].removesuffix("#")] = path.read_bytes()
+    return found

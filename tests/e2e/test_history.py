@@ -11,6 +11,7 @@ import time
 import uuid
 
 import pytest
+import requests
 import taskcluster
 
 from taskjournal.services.api_gateway.app import ISSUER_ID
@@ -121,6 +122,13 @@ def test_the_reference_is_served_to_anyone(server):
     assert reply.status_code == 200
     names = {e["name"] for e in reply.json()["entries"]}
     assert {"taskHistory", "taskStatusAsOf", "taskGroupHistory", "log", "queuePosition"} <= names
+    # every output schema the reference names is served at that path, as the file the tests validate with
+    outputs = {e["output"].removesuffix("#") for e in reply.json()["entries"] if "output" in e}
+    assert outputs
+    for output in outputs:
+        served = requests.get(server.root_url + output)
+        assert served.status_code == 200 and served.json()["$id"] == output + "#"
+    assert requests.get(server.root_url + "/schemas/journal/v1/nothing.json").status_code == 404
 
 
 def test_history_needs_its_scopes(server, queue):
