@@ -162,18 +162,20 @@ class Claimer:
         self.looks[task_queue_id] += 1
         REGISTRY.inc(LOOKS)
         offered = 0
-        passed_on = False
+        passed_on = False  # a sleeper was woken when the lease came back full
 
         def counted(task: Task) -> bool:
             nonlocal offered
             offered += 1
             return deliverable(task)
 
-        def leased(n: int) -> None:  # on the executor's thread, before the tasks are loaded
+        def pass_on() -> None:
             nonlocal passed_on
+            passed_on = waiters.wake_one()
+
+        def leased(n: int) -> None:  # on the executor's thread, before the tasks are loaded
             if n >= count:  # more may be pending: the next sleeper looks while this one claims
-                passed_on = True
-                loop.call_soon_threadsafe(waiters.wake_one)
+                loop.call_soon_threadsafe(pass_on)
 
         waiters.looking += 1
         try:
@@ -184,7 +186,9 @@ class Claimer:
             waiters.looking -= 1
         announced = waiters.generation != generation
         if claimed:
-            if announced and not passed_on:  # more may be pending: the next sleeper looks
+            # more may be pending: the next sleeper looks, unless one was woken at the lease; polls
+            # that arrived after that wake-up found this look in flight and went to sleep
+            if (len(claimed) >= count or announced) and not passed_on:
                 waiters.wake_one()
             return claimed
         if announced or offered:  # offered: runs were taken but resolved as undeliverable, more may wait

@@ -209,3 +209,32 @@ async def test_a_full_lease_wakes_the_next_poll_before_its_claims_commit(gateway
     claimed = await asyncio.wait_for(asyncio.gather(*polls), 60)
     assert overlapped == [True]  # without overlapping looks the first poll waits in vain
     assert sorted(t.task_id for poll in claimed for t in poll) == sorted(task_ids)
+
+
+async def test_a_poll_that_slept_behind_a_full_look_is_woken_when_it_ends(gateway, postgres_url, tmp_path):
+    """The wake-up a full lease sends finds nobody asleep yet; a poll arriving
+    while that look still claims goes to sleep (a look is in flight). The
+    look, ending with a full batch, must wake it, or work waits for the
+    safety re-check while a worker sleeps."""
+    journal, executor, signal = gateway
+    claimer = claimer_of(gateway)  # wait and safety re-check far beyond the test
+    other = open_journal(postgres_url, str(tmp_path / "other"))  # commits no wake-up here
+    try:
+        task_ids = {(await created(other, executor, "wake/b")) for _ in range(2)}
+    finally:
+        other.close()
+    holding, release = threading.Event(), threading.Event()
+
+    def deliverable(task) -> bool:  # on the executor: the first poll holds its claim until released
+        if not holding.is_set():
+            holding.set()
+            release.wait(10)
+        return True
+
+    first = asyncio.create_task(claimer.claim("wake/b", "g", "w0", 1, deliverable))
+    await until(holding.is_set)  # its lease came back full and its wake-up found no sleeper
+    second = asyncio.create_task(claimer.claim("wake/b", "g", "w1", 1, deliverable))
+    await all_asleep(signal, {"wake/b": 1})  # it found the look in flight and sleeps
+    release.set()
+    claimed = await asyncio.wait_for(asyncio.gather(first, second), 60)
+    assert sorted(t.task_id for poll in claimed for t in poll) == sorted(task_ids)
