@@ -4,8 +4,6 @@ bytes go straight to the data URLs (the artifact-service's, or S3's), never
 through the gateway. The official helpers work unchanged at the root URL."""
 
 import os
-import time
-import urllib.request
 from urllib.parse import urlsplit
 
 import pytest
@@ -25,17 +23,7 @@ class StackServer(Server):
     def _wait_ready(self) -> None:
         # the fixture chose the port: one of six consecutive free ones, as the stack takes them
         self.port, self.root_url = int(self.env["TASKJOURNAL_PORT"]), self.env["TASKJOURNAL_ROOT_URL"]
-        deadline = time.monotonic() + 90
-        while True:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"stack exited: {open(self.log.name).read()[-2000:]}")
-            try:
-                urllib.request.urlopen(self.root_url + self.ready_path, timeout=2)
-                return
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
+        self.wait_for(self.root_url + self.ready_path, patience_s=90)
 
 
 @pytest.fixture(scope="module", params=["file", "s3"])
@@ -51,21 +39,9 @@ def stack(request, tmp_path_factory, module_postgres_url, amqp_url):
                    TASKJOURNAL_S3_PUBLIC_BUCKET=public, TASKJOURNAL_S3_PRIVATE_BUCKET=private)
     srv = StackServer(tmp_path_factory.mktemp("stack"), module_postgres_url, command=("stack",), **env)
     srv.back_end = request.param
-    _wait_for(srv.root_url + "/api/object/v1/ping")  # forwarded once the artifact-service listens
+    srv.wait_for(srv.root_url + "/api/object/v1/ping", patience_s=60)  # forwarded once the artifact-service listens
     yield srv
     srv.stop()
-
-
-def _wait_for(url: str, patience_s: float = 60) -> None:
-    deadline = time.monotonic() + patience_s
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
 
 
 def test_helpers_work_through_the_stack(stack):

@@ -71,15 +71,21 @@ class Server:
         self._wait_ready()
 
     def _wait_ready(self) -> None:
-        for _ in range(200):
+        self.wait_for(self.root_url + self.ready_path, patience_s=10)
+
+    def wait_for(self, url: str, patience_s: float) -> None:
+        """Until `url` answers; fails at once when the server exits meanwhile."""
+        deadline = time.monotonic() + patience_s
+        while True:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited: {Path(self.log.name).read_text()[-2000:]}")
             try:
-                urllib.request.urlopen(self.root_url + self.ready_path, timeout=1)
+                urllib.request.urlopen(url, timeout=1)
                 return
             except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{url} did not answer within {patience_s} s") from None
                 time.sleep(0.05)
-        raise RuntimeError("server did not start")
 
     def options(self, credentials=None) -> dict:
         creds = {"clientId": ROOT_CLIENT_ID, "accessToken": self.token} if credentials is None else credentials
