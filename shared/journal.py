@@ -26,7 +26,7 @@ from taskjournal.shared.domain.worker import TaskQueue, Worker, queue_uuid, work
 from taskjournal.shared.store import Store, open_store
 from taskjournal.shared.store.events import stamp
 from taskjournal.shared.store.group_commit import GroupCommit
-from taskjournal.shared.store.projection import changes_for
+from taskjournal.shared.store.projection import Changes, changes_for
 
 MAX_ATTEMPTS = 20
 NOT_CREATED = "Task `{task_id}` not found. Are you sure it was created?"
@@ -102,11 +102,13 @@ class Journal(Application):
         who = actor.current()
         for aggregate in aggregates:
             stamp(aggregate.pending_events, who)
-        self.group_commit.save(list(aggregates))
-
-    def _commit(self, aggregates: list) -> None:
+        # The read-model rows are worked out here, not in the shared commit,
+        # which one thread at a time runs for all.
         new = {a.id for a in aggregates if any(e.originator_version == 1 for e in a.pending_events)}
-        changes = changes_for(aggregates, new)
+        self.group_commit.save(list(aggregates), changes_for(aggregates, new))
+
+    def _commit(self, aggregates: list, each: list[Changes]) -> None:
+        changes = Changes.joined(each)
         super().save(*aggregates, projection=changes)
         self.listener.saved()
         if changes.pending_queues:
@@ -489,7 +491,7 @@ class Journal(Application):
         """Schedule the dependents of any of `task_ids` that nothing blocks any
         more; the ones this call scheduled. They are saved in one commit; if
         another writer changed one meanwhile, each is decided and saved on its own."""
-        ready = [task for task in map(self.task, self.views.ready_dependents(task_ids))
+        ready = [task for task in self.tasks(self.views.ready_dependents(task_ids))
                  if task is not None and task.schedule_dependent(now)]
         if not ready:
             return []

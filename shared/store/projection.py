@@ -27,6 +27,13 @@ class Changes:
     def add(self, name: str, **params) -> None:
         self.statements.append((name, params))
 
+    @classmethod
+    def joined(cls, each: list["Changes"]) -> "Changes":
+        """The changes of several saves committed together, in order."""
+        if len(each) == 1:
+            return each[0]
+        return cls([s for c in each for s in c.statements], set().union(*(c.pending_queues for c in each)))
+
 
 def changes_for(aggregates, new_ids: set) -> Changes:
     changes = Changes()

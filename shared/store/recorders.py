@@ -3,13 +3,16 @@ and the tracking position are written in the transaction that appends the
 events, so a committed write is visible to every read at once (ADR 0003)."""
 
 import time
+from collections.abc import Callable
 from typing import Any
 from weakref import WeakKeyDictionary
 
+import orjson
 from eventsourcing.persistence import InterfaceError, Notification, OperationalError, StoredEvent
 from eventsourcing.postgres import ConnectionPool, PostgresApplicationRecorder, PostgresFactory
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 from eventsourcing.utils import retry
+from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 from psycopg.sql import SQL, Identifier
 
@@ -19,23 +22,41 @@ from .sql import statements
 CONNINFO = "POSTGRES_CONNINFO"  # our setting: the libpq connection string every pool connection uses
 
 
-def _apply(execute, sql: dict, changes, stored_events, ids) -> None:
-    """Run the projection's statements; a `position` parameter holding an
-    aggregate id becomes the notification id of that aggregate's first event,
-    an `event_key` (aggregate id, version) the `position` of that event."""
-    first_id: dict[Any, int] = {}
-    event_id: dict[tuple, int] = {}
-    for stored, notification_id in zip(stored_events, ids):
-        first_id.setdefault(stored.originator_id, notification_id)
-        event_id[(stored.originator_id, stored.originator_version)] = notification_id
+def _bound(changes, stored_events, place: Callable[[StoredEvent, int], dict]) -> list[tuple[str, dict]]:
+    """The projection's statements with their positions filled in: a
+    `position` parameter holding an aggregate id stands for that aggregate's
+    first event here, an `event_key` (aggregate id, version) for that event;
+    `place(event, index)` gives the parameters that replace either."""
+    first: dict[Any, int] = {}
+    index: dict[tuple, int] = {}
+    for i, stored in enumerate(stored_events):
+        first.setdefault(stored.originator_id, i)
+        index[(stored.originator_id, stored.originator_version)] = i
+    bound = []
     for name, params in changes.statements:
         if "position" in params:
-            params = {**params, "position": first_id[params["position"]]}
+            i = first[params["position"]]
         elif "event_key" in params:
-            params = {**params, "position": event_id[params["event_key"]]}
-            del params["event_key"]
-        execute(sql[name], params)
-    execute(sql["advance_position"], {"position": max(ids)})
+            i = index[params["event_key"]]
+        else:
+            bound.append((name, params))
+            continue
+        rest = {k: v for k, v in params.items() if k not in ("position", "event_key")}
+        bound.append((name, {**rest, **place(stored_events[i], i)}))
+    return bound
+
+
+def _named(stored: StoredEvent, _: int) -> dict:
+    """An event by its key: its notification id is looked up by the statement (projection_batch.sql)."""
+    return {"event_id": str(stored.originator_id), "event_version": stored.originator_version}
+
+
+def _by_kind(statements: list[tuple[str, dict]]) -> dict[str, list[dict]]:
+    """Parameter sets grouped by statement, in the order each first appears."""
+    kinds: dict[str, list[dict]] = {}
+    for name, params in statements:
+        kinds.setdefault(name, []).append(params)
+    return kinds
 
 
 RECENTLY_USED_S = 1.0  # pre-ping skips connections that were in use this recently
@@ -102,6 +123,9 @@ class PostgresProjectingRecorder(PostgresApplicationRecorder):
                  "channel": Identifier(self.channel_name)}
         self.events_sql = {name: SQL(sql).format(**names).as_string()
                            for name, sql in statements("events.sql", "postgres").items()}
+        self.batch_sql = {name: SQL(sql).format(**names).as_string()
+                          for name, sql in statements("projection_batch.sql", "postgres").items()}
+        self.notify_sql = statements("notify.sql", "postgres")["notify"]
         self.insert_events_statement = self.insert_events_statement.as_string()  # type: ignore[assignment]
         self.lock_table_statements = [_text(lock) for lock in self.lock_table_statements]
 
@@ -138,16 +162,43 @@ class PostgresProjectingRecorder(PostgresApplicationRecorder):
                                  state=bytes(row["state"]))
                     for row in curs.fetchall()]
 
-    def _fetch_ids_after_insert_events(self, curs, stored_events, **kwargs):
-        ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def insert_events(self, stored_events, **kwargs):
+        """Events and their projection in one transaction, one statement per
+        kind of row (projection_batch.sql), all sent before any reply is
+        read: the event store's lock, which every writer of every process
+        waits for, is not held across a round trip, nor across the Python
+        work (and the wait for a core or the GIL) between two."""
         changes = kwargs.get("projection")
-        if changes is not None and ids:
-            sql = statements("projection.sql", "postgres")
-            _apply(lambda q, p: curs.execute(q, p, prepare=True), sql, changes, stored_events, ids)
-            notify = statements("notify.sql", "postgres")["notify"]
-            for queue in sorted(changes.pending_queues):
-                curs.execute(notify, {"channel": PENDING_CHANNEL, "payload": queue})
-        return ids
+        if changes is None or not stored_events:
+            return super().insert_events(stored_events, **kwargs)
+        rows_by_kind = _by_kind(_bound(changes, stored_events, _named))
+        work: list[tuple[str, dict | None]] = [(self.batch_sql[name], {"rows": orjson.dumps(rows).decode()})
+                                               for name, rows in rows_by_kind.items()]
+        work.append((self.batch_sql["advance_position"], None))
+        work += [(self.notify_sql, {"channel": PENDING_CHANNEL, "payload": queue})
+                 for queue in sorted(changes.pending_queues)]
+        with self.datastore.get_connection() as conn:
+            events = [self.construct_pg_stored_event(e.originator_id, e.originator_version, e.topic, e.state)
+                      for e in stored_events]
+            inserted = conn.cursor()
+            try:
+                # BEGIN and COMMIT as plain statements: psycopg's transaction block
+                # would wait for replies after BEGIN and before COMMIT
+                with conn.pipeline(), conn.cursor() as curs:
+                    curs.execute("BEGIN")
+                    for lock in self.lock_table_statements:
+                        curs.execute(lock, prepare=True)
+                    curs.execute(self.events_sql["notify_events"])
+                    inserted.execute(self.insert_events_statement, (events,))
+                    for sql, params in work:
+                        curs.execute(sql, params, prepare=True)
+                    curs.execute("COMMIT")
+            except BaseException:
+                if conn.info.transaction_status in (TransactionStatus.INTRANS, TransactionStatus.INERROR):
+                    conn.rollback()  # a failed statement left the transaction open (and its lock held)
+                raise
+            return [row["notification_id"] for row in inserted.fetchall()]
 
 
 class SQLiteProjectingRecorder(SQLiteApplicationRecorder):
@@ -155,5 +206,8 @@ class SQLiteProjectingRecorder(SQLiteApplicationRecorder):
         ids = super()._insert_events(c, stored_events, **kwargs)
         changes = kwargs.get("projection")
         if changes is not None and ids:
-            _apply(c.execute, statements("projection.sql", "sqlite"), changes, stored_events, ids)
+            sql = statements("projection.sql", "sqlite")
+            for name, params in _bound(changes, stored_events, lambda _, i: {"position": ids[i]}):
+                c.execute(sql[name], params)
+            c.execute(sql["advance_position"], {"position": max(ids)})
         return ids

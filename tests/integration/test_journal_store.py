@@ -451,3 +451,61 @@ def test_tasks_reads_several_tasks_as_task_does_one(store, journal):
         [None if t is None else (t.task_id, t.version, t.status()) for t in expected]
     assert got[1] is None and got[0].state == "exception"
     assert store.open().tasks(ids[:1])[0].status() == got[0].status()  # another process: nothing cached
+
+
+# ====================================================================== conflicts
+
+def test_a_stale_save_is_refused_as_a_conflict_and_changes_nothing(journal):
+    """Two copies of one task decide from the same version: the first save
+    wins, the second is a RecordConflictError (the Journal's retry signal),
+    its events and read-model rows are not written, and the store takes the
+    next save as usual."""
+    from eventsourcing.persistence import RecordConflictError
+
+    task = create(journal)
+    first, second = journal.task(task.task_id), journal.task(task.task_id)
+    first.cancel(NOW + SECOND)
+    journal.save(first)
+    second.claim_task(0, "wg", "stale", NOW + SECOND, NOW + CLAIM_TIMEOUT)
+    with pytest.raises(RecordConflictError):
+        journal.save(second)
+    assert stored_status(journal, task.task_id) == first.status()
+    assert replayed(journal, task.task_id).status() == first.status()
+    assert journal.views.claimed_count(task.definition["taskQueueId"]) == 0
+    after = create(journal)
+    assert_consistent(journal, after)
+
+
+def test_concurrent_saves_commit_together_and_a_stale_one_fails_alone(journal):
+    """Saves of many threads share commits (shared/store/group_commit.py);
+    the one stale save among them fails with a conflict, the others land."""
+    from eventsourcing.persistence import RecordConflictError
+
+    stale_task = create(journal)
+    stale = journal.task(stale_task.task_id)
+    journal.cancel_task(stale_task.task_id, NOW + SECOND)
+    tasks = [create(journal) for _ in range(12)]
+    copies = [journal.task(t.task_id) for t in tasks]
+    for copy in copies:
+        copy.cancel(NOW + SECOND)
+    stale.cancel(NOW + 2 * SECOND)
+    outcome: dict[str, str] = {}
+    start = threading.Barrier(len(copies) + 1)
+
+    def save(aggregate):
+        start.wait()
+        try:
+            journal.save(aggregate)
+            outcome[aggregate.task_id] = "saved"
+        except RecordConflictError:
+            outcome[aggregate.task_id] = "conflict"
+
+    threads = [threading.Thread(target=save, args=(a,)) for a in [*copies, stale]]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert outcome.pop(stale_task.task_id) == "conflict"
+    assert set(outcome.values()) == {"saved"} and len(outcome) == len(copies)
+    for copy in copies:
+        assert_consistent(journal, copy)

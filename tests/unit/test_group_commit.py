@@ -20,9 +20,9 @@ class Store:
     """A commit that takes time, like the event store's locked append."""
 
     def __init__(self):
-        self.batches, self.saved = [], []
+        self.batches, self.saved, self.changes = [], [], []
 
-    def commit(self, aggregates: list) -> None:
+    def commit(self, aggregates: list, changes: list) -> None:
         events = [e for a in aggregates for e in a.pending_events]
         for a in aggregates:
             a.pending_events.clear()  # as the library does, even when the commit fails
@@ -31,6 +31,7 @@ class Store:
         if any(a.conflicting for a in aggregates):
             raise RecordConflictError("duplicate")
         self.saved += events
+        self.changes += changes
 
 
 def _save_concurrently(group: GroupCommit, aggregates: list) -> dict:
@@ -39,7 +40,7 @@ def _save_concurrently(group: GroupCommit, aggregates: list) -> dict:
     def save(aggregate):
         start.wait()
         try:
-            group.save([aggregate])
+            group.save([aggregate], f"{aggregate.name}-rows")
             outcome[aggregate.name] = "saved"
         except RecordConflictError:
             outcome[aggregate.name] = "conflict"
@@ -68,6 +69,15 @@ def test_a_conflicting_save_fails_alone_and_the_others_are_committed():
     assert outcome.pop("a3") == "conflict"
     assert set(outcome.values()) == {"saved"}
     assert sorted(store.saved) == sorted(f"a{i}-event" for i in range(8) if i != 3)
+    # each save's read-model rows are committed with its events, and only then
+    assert sorted(store.changes) == sorted(f"a{i}-rows" for i in range(8) if i != 3)
+
+
+def test_each_save_hands_its_changes_to_the_commit_that_takes_its_events():
+    store = Store()
+    aggregates = [Aggregate(f"a{i}") for i in range(12)]
+    _save_concurrently(GroupCommit(store.commit), aggregates)
+    assert sorted(store.changes) == sorted(f"a{i}-rows" for i in range(12))
 
 
 def test_a_single_save_commits_at_once_and_raises_its_own_error():
@@ -85,7 +95,7 @@ def test_an_interrupted_commit_releases_every_waiting_save():
 
     calls = []
 
-    def commit(aggregates):
+    def commit(aggregates, changes):
         calls.append(len(aggregates))
         if len(calls) == 1:
             time.sleep(0.05)  # the others queue up meanwhile

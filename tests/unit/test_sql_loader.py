@@ -65,3 +65,11 @@ def test_unknown_dialect_is_refused():
 
 def test_the_relay_table_is_in_the_schema():
     assert "tj_relay_position" in statements("schema.sql", "sqlite")["create_relay_position"]
+
+
+def test_every_projection_statement_has_a_batch_form_on_postgres():
+    """The PostgreSQL recorder runs each kind of read-model row as one
+    statement per commit; a kind without its batch form would fail there."""
+    batch = statements("projection_batch.sql", "postgres")
+    assert set(batch) == set(statements("projection.sql", "postgres"))
+    assert all("%(rows)s::jsonb" in sql for name, sql in batch.items() if name != "advance_position")
