@@ -255,6 +255,35 @@ async def test_an_event_that_keeps_failing_is_logged_counted_and_dead_lettered(i
     assert await receive(service, 0) == []  # acknowledged there once parked
 
 
+async def test_a_body_that_is_not_json_is_a_failure_like_any_other_then_parked(instance, amqp_url, channel):
+    """The consumer parses bodies itself (shared/bus/consumer.py): one that is
+    not JSON never reaches the handler, is counted on each attempt and parked."""
+    queue = resolver_queue(instance)
+    calls, parked = [], asyncio.Event()
+
+    async def handler(body: dict) -> None:
+        calls.append(body)
+
+    failures = counter("taskjournal_consumer_failures_total", queue=queue.name)
+    dead = counter("taskjournal_dead_letters_total", queue=queue.name)
+    async with RabbitPublisher(amqp_url, instance=instance, queues=[queue]):
+        pass  # declares the queue
+    await channel.default_exchange.publish(
+        aio_pika.Message(b"{not json", content_type="application/json", type="Task.RunResolved"), queue.name)
+
+    async def watch() -> None:
+        await until(lambda: counter("taskjournal_dead_letters_total", queue=queue.name) == dead + 1, timeout=30)
+        parked.set()
+
+    watcher = asyncio.ensure_future(watch())
+    await _consume(amqp_url, queue, handler, parked, retry_delay=0.05, max_attempts=2)
+    await watcher
+    assert calls == []
+    assert counter("taskjournal_consumer_failures_total", queue=queue.name) == failures + 2
+    letter, = await receive(await channel.declare_queue(queue.dead_letter_name, passive=True), 1)
+    assert letter.body == b"{not json"
+
+
 async def test_an_event_failing_twice_then_succeeding_is_handled_once(instance, amqp_url, channel):
     queue = resolver_queue(instance)
     calls, handled = [], asyncio.Event()
