@@ -512,8 +512,8 @@ class Journal(Application):
         """Record that the group is resolved when none of its tasks is unresolved;
         `trigger` is the log position of the resolution that prompted the check."""
         def attempt():
-            seen_through = self.views.position()  # read before the check: never claims too much
-            if self.views.group_has_unresolved(task_group_id):
+            unresolved, seen_through = self.views.group_has_unresolved(task_group_id)  # one snapshot
+            if unresolved:
                 return False
             group = self.task_group(task_group_id)
             if group is None or not group.resolve(trigger, seen_through, now):

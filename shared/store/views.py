@@ -115,8 +115,10 @@ class ReadModel:
         commit made before it starts."""
         return not self._rows("unsatisfied_dependency", task_id=task_id)
 
-    def group_has_unresolved(self, task_group_id: str) -> bool:
-        return bool(self._rows("group_has_unresolved", task_group_id=task_group_id))
+    def group_has_unresolved(self, task_group_id: str) -> tuple[bool, int]:
+        """Whether a task of the group is unresolved, and the log position that answer reflects."""
+        row, = self._rows("group_has_unresolved", task_group_id=task_group_id)
+        return bool(row["unresolved"]), row["position"] or 0
 
     def pending_count(self, task_queue_id: str, now: int) -> int:
         return self._value("pending_count", task_queue_id=task_queue_id, now=now) or 0

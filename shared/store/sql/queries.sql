@@ -132,8 +132,11 @@ WHERE o.dependent_task_id = :task_id
 LIMIT 1;
 
 -- name: group_has_unresolved
-SELECT 1 AS found FROM tj_tasks WHERE task_group_id = :task_group_id AND state IN ('unscheduled', 'pending', 'running')
-LIMIT 1;
+-- Whether a task of the group is unresolved, and the log position the read
+-- model reflects: one statement, so both come from the same snapshot.
+SELECT EXISTS (SELECT 1 FROM tj_tasks WHERE task_group_id = :task_group_id
+                                        AND state IN ('unscheduled', 'pending', 'running')) AS unresolved,
+       (SELECT position FROM tj_position WHERE name = 'inline') AS position;
 
 -- name: expired_tasks
 SELECT task_id FROM tj_tasks WHERE expires < :cutoff ORDER BY expires LIMIT :limit;
