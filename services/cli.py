@@ -192,6 +192,7 @@ def run_dev_processes(settings: Settings, gateways: int) -> int:
                  for _ in range(gateways)]
     describe(settings, ROLES, announce=True,
              processes=f"{gateways} api-gateway, 1 back office (ops routes on port {back_port})")
+    warn_if_restarts_reset_connections(gateways, settings.port)
     return _supervise(children)
 
 
@@ -225,7 +226,28 @@ def run_stack(settings: Settings, scale: dict | None = None) -> int:
         shared = ["--shared-port"] if role == "api-gateway" and gateways > 1 else []  # main() checked it is free
         children.append(_Child((role,), port, env, shared))
     describe(settings, ROLES, announce=True, processes=f"{len(children)}, one per service ({gateways} api-gateway)")
+    warn_if_restarts_reset_connections(gateways, settings.port)
     return _supervise(children)
+
+
+MIGRATE_REQUESTS = "/proc/sys/net/ipv4/tcp_migrate_req"
+
+
+def warn_if_restarts_reset_connections(gateways: int, port: int, setting: str = MIGRATE_REQUESTS) -> bool:
+    """Gateways share their port (SO_REUSEPORT). Unless Linux moves the
+    connections waiting in a closing listener's queue to the others
+    (net.ipv4.tcp_migrate_req, Linux 5.14), a gateway that drains for a
+    restart resets them: say so once at start. True when it warned."""
+    try:
+        with open(setting) as file:
+            off = gateways > 1 and file.read().strip() == "0"
+    except OSError:  # another system, or an older kernel: nothing to say
+        return False
+    if off:
+        log.warning(f"{gateways} gateways share port {port} and net.ipv4.tcp_migrate_req is 0: a gateway that "
+                    "restarts resets the connections waiting to be accepted by it; "
+                    "`sysctl -w net.ipv4.tcp_migrate_req=1` hands them to the others (docs/operations.md)")
+    return off
 
 
 def _supervise(children: list[_Child]) -> int:
