@@ -74,6 +74,62 @@ async def test_batch_keeps_each_tasks_order_across_exchanges(publisher, channel)
         assert [b["i"] for b in got if b["tag"] == tag] == list(range(len(names)))
 
 
+async def test_a_batch_of_many_slices_arrives_whole_in_order_and_leaves_no_bookkeeping(publisher, channel):
+    """The publisher writes each slice of a batch at once, past aiormq's
+    basic_publish: every message is confirmed, they arrive in batch order,
+    and no confirm or returned-message entry is left on the channel."""
+    from taskjournal.shared.bus.rabbit import SLICE
+
+    tag = unique()
+    key = f"Probe{tag}.Happened"
+    public = await bound_queue(channel, [(exchange("task-pending"), f"route.{tag}")])
+    internal = await bound_queue(channel, [(INTERNAL_EXCHANGE, key)])
+    count = 3 * SLICE + 7
+    messages = [PulseMessage(exchange("task-pending"), f"primary.{tag}.{i}", {"i": i}, [f"route.{tag}"])
+                for i in range(count)]
+    events = [InternalEvent(key, {"id": tag, "version": i, "type": key, "position": i}) for i in range(count)]
+    underlay = await publisher.channel.get_underlay_channel()
+    writes, put = [], underlay.write_queue.put
+    underlay.write_queue.put = lambda frame: writes.append(frame) or put(frame)
+    try:
+        await publisher.publish(messages, events)
+    finally:
+        del underlay.write_queue.put
+    assert len(writes) == -(-2 * count // SLICE)  # one write per slice, not one (and a drain) per message
+    assert [orjson.loads(m.body)["i"] for m in await receive(public, count)] == list(range(count))
+    assert [orjson.loads(m.body)["position"] for m in await receive(internal, count)] == list(range(count))
+    assert not underlay.confirmations and not underlay.message_id_delivery_tag
+    await publisher.publish(messages[:1], events[:1])  # the channel's delivery tags still match the broker's
+    assert len(await receive(public, 1)) == 1
+
+
+async def test_a_body_larger_than_a_frame_arrives_whole(publisher, channel):
+    tag = unique()
+    queue = await bound_queue(channel, [(exchange("task-defined"), f"route.{tag}")])
+    body = {"tag": tag, "filler": "x" * 300_000}  # more than RabbitMQ's frame_max (128 KiB): several body frames
+    await publisher.publish([PulseMessage(exchange("task-defined"), f"primary.{tag}", body, [f"route.{tag}"])], [])
+    got, = await receive(queue, 1)
+    assert orjson.loads(got.body) == body
+
+
+async def test_a_publish_on_a_closed_channel_fails_and_the_next_batch_is_sent(publisher, channel):
+    """The broker closes the channel under the publisher (an unknown
+    exchange): that batch fails, the robust channel reopens, the next one
+    is confirmed."""
+    tag = unique()
+    queue = await bound_queue(channel, [(exchange("task-pending"), f"route.{tag}")])
+    message = PulseMessage(exchange("task-pending"), f"primary.{tag}", {"tag": tag}, [f"route.{tag}"])
+    with pytest.raises(Exception):
+        await publisher.publish([PulseMessage(f"no-such-exchange-{tag}", "k", {}, []), message], [])
+    for _ in range(50):
+        try:
+            await publisher.publish([message], [])
+            break
+        except Exception:
+            await asyncio.sleep(0.1)  # the robust channel reopens
+    assert [orjson.loads(m.body)["tag"] for m in await receive(queue, 1)] == [tag]
+
+
 async def test_unroutable_internal_event_is_counted_and_fails_the_publish(publisher):
     from taskjournal.shared.bus.rabbit import UnroutableEvent
 
