@@ -17,6 +17,9 @@ from taskjournal.shared.messages import event_type, internal_event_for, messages
 from taskjournal.shared.metrics import REGISTRY
 
 log = logging.getLogger("taskjournal.relay")
+# batches sent whose confirms are awaited while the next ones go out: a batch's messages no longer wait for
+# the confirms of the one before (a quorum queue's confirm takes a few milliseconds under load)
+IN_FLIGHT = 4
 
 
 class Relay:
@@ -44,6 +47,7 @@ class Relay:
         self._wake = wake or asyncio.Event()  # set when new events are committed (bootstrap.Wakeups)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._recording: asyncio.Future | None = None  # the position write in flight, if any
+        self._backoff = 0.0  # the wait before retrying after a failed batch
 
     # ------------------------------------------------------------ wake-ups
     def wake(self) -> None:
@@ -72,32 +76,83 @@ class Relay:
                 await self._recorded()
 
     async def _relay_batches(self, stop: asyncio.Event, lost: asyncio.Future | None) -> None:
-        backoff = 0.0
+        self._backoff = 0.0
         while not stop.is_set() and not (lost and lost.done()):
-            self._wake.clear()  # before reading, so a wake during the batch is not lost
             try:
-                count = await self.step()
-                backoff = 0.0
+                await self._pipeline(stop, lost)
             except Exception as error:
-                backoff = next_backoff(backoff)
+                self._backoff = next_backoff(self._backoff)
                 REGISTRY.inc("taskjournal_relay_errors_total")
                 log.warning("relay batch failed; retrying", exc_info=error,
-                            extra=fields(relay=self.name, position=self.position, retryIn=backoff))
-                await _first(stop.wait(), timeout=backoff, also=lost)
-                continue
-            if count < self.batch_size:  # caught up: wait for news
+                            extra=fields(relay=self.name, position=self.position, retryIn=self._backoff))
+                await _first(stop.wait(), timeout=self._backoff, also=lost)
+
+    async def _pipeline(self, stop: asyncio.Event, lost: asyncio.Future | None) -> None:
+        """Send batch after batch while the confirms of earlier ones are
+        awaited (up to IN_FLIGHT waiting), and record the batches confirmed,
+        in log order. Returns once stopped and what was sent is confirmed;
+        raises when a batch fails: the batches sent after it are dropped and
+        read again from the last confirmed position (at least once)."""
+        if self.position is None:
+            await self._blocking(self.load_position)
+        sent: asyncio.Queue = asyncio.Queue(IN_FLIGHT)
+        sender = asyncio.ensure_future(self._send_batches(sent, stop, lost))
+        try:
+            while True:
+                if sent.empty():
+                    if sender.done():
+                        sender.result()  # raises if sending failed
+                        return
+                    getter = asyncio.ensure_future(sent.get())
+                    await asyncio.wait([getter, sender], return_when=asyncio.FIRST_COMPLETED)
+                    if not getter.done():
+                        getter.cancel()
+                        continue
+                    batch = getter.result()
+                else:
+                    batch = sent.get_nowait()
+                await self._confirm(*batch)
+        finally:
+            sender.cancel()
+            unconfirmed = [sent.get_nowait()[-1] for _ in range(sent.qsize())]
+            for confirmed in unconfirmed:
+                confirmed.cancel()
+            await asyncio.gather(sender, *unconfirmed, return_exceptions=True)
+
+    async def _send_batches(self, sent: asyncio.Queue, stop: asyncio.Event, lost: asyncio.Future | None) -> None:
+        position = self.position
+        while not stop.is_set() and not (lost and lost.done()):
+            self._wake.clear()  # before reading, so a wake during the batch is not lost
+            batch = await self._blocking(self._read_batch, position)
+            if batch is not None:
+                last, count, messages, internal = batch
+                started = time.perf_counter()
+                confirmed = await self.publisher.send(messages, internal)
+                try:
+                    await sent.put((last, count, messages, started, confirmed))
+                except BaseException:  # stopped while IN_FLIGHT batches wait: nobody will await this one
+                    confirmed.cancel()
+                    raise
+                position = last
+            if batch is None or batch[1] < self.batch_size:  # caught up: wait for news
                 await _first(stop.wait(), self._wake.wait(), timeout=self.poll_interval, also=lost)
 
     async def step(self) -> int:
-        """Relay one batch; the number of events relayed."""
+        """Relay one batch, confirmed and recorded; the number of events relayed."""
         if self.position is None:
             await self._blocking(self.load_position)
-        batch = await self._blocking(self._read_batch)
+        batch = await self._blocking(self._read_batch, self.position)
         if batch is None:
             return 0
         last, count, messages, internal = batch
         started = time.perf_counter()
-        await self.publisher.publish(messages, internal)
+        await self._confirm(last, count, messages, started, await self.publisher.send(messages, internal))
+        return count
+
+    async def _confirm(self, last: int, count: int, messages: list, started: float,
+                       confirmed: asyncio.Future[None]) -> None:
+        """Wait for a batch's confirms, then record its position."""
+        await confirmed
         elapsed = time.perf_counter() - started
         await self._recorded()  # the previous batch's write (its messages are out): one at a time, in order
         if self.after_publish is not None:
@@ -106,13 +161,13 @@ class Relay:
         # batch is confirmed, so a crash before the write publishes that batch again (at least once)
         self._recording = asyncio.ensure_future(self._blocking(self._record, last))
         self.position = last
+        self._backoff = 0.0
         REGISTRY.observe("taskjournal_relay_publish_seconds", elapsed)
         REGISTRY.inc("taskjournal_relay_events_total", count)
         for m in messages:
             REGISTRY.inc("taskjournal_relay_messages_total", exchange=m.exchange.rsplit("/", 1)[1])
         log.debug("relayed", extra=fields(relay=self.name, position=last, events=count, messages=len(messages),
                                           seconds=round(elapsed, 4)))
-        return count
 
     async def _recorded(self) -> None:
         """Wait for the position write in flight; a failed one fails the batch after it (retried)."""
@@ -128,8 +183,8 @@ class Relay:
     def _record(self, position: int) -> None:
         self.journal.store.record_relay_position(self.name, position)
 
-    def _read_batch(self):
-        events = self.journal.events_after(self.position, self.batch_size)
+    def _read_batch(self, position: int):
+        events = self.journal.events_after(position, self.batch_size)
         if not events:
             return None
         messages, internal = [], []

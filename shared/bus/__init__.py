@@ -4,6 +4,7 @@ AMQP side lives in `shared.bus.rabbit` (RabbitPublisher) and
 `shared.bus.consumer` (internal_subscriber, FastStream), imported on demand
 so the embedded mode never loads aio-pika or FastStream."""
 
+import asyncio
 from typing import Protocol
 
 from taskjournal.shared.messages import InternalEvent, PulseMessage
@@ -14,6 +15,10 @@ from .inprocess import InProcessBus
 class Publisher(Protocol):
     async def publish(self, messages: list[PulseMessage], internal: list[InternalEvent]) -> None:
         """Return only once every message is confirmed; raise otherwise."""
+
+    async def send(self, messages: list[PulseMessage], internal: list[InternalEvent]) -> asyncio.Future[None]:
+        """Write the batch (after every batch sent before it); return what to
+        await for its confirms, which raises if one failed."""
 
 
 __all__ = ["Publisher", "InProcessBus", "PulseMessage", "InternalEvent"]

@@ -1,6 +1,7 @@
 """The bus of `taskjournal dev` without RabbitMQ: subscribers are callables
 in this process, called in log order before `publish` returns."""
 
+import asyncio
 import inspect
 from collections.abc import Callable
 
@@ -22,6 +23,13 @@ class InProcessBus:
         when None) whose routing key or one of its CC keys matches, as a
         RabbitMQ binding would (once per message)."""
         self._pulse.append((exchange, routing_key, handler))
+
+    async def send(self, messages: list[PulseMessage], internal: list[InternalEvent]) -> asyncio.Future[None]:
+        """Deliver at once; nothing is left to confirm."""
+        await self.publish(messages, internal)
+        done = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
 
     async def publish(self, messages: list[PulseMessage], internal: list[InternalEvent]) -> None:
         # A handler that raises fails the batch: the relay retries it, so

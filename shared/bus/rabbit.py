@@ -132,26 +132,45 @@ class RabbitPublisher:
         await self.close()
 
     async def publish(self, messages: list[PulseMessage], internal: list[InternalEvent]) -> None:
-        """Send the whole batch at once, in log order, then wait for every
-        confirm: one channel delivers in publish order, so pipelining keeps
-        each task's order while costing one round trip per batch. A failed
-        batch is sent again whole by the relay (at least once)."""
+        """Send the whole batch, then wait for every confirm (see `send`)."""
+        await (await self.send(messages, internal))
+
+    async def send(self, messages: list[PulseMessage], internal: list[InternalEvent]) -> asyncio.Future[None]:
+        """Write the whole batch, in log order; return what to await for
+        its confirms (raising if one failed, or an internal event routed
+        nowhere). One channel delivers in publish order, so batches sent one
+        after another keep each task's order while their confirms are
+        awaited together: a round trip per batch at most, overlapped. A
+        failed batch is sent again whole by the relay (at least once)."""
         if self._queues_missing and internal:
             await self.declare_queues(robust=False)  # e.g. a queue was deleted: restore it before publishing again
         assert self.channel is not None, "publish runs once connected"
         channel = cast(aiormq.Channel, await self.channel.get_underlay_channel())  # the robust channel's current one
         publishes = [self._pulse(m) for m in messages] + [self._internal(e) for e in internal]
         confirms: list[asyncio.Future] = []
-        async with asyncio.timeout(self.confirm_timeout):
-            for first in range(0, len(publishes), SLICE):
-                if first:
-                    await asyncio.sleep(0)  # a slice at a time: requests on this loop wait one slice at most
-                confirms += await _send(channel, publishes[first:first + SLICE])
-            results = await asyncio.gather(*confirms, return_exceptions=True)
+        try:
+            async with asyncio.timeout(self.confirm_timeout):
+                for first in range(0, len(publishes), SLICE):
+                    if first:
+                        await asyncio.sleep(0)  # a slice at a time: requests on this loop wait one slice at most
+                    confirms += await _send(channel, publishes[first:first + SLICE])
+        except BaseException:
+            for confirm in confirms:
+                confirm.cancel()
+            raise
+        return asyncio.ensure_future(self._confirmed(confirms, internal))
+
+    async def _confirmed(self, confirms: list[asyncio.Future], internal: list[InternalEvent]) -> None:
+        try:
+            async with asyncio.timeout(self.confirm_timeout):
+                results = await asyncio.gather(*confirms, return_exceptions=True)
+        finally:
+            for confirm in confirms:  # timed out: no late confirm may be left waiting
+                confirm.cancel()
         for result in results:
             if isinstance(result, BaseException):  # e.g. the channel closed: nacked, or never confirmed
                 raise result
-        for result, event in zip(results[len(messages):], internal):
+        for result, event in zip(results[len(results) - len(internal):], internal):
             if isinstance(result, aiormq.abc.DeliveredMessage):  # returned: no queue bound for it
                 self._unroutable(event)
 
