@@ -46,7 +46,8 @@ class Relay:
         self._aggregates: OrderedDict = OrderedDict()  # LRU: aggregate id -> state after its last relayed event
         self._wake = wake or asyncio.Event()  # set when new events are committed (bootstrap.Wakeups)
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._recording: asyncio.Future | None = None  # the position write in flight, if any
+        self._recording: asyncio.Future | None = None  # the position writes in flight, if any
+        self._to_record: int | None = None  # a confirmed position waiting for the write in flight
         self._backoff = 0.0  # the wait before retrying after a failed batch
 
     # ------------------------------------------------------------ wake-ups
@@ -154,12 +155,13 @@ class Relay:
         """Wait for a batch's confirms, then record its position."""
         await confirmed
         elapsed = time.perf_counter() - started
-        await self._recorded()  # the previous batch's write (its messages are out): one at a time, in order
+        if self._recording is not None and self._recording.done():
+            await self._recorded()  # a failed write fails the batch after it (retried)
         if self.after_publish is not None:
             await self.after_publish(last)
-        # the write runs while the next batch is read and published: a position is written only once its
-        # batch is confirmed, so a crash before the write publishes that batch again (at least once)
-        self._recording = asyncio.ensure_future(self._blocking(self._record, last))
+        # a position is written only once its batch is confirmed, so a crash before the write publishes
+        # that batch again (at least once); the write runs while the next batches are read and published
+        self._record_soon(last)
         self.position = last
         self._backoff = 0.0
         REGISTRY.observe("taskjournal_relay_publish_seconds", elapsed)
@@ -169,8 +171,26 @@ class Relay:
         log.debug("relayed", extra=fields(relay=self.name, position=last, events=count, messages=len(messages),
                                           seconds=round(elapsed, 4)))
 
+    def _record_soon(self, position: int) -> None:
+        """Write `position` after the write in flight, if any. One write at a
+        time, and only the newest position waiting: batches confirmed while a
+        write runs share the next one (fewer writes than batches under load)."""
+        self._to_record = position
+        if self._recording is None or self._recording.done():
+            self._recording = asyncio.ensure_future(self._record_newest())
+
+    async def _record_newest(self) -> None:
+        while self._to_record is not None:
+            position, self._to_record = self._to_record, None
+            try:
+                await self._blocking(self._record, position)
+            except Exception as error:  # the next confirmed batch fails on it, and is retried
+                log.warning("relay position write failed", exc_info=error,
+                            extra=fields(relay=self.name, position=position))
+                raise
+
     async def _recorded(self) -> None:
-        """Wait for the position write in flight; a failed one fails the batch after it (retried)."""
+        """Wait until the confirmed positions are written; raise if a write failed."""
         recording, self._recording = self._recording, None
         if recording is not None:
             await asyncio.shield(recording)

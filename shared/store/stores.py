@@ -204,6 +204,12 @@ class PostgresStore(SqlStore):
             curs.execute(sql, params)
             return [dict(row) for row in curs.fetchall()]
 
+    def record_relay_position(self, name: str, position: int) -> None:
+        """One statement is atomic on its own: sent on the pooled (autocommit)
+        connection, one round trip instead of three (ADR 0022)."""
+        with self.datastore.cursor() as curs:
+            curs.execute(self.relay_sql["record_relay_position"], {"name": name, "position": position})
+
     def _with_events_table(self, sql: str):
         from psycopg.sql import SQL, Identifier
 

@@ -11,6 +11,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 
 import aio_pika
@@ -355,3 +356,29 @@ async def test_a_failed_confirm_sends_that_batch_and_the_ones_after_it_again(tmp
     singles = [[name] for name in LIFECYCLE]  # batches 2-5 (batch 1, the group's definition, has no message)
     assert publisher.sent[:3] == [[], *singles[:2]]
     assert publisher.sent[-4:] == singles  # from the failed batch 2 again, to the end
+
+
+async def test_batches_confirmed_during_a_position_write_share_the_next_one(tmp_path):
+    """Position writes go one at a time; the batches confirmed meanwhile are
+    recorded by one write of the newest position, not one write each."""
+    journal = open_journal(None, str(tmp_path))
+    written, record = [], journal.store.record_relay_position
+
+    def slow_record(name, position):
+        time.sleep(0.2)
+        record(name, position)
+        written.append(position)
+
+    journal.store.record_relay_position = slow_record
+    Scenario().run_lifecycle(journal)  # 5 events, batches of one
+    running = Running(Relay(journal, InProcessBus(), batch_size=1))
+    try:
+        await until(lambda: running.relay.position == 5)
+        await until(lambda: written and written[-1] == 5)
+    finally:
+        await running.stop()
+    try:
+        assert written == sorted(written) and len(written) < 5  # e.g. [1, 5]
+        assert journal.store.relay_position("default") == 5
+    finally:
+        journal.close()
