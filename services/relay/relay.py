@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -49,6 +50,7 @@ class Relay:
         self._recording: asyncio.Future | None = None  # the position writes in flight, if any
         self._to_record: int | None = None  # a confirmed position waiting for the write in flight
         self._backoff = 0.0  # the wait before retrying after a failed batch
+        self._reading = threading.Lock()
 
     # ------------------------------------------------------------ wake-ups
     def wake(self) -> None:
@@ -204,6 +206,12 @@ class Relay:
         self.journal.store.record_relay_position(self.name, position)
 
     def _read_batch(self, position: int):
+        # one read at a time: a read abandoned by a failed pipeline may still run on its thread, and
+        # reads share the aggregate cache
+        with self._reading:
+            return self._read_batch_after(position)
+
+    def _read_batch_after(self, position: int):
         events = self.journal.events_after(position, self.batch_size)
         if not events:
             return None
