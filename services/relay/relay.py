@@ -141,7 +141,8 @@ class Relay:
                 await _first(stop.wait(), self._wake.wait(), timeout=self.poll_interval, also=lost)
 
     async def step(self) -> int:
-        """Relay one batch, confirmed and recorded; the number of events relayed."""
+        """Relay one batch and wait for its confirms (its position is written in the background); the
+        number of events relayed."""
         if self.position is None:
             await self._blocking(self.load_position)
         batch = await self._blocking(self._read_batch, self.position)
