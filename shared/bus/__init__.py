@@ -13,9 +13,6 @@ from .inprocess import InProcessBus
 
 
 class Publisher(Protocol):
-    async def publish(self, messages: list[PulseMessage], internal: list[InternalEvent]) -> None:
-        """Return only once every message is confirmed; raise otherwise."""
-
     async def send(self, messages: list[PulseMessage], internal: list[InternalEvent]) -> asyncio.Future[None]:
         """Write the batch (after every batch sent before it); return what to
         await for its confirms, which raises if one failed."""
