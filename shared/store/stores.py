@@ -69,6 +69,10 @@ class SqlStore(ReadModel):
             # to schema.sql (CREATE ... IF NOT EXISTS) reaches every database
             self.recorder.create_table()
             with self.datastore.transaction(commit=True) as curs:
+                # commits first take the event store's lock, then write to the read models' tables;
+                # the DDL's index statements lock those tables one by one: taken in another order, a
+                # process starting under load and a commit could each wait for the other (deadlock)
+                self._hold_writers(curs)
                 for create in statements("schema.sql", self.dialect).values():
                     curs.execute(create)
                 for version, upgrade in schema.upgrades(self.dialect):

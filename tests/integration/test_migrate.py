@@ -140,3 +140,44 @@ class application_role:
         with psycopg.connect(self.database_url, autocommit=True) as conn:
             conn.execute(f'DROP OWNED BY "{self.name}"')
             conn.execute(f'DROP ROLE "{self.name}"')
+
+
+
+def test_a_process_starting_while_others_commit_does_not_deadlock_with_them(postgres_url, tmp_path):
+    """A starting process runs the schema's idempotent DDL (`auto`): its
+    CREATE INDEX IF NOT EXISTS statements lock the read models' tables one
+    after another, while a commit holding the event store's lock writes to
+    them in another order. The DDL takes the event store's lock first, as
+    every commit does, so neither can wait for the other in a cycle (a
+    gateway restarted under load died of `deadlock detected`)."""
+    import threading
+    import time
+
+    open_journal(postgres_url, str(tmp_path / "first")).close()  # the schema exists
+    outcomes: dict[str, object] = {}
+
+    def run(name, work):
+        try:
+            work()
+            outcomes[name] = None
+        except Exception as error:
+            outcomes[name] = error
+
+    def commit():  # as a commit does: the event store's lock, then the read models' tables
+        with psycopg.connect(postgres_url) as conn:
+            conn.execute("LOCK TABLE taskjournal_events IN EXCLUSIVE MODE")
+            conn.execute("LOCK TABLE tj_history IN ROW EXCLUSIVE MODE")  # late in schema.sql
+            conn.execute("LOCK TABLE tj_tasks IN ROW EXCLUSIVE MODE")  # early in schema.sql
+
+    with psycopg.connect(postgres_url) as lease:  # a write of its own holds the DDL halfway (tj_pending)
+        lease.execute("LOCK TABLE tj_pending IN ROW EXCLUSIVE MODE")
+        starting = threading.Thread(target=run, args=("start", lambda: open_journal(
+            postgres_url, str(tmp_path / "second")).close()))
+        starting.start()
+        time.sleep(1.0)
+        committing = threading.Thread(target=run, args=("commit", commit))
+        committing.start()
+        time.sleep(0.5)
+    starting.join(30)
+    committing.join(30)
+    assert outcomes == {"start": None, "commit": None}
