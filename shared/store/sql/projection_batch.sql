@@ -9,16 +9,25 @@
 -- id is not known to the client when these are sent: a row names its event
 -- (event_id, event_version) and the statement looks the id up in {events},
 -- the event store's table, which the same transaction has just appended to.
+--
+-- Every table is reached through its index, never by a join the planner may
+-- choose for the JSON rows: it takes any set-returning function for 100 rows
+-- and a statement's cached generic plan then hashes the whole table (the
+-- event log, all tasks, the pending queue) on every commit, under the event
+-- store's lock. So the notification id is a scalar subquery (one index probe
+-- per row) and the task ids of rows to delete are given as `= ANY(ARRAY(...))`
+-- (an index scan). tests/integration/test_plans.py checks the plans.
 
 -- name: insert_task [postgres]
 INSERT INTO tj_tasks (task_id, task_group_id, task_queue_id, created_position, state, ever_completed, ever_resolved,
                       deadline, expires, definition, status)
-SELECT DISTINCT ON (r.task_id) r.task_id, r.task_group_id, r.task_queue_id, e.notification_id, r.state,
+SELECT DISTINCT ON (r.task_id) r.task_id, r.task_group_id, r.task_queue_id,
+       (SELECT e.notification_id FROM {events} e
+        WHERE e.originator_id = r.event_id AND e.originator_version = r.event_version), r.state,
        r.ever_completed, r.ever_resolved, r.deadline, r.expires, r.definition, r.status
 FROM ROWS FROM (jsonb_to_recordset(:rows::jsonb) AS (task_id text, task_group_id text, task_queue_id text,
      event_id uuid, event_version bigint, state text, ever_completed integer, ever_resolved integer,
      deadline bigint, expires bigint, definition text, status text)) WITH ORDINALITY AS r
-JOIN {events} e ON e.originator_id = r.event_id AND e.originator_version = r.event_version
 ORDER BY r.task_id, r.ordinality DESC
 ON CONFLICT (task_id) DO UPDATE SET state = excluded.state, status = excluded.status;
 
@@ -48,7 +57,7 @@ ON CONFLICT (task_id) DO UPDATE SET run_id = excluded.run_id, inserted = exclude
 WHERE tj_pending.run_id <> excluded.run_id OR tj_pending.priority <> excluded.priority;
 
 -- name: delete_pending [postgres]
-DELETE FROM tj_pending WHERE task_id IN (SELECT task_id FROM jsonb_to_recordset(:rows::jsonb) AS r(task_id text));
+DELETE FROM tj_pending WHERE task_id = ANY(ARRAY(SELECT task_id FROM jsonb_to_recordset(:rows::jsonb) AS r(task_id text)));
 
 -- name: upsert_claim [postgres]
 INSERT INTO tj_claims (task_id, run_id, task_queue_id, worker_group, worker_id, claimed, taken_until)
@@ -60,7 +69,7 @@ ON CONFLICT (task_id) DO UPDATE SET run_id = excluded.run_id, worker_group = exc
     worker_id = excluded.worker_id, claimed = excluded.claimed, taken_until = excluded.taken_until;
 
 -- name: delete_claim [postgres]
-DELETE FROM tj_claims WHERE task_id IN (SELECT task_id FROM jsonb_to_recordset(:rows::jsonb) AS r(task_id text));
+DELETE FROM tj_claims WHERE task_id = ANY(ARRAY(SELECT task_id FROM jsonb_to_recordset(:rows::jsonb) AS r(task_id text)));
 
 -- name: upsert_task_group [postgres]
 INSERT INTO tj_task_groups (task_group_id, scheduler_id, expires, sealed, view)
@@ -120,10 +129,11 @@ ON CONFLICT (task_id, run_id) DO NOTHING;
 
 -- name: insert_history [postgres]
 INSERT INTO tj_history (position, task_id, task_group_id, run_id, event, time, actor, reason, changes)
-SELECT e.notification_id, r.task_id, r.task_group_id, r.run_id, r.event, r.time, r.actor, r.reason, r.changes
+SELECT (SELECT e.notification_id FROM {events} e
+        WHERE e.originator_id = r.event_id AND e.originator_version = r.event_version),
+       r.task_id, r.task_group_id, r.run_id, r.event, r.time, r.actor, r.reason, r.changes
 FROM jsonb_to_recordset(:rows::jsonb) AS r(event_id uuid, event_version bigint, task_id text, task_group_id text,
      run_id integer, event text, time text, actor text, reason text, changes text)
-JOIN {events} e ON e.originator_id = r.event_id AND e.originator_version = r.event_version
 ON CONFLICT (position) DO NOTHING;
 
 -- name: advance_position [postgres]
