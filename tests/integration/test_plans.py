@@ -13,6 +13,7 @@ import psycopg
 import pytest
 
 from taskjournal.shared.journal import open_journal
+from taskjournal.shared.store.sql import statements
 
 pytestmark = pytest.mark.postgres
 
@@ -29,7 +30,7 @@ def store(module_postgres_url, tmp_path_factory):
 
 
 def _fill(conn, events: str) -> None:
-    """ROWS events, tasks, pending and claimed entries and history rows, analyzed."""
+    """ROWS events, tasks, dependencies, pending and claimed entries and history rows, analyzed."""
     conn.execute(f"INSERT INTO {events} (originator_id, originator_version, topic, state) "
                  f"SELECT gen_random_uuid(), 1, 'x', ''::bytea FROM generate_series(1, {ROWS})")
     conn.execute("INSERT INTO tj_tasks (task_id, task_group_id, task_queue_id, created_position, state, deadline, "
@@ -41,6 +42,8 @@ def _fill(conn, events: str) -> None:
                  f"taken_until) SELECT 't' || i, 0, 'p/w', 'g', 'w', 0, 0 FROM generate_series(1, {ROWS}) i")
     conn.execute("INSERT INTO tj_history (position, task_id, task_group_id, run_id, event, time, actor, changes) "
                  f"SELECT i, 't' || i, 'g', 0, 'e', '', 'a', '' FROM generate_series(1, {ROWS}) i")
+    conn.execute("INSERT INTO tj_dependencies (required_task_id, dependent_task_id, requires) "
+                 f"SELECT 't' || i, 't' || (i + 1), 'all-completed' FROM generate_series(1, {ROWS}) i")
     conn.execute("ANALYZE")
 
 
@@ -70,3 +73,18 @@ def test_a_generic_plan_is_what_the_test_sees(store):
               f"JOIN {events} e ON e.originator_id = r.event_id AND e.originator_version = r.v")
     with psycopg.connect(url, autocommit=True) as conn:
         assert f"Seq Scan on {events}" in _generic_plan(conn, joined)
+
+
+def test_ready_dependents_keeps_one_plan(store):
+    """The dependency-resolver asks this for every batch of resolved tasks:
+    planned again at each call it cost ten times its run."""
+    _, url = store
+    sql = statements("queries.sql", "postgres")["ready_dependents"].replace("%(task_ids)s", "$1")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SET plan_cache_mode = auto")
+        conn.execute(f"PREPARE ready(text[]) AS {sql}")
+        for i in range(10):
+            conn.execute(f"EXECUTE ready(ARRAY['t{i}', 't{i + 1}'])")
+        custom, generic = conn.execute("SELECT custom_plans, generic_plans FROM pg_prepared_statements "
+                                       "WHERE name = 'ready'").fetchone()
+    assert generic >= 5 and custom <= 5
