@@ -251,8 +251,11 @@ async def _start_dependency_resolver(process: Process) -> None:
     if not settings.amqp_url:
         process.bus.subscribe_internal(ROUTING_KEYS, handle)
         return
-    # at most a batch of events in hand: the events beyond stay in the queue, for other replicas
-    broker = dependency_consumer(settings.amqp_url, _dependency_queue(settings), handle, MAX_BATCH)
+    # at most a batch of events in hand (messages carry up to PACK events each): the events beyond
+    # stay in the queue, for other replicas
+    from taskjournal.shared.bus.rabbit import PACK
+
+    broker = dependency_consumer(settings.amqp_url, _dependency_queue(settings), handle, max(1, MAX_BATCH // PACK))
     await _retrying("RabbitMQ (dependency-resolver)", broker.start)
     process.intake.append(broker.stop)  # a drain stops consuming first, finishing the events in hand
 
@@ -270,9 +273,10 @@ async def _start_dependency_resolver(process: Process) -> None:
 def dependency_consumer(amqp_url: str, queue: ServiceQueue, handle: Callable[[dict], Awaitable[None]],
                         in_flight: int):
     """A FastStream broker consuming `queue`. Its subscriber handles every
-    event it is given at once, so the channel's prefetch bounds how many
-    events a process holds: the rest wait in the queue, where other replicas
-    take them and the backlog gauge counts them (ADR 0017)."""
+    message it is given at once, so the channel's prefetch (`in_flight`
+    messages) bounds how many events a process holds: the rest wait in the
+    queue, where other replicas take them and the backlog gauge counts them
+    (ADR 0017)."""
     from faststream.rabbit import Channel, RabbitBroker
 
     from taskjournal.shared.bus.consumer import service_subscriber

@@ -90,7 +90,7 @@ def service_subscriber(broker: RabbitBroker, queue: ServiceQueue, handler: Calla
         message = broker.context.get_local("message")
         attempt = _delivery_count(message) + 1
         try:
-            await handler(orjson.loads(body))
+            await _handle_each(handler, orjson.loads(body))
         except Exception as error:
             _record_failure(queue, message, attempt, error)
             if attempt >= max_attempts:
@@ -102,6 +102,18 @@ def service_subscriber(broker: RabbitBroker, queue: ServiceQueue, handler: Calla
     # FastStream's default (REJECT_ON_ERROR) would drop the event on an error.
     return broker.subscriber(rabbit_queue(queue, queue.routing_keys[0]), EVENTS_EXCHANGE,
                              ack_policy=AckPolicy.NACK_ON_ERROR, decoder=_body)(consume)
+
+
+async def _handle_each(handler: Callable[[dict], Awaitable[None]], decoded: Any) -> None:
+    """One event (a JSON object) or a pack of them (an array, see
+    shared/bus/rabbit.py): each handled at once; the first failure raises
+    once all are done, and the whole message comes back (handlers are idempotent)."""
+    if not isinstance(decoded, list):
+        await handler(decoded)
+        return
+    for outcome in await asyncio.gather(*(handler(event) for event in decoded), return_exceptions=True):
+        if isinstance(outcome, BaseException):
+            raise outcome
 
 
 async def _body(message) -> bytes:
@@ -120,9 +132,13 @@ def _describe(message) -> dict:
         body = orjson.loads(message.body)
     except orjson.JSONDecodeError:
         body = {}
-    body = body if isinstance(body, dict) else {}
-    return {"routingKey": message.raw_message.routing_key, "taskId": body.get("id"),
-            "position": body.get("position")}
+    events = [e for e in (body if isinstance(body, list) else [body]) if isinstance(e, dict)]
+    if len(events) > 1:  # a pack: every event's
+        return {"routingKey": message.raw_message.routing_key, "taskId": [e.get("id") for e in events],
+                "position": [e.get("position") for e in events]}
+    event = events[0] if events else {}
+    return {"routingKey": message.raw_message.routing_key, "taskId": event.get("id"),
+            "position": event.get("position")}
 
 
 def _record_failure(queue: ServiceQueue, message, attempt: int, error: Exception) -> None:

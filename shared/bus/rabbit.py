@@ -2,7 +2,12 @@
 Taskcluster exchanges and the internal `taskjournal.events` exchange. The
 publisher also declares the service queues internal events are for, so
 none is published before its queue exists, and an internal event that still
-routes nowhere fails the publish (the relay retries the batch)."""
+routes nowhere fails the publish (the relay retries the batch).
+
+Consecutive internal events of one routing key go as one message, a JSON
+array of up to PACK events (a lone event stays a JSON object): a consumer
+pays its broker's per-message cost (delivery, FastStream's handling, the
+ack) once per pack, not once per event (ADR 0017)."""
 
 import asyncio
 import logging
@@ -35,6 +40,7 @@ log = logging.getLogger("taskjournal.bus")
 REGISTRY.describe("taskjournal_bus_unroutable_total", "counter",
                   "internal events no service queue was bound for, by routing key (the batch is retried)",
                   labels=("routing_key",))
+PACK = 16  # internal events sent as one message at most
 SLICE = 50  # messages marshalled and sent per turn of the event loop (a batch is up to 500 events, more messages)
 RECONNECT_INTERVAL = 1.0  # seconds between reconnection attempts (aio-pika's default is 5)
 
@@ -146,7 +152,8 @@ class RabbitPublisher:
             await self.declare_queues(robust=False)  # e.g. a queue was deleted: restore it before publishing again
         assert self.channel is not None, "publish runs once connected"
         channel = cast(aiormq.Channel, await self.channel.get_underlay_channel())  # the robust channel's current one
-        publishes = [self._pulse(m) for m in messages] + [self._internal(e) for e in internal]
+        packs = _packs(internal)
+        publishes = [self._pulse(m) for m in messages] + [self._internal(pack) for pack in packs]
         confirms: list[asyncio.Future] = []
         try:
             async with asyncio.timeout(self.confirm_timeout):
@@ -158,9 +165,9 @@ class RabbitPublisher:
             for confirm in confirms:
                 confirm.cancel()
             raise
-        return asyncio.ensure_future(self._confirmed(confirms, internal))
+        return asyncio.ensure_future(self._confirmed(confirms, packs))
 
-    async def _confirmed(self, confirms: list[asyncio.Future], internal: list[InternalEvent]) -> None:
+    async def _confirmed(self, confirms: list[asyncio.Future], packs: list[list[InternalEvent]]) -> None:
         try:
             async with asyncio.timeout(self.confirm_timeout):
                 results = await asyncio.gather(*confirms, return_exceptions=True)
@@ -170,9 +177,9 @@ class RabbitPublisher:
         for result in results:
             if isinstance(result, BaseException):  # e.g. the channel closed: nacked, or never confirmed
                 raise result
-        for result, event in zip(results[len(results) - len(internal):], internal):
+        for result, pack in zip(results[len(results) - len(packs):], packs):
             if isinstance(result, aiormq.abc.DeliveredMessage):  # returned: no queue bound for it
-                self._unroutable(event)
+                self._unroutable(pack[0])
 
     def _message_id(self) -> str:
         """Unique per message (aiormq matches returns to messages by it); cheaper than the uuid4 aiormq makes."""
@@ -183,10 +190,11 @@ class RabbitPublisher:
         properties = Properties(headers={"CC": list(m.cc)}, message_id=self._message_id(), **_PROPERTIES)
         return _Publish(m.exchange, m.routing_key, orjson.dumps(m.body), properties, False)
 
-    def _internal(self, e: InternalEvent) -> "_Publish":
-        properties = Properties(message_type=e.routing_key, message_id=self._message_id(), **_PROPERTIES)
-        return _Publish(INTERNAL_EXCHANGE, internal_key(self.instance, e.routing_key), orjson.dumps(e.body),
-                        properties, True)
+    def _internal(self, pack: list[InternalEvent]) -> "_Publish":
+        key = pack[0].routing_key
+        properties = Properties(message_type=key, message_id=self._message_id(), **_PROPERTIES)
+        body = orjson.dumps(pack[0].body if len(pack) == 1 else [e.body for e in pack])
+        return _Publish(INTERNAL_EXCHANGE, internal_key(self.instance, key), body, properties, True)
 
     def _unroutable(self, e: InternalEvent) -> None:
         key = internal_key(self.instance, e.routing_key)
@@ -195,6 +203,17 @@ class RabbitPublisher:
                     extra=fields(routingKey=key, position=e.body.get("position"), taskId=e.body.get("id")))
         self._queues_missing = True
         raise UnroutableEvent(f"no queue is bound for internal event {key!r} (position {e.body.get('position')})")
+
+
+def _packs(internal: list[InternalEvent]) -> list[list[InternalEvent]]:
+    """Runs of consecutive events with one routing key, PACK events at most each, in order."""
+    packs: list[list[InternalEvent]] = []
+    for event in internal:
+        if packs and packs[-1][0].routing_key == event.routing_key and len(packs[-1]) < PACK:
+            packs[-1].append(event)
+        else:
+            packs.append([event])
+    return packs
 
 
 class _Publish(NamedTuple):

@@ -78,7 +78,7 @@ async def test_a_batch_of_many_slices_arrives_whole_in_order_and_leaves_no_bookk
     """The publisher writes each slice of a batch at once, past aiormq's
     basic_publish: every message is confirmed, they arrive in batch order,
     and no confirm or returned-message entry is left on the channel."""
-    from taskjournal.shared.bus.rabbit import SLICE
+    from taskjournal.shared.bus.rabbit import PACK, SLICE
 
     tag = unique()
     key = f"Probe{tag}.Happened"
@@ -95,9 +95,11 @@ async def test_a_batch_of_many_slices_arrives_whole_in_order_and_leaves_no_bookk
         await publisher.publish(messages, events)
     finally:
         del underlay.write_queue.put
-    assert len(writes) == -(-2 * count // SLICE)  # one write per slice, not one (and a drain) per message
+    packs = -(-count // PACK)  # the internal events go PACK to a message
+    assert len(writes) == -(-(count + packs) // SLICE)  # one write per slice, not one (and a drain) per message
     assert [orjson.loads(m.body)["i"] for m in await receive(public, count)] == list(range(count))
-    assert [orjson.loads(m.body)["position"] for m in await receive(internal, count)] == list(range(count))
+    bodies = [orjson.loads(m.body) for m in await receive(internal, packs)]
+    assert [event["position"] for pack in bodies for event in pack] == list(range(count))
     assert not underlay.confirmations and not underlay.message_id_delivery_tag
     await publisher.publish(messages[:1], events[:1])  # the channel's delivery tags still match the broker's
     assert len(await receive(public, 1)) == 1

@@ -307,6 +307,50 @@ async def test_an_event_failing_twice_then_succeeding_is_handled_once(instance, 
     assert await receive(service, 0) == []
 
 
+async def test_consecutive_events_travel_as_packs_and_each_is_handled(instance, amqp_url, channel):
+    """A batch's RunResolved events go PACK to a message (a lone one stays an
+    object); the consumer hands the handler every event of a pack."""
+    from taskjournal.shared.bus.rabbit import PACK
+
+    queue = resolver_queue(instance)
+    count = PACK + 1
+    async with RabbitPublisher(amqp_url, instance=instance, queues=[queue]) as publisher:
+        await publisher.publish([], [resolved(f"t{i}", i) for i in range(count)])
+    service = await channel.declare_queue(queue.name, passive=True)
+    assert service.declaration_result.message_count == 2
+
+    calls, done = [], asyncio.Event()
+
+    async def handler(body: dict) -> None:
+        calls.append(body["position"])
+        if len(calls) == count:
+            done.set()
+
+    await _consume(amqp_url, queue, handler, done)
+    assert sorted(calls) == list(range(count))
+
+
+async def test_a_pack_with_a_failing_event_comes_back_whole(instance, amqp_url, channel):
+    """One event of a pack fails: the others are handled, the message comes
+    back, and the next delivery hands every event again (handlers are idempotent)."""
+    queue = resolver_queue(instance)
+    calls, handled = [], asyncio.Event()
+
+    async def flaky(body: dict) -> None:
+        calls.append(body["id"])
+        if body["id"] == "b" and calls.count("b") == 1:
+            raise RuntimeError("not yet")
+        if calls.count("b") == 2 and len(calls) == 6:
+            handled.set()
+
+    async with RabbitPublisher(amqp_url, instance=instance, queues=[queue]) as publisher:
+        await publisher.publish([], [resolved("a", 1), resolved("b", 2), resolved("c", 3)])
+    await _consume(amqp_url, queue, flaky, handled, retry_delay=0.05, max_attempts=3)
+    assert sorted(calls) == ["a", "a", "b", "b", "c", "c"]
+    service = await channel.declare_queue(queue.name, passive=True)
+    assert await receive(service, 0) == []
+
+
 async def test_dead_letters_can_be_listed_and_requeued_once_the_cause_is_fixed(instance, amqp_url, channel):
     from taskjournal.shared.bus.deadletter import list_dead_letters, requeue_dead_letters
 
