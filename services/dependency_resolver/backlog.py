@@ -1,6 +1,6 @@
 """The dependency-resolver's backlog, for an autoscaler: how many messages wait
 in its queue (a passive declare answers with the count of ready messages;
-each holds one event or a pack of up to 16, shared/bus/rabbit.py),
+each holds one event or a pack of up to PACK, shared/bus/rabbit.py),
 published as the gauge `taskjournal_dependency_events_backlog`."""
 
 import asyncio
@@ -8,11 +8,14 @@ import logging
 
 import aio_pika
 
+from taskjournal.shared.bus.rabbit import PACK
 from taskjournal.shared.metrics import REGISTRY
 
 log = logging.getLogger("taskjournal.dependency-resolver")
 EVENTS_BACKLOG = "taskjournal_dependency_events_backlog"
-REGISTRY.describe(EVENTS_BACKLOG, "gauge", "messages (an internal event or a pack of up to 16) waiting in the dependency-resolver's queue", labels=())
+REGISTRY.describe(EVENTS_BACKLOG, "gauge",
+                  f"messages (an internal event or a pack of up to {PACK}) waiting in the dependency-resolver's queue",
+                  labels=())
 
 
 async def watch(amqp_url: str, queue_name: str, interval: float) -> None:
