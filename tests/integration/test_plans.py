@@ -18,6 +18,7 @@ from taskjournal.shared.store.sql import statements
 pytestmark = pytest.mark.postgres
 
 ROWS = 20_000
+PARAMETER = re.compile(r"%\((\w+)\)s")  # psycopg's named style, as shared/store/sql writes it
 
 
 @pytest.fixture(scope="module")
@@ -48,10 +49,20 @@ def _fill(conn, events: str) -> None:
 
 
 def _generic_plan(conn, sql: str) -> str:
+    """The plan PostgreSQL keeps for `sql` (psycopg's named parameters; their
+    types inferred from the statement)."""
+    names: list[str] = []
+
+    def numbered(match: re.Match) -> str:
+        if match.group(1) not in names:
+            names.append(match.group(1))
+        return f"${names.index(match.group(1)) + 1}"
+
     conn.execute("SET plan_cache_mode = force_generic_plan")
-    conn.execute(f"PREPARE statement(text) AS {sql.replace('%(rows)s', '$1')}")
+    conn.execute(f"PREPARE statement AS {PARAMETER.sub(numbered, sql)}")
     try:
-        return "\n".join(row[0] for row in conn.execute("EXPLAIN EXECUTE statement(NULL)"))
+        nulls = f"({', '.join(['NULL'] * len(names))})" if names else ""
+        return "\n".join(row[0] for row in conn.execute(f"EXPLAIN EXECUTE statement{nulls}"))
     finally:
         conn.execute("DEALLOCATE statement")
 
@@ -62,6 +73,18 @@ def test_every_projection_statement_reaches_tables_by_index(store):
     assert {"insert_task", "update_task", "delete_pending", "delete_claim", "insert_history"} <= set(statements)
     with psycopg.connect(url, autocommit=True) as conn:
         scans = {name: re.findall(r"Seq Scan on (\w+)", _generic_plan(conn, sql)) for name, sql in statements.items()}
+    assert {name: tables for name, tables in scans.items() if tables} == {}
+
+
+def test_leases_reach_their_rows_by_index(store):
+    """claimWork's pending leases and the resolvers' leases, on one queue of
+    many pending tasks and a table of due claims: each call took its few
+    rows by index, then joined them back with a scan of the whole table."""
+    _, url = store
+    queries = statements("queries.sql", "postgres")
+    with psycopg.connect(url, autocommit=True) as conn:
+        scans = {name: re.findall(r"Seq Scan on (\w+)", _generic_plan(conn, queries[name]))
+                 for name in ("lease_pending", "lease_expired_claims", "lease_past_deadline")}
     assert {name: tables for name, tables in scans.items() if tables} == {}
 
 

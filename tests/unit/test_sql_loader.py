@@ -1,5 +1,5 @@
 """The named-statement loader of shared/store/sql: names, parameter style per
-dialect, dialect-only statements and placeholders."""
+dialect and dialect-only statements."""
 
 import pytest
 
@@ -20,12 +20,6 @@ def test_parameters_become_pyformat_on_postgres_and_stay_named_on_sqlite():
         "SELECT position FROM tj_relay_position WHERE name = %(name)s")
     assert statements("relay.sql", "sqlite")["relay_position"] == (
         "SELECT position FROM tj_relay_position WHERE name = :name")
-
-
-def test_skip_locked_placeholder_per_dialect():
-    assert "FOR UPDATE SKIP LOCKED" in statements("queries.sql", "postgres")["lease_pending"]
-    sqlite = statements("queries.sql", "sqlite")["lease_pending"]
-    assert "SKIP LOCKED" not in sqlite and "{skip_locked}" not in sqlite
 
 
 def test_dialect_tagged_statements_appear_only_for_their_dialect():

@@ -20,13 +20,12 @@ def statements(file: str, dialect: str) -> dict[str, str]:
     if dialect not in DIALECTS:
         raise ValueError(f"unknown SQL dialect {dialect!r}")
     parts = _NAME.split((_HERE / file).read_text())[1:]
-    skip_locked = "FOR UPDATE SKIP LOCKED" if dialect == "postgres" else ""
     found = {}
     for name, only, body in zip(parts[::3], parts[1::3], parts[2::3]):
         if only is not None and only != dialect:
             continue
         sql = "\n".join(line for line in body.strip().splitlines() if not line.startswith("--"))
-        sql = sql.replace("{skip_locked}", skip_locked).rstrip(";")
+        sql = sql.rstrip(";")
         if dialect == "postgres":
             sql = _PARAM.sub(r"%(\1)s", sql)
         found[name] = sql

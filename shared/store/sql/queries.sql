@@ -49,11 +49,13 @@ SELECT task_id FROM tj_tasks WHERE deadline <= :now AND state IN ('unscheduled',
 -- Take up to :limit expired claims that no resolver holds, until :lease_until:
 -- replicas take disjoint batches (SKIP LOCKED, and a leased row no longer
 -- qualifies); the Task aggregate still decides each expiry (ADR 0017).
+-- The ids come as an array: a join with them may hash the whole table
+-- (projection_batch.sql says why).
 UPDATE tj_claims SET leased_until = :lease_until
-WHERE task_id IN (
+WHERE task_id = ANY(ARRAY(
     SELECT task_id FROM tj_claims WHERE taken_until <= :now AND leased_until < :now
     ORDER BY taken_until LIMIT :limit FOR UPDATE SKIP LOCKED
-)
+))
 RETURNING task_id, run_id, taken_until;
 
 -- name: lease_expired_claims [sqlite]
@@ -64,11 +66,11 @@ ORDER BY taken_until LIMIT :limit;
 -- name: lease_past_deadline [postgres]
 -- The deadline resolver's share, as lease_expired_claims.
 UPDATE tj_tasks SET leased_until = :lease_until
-WHERE task_id IN (
+WHERE task_id = ANY(ARRAY(
     SELECT task_id FROM tj_tasks
     WHERE deadline <= :now AND state IN ('unscheduled', 'pending', 'running') AND leased_until < :now
     ORDER BY deadline LIMIT :limit FOR UPDATE SKIP LOCKED
-)
+))
 RETURNING task_id;
 
 -- name: lease_past_deadline [sqlite]
@@ -82,14 +84,25 @@ SELECT COUNT(*) AS n FROM tj_claims WHERE taken_until <= :now;
 -- name: position
 SELECT position FROM tj_position WHERE name = 'inline';
 
--- name: lease_pending
+-- name: lease_pending [postgres]
 -- Take up to :limit claimable entries for a short lease, highest priority
 -- first, oldest first; the Task aggregate decides whether each claim holds.
+-- The ids come as an array: joined with them, a queue of many pending tasks
+-- was scanned whole at every claimWork (projection_batch.sql says why).
+UPDATE tj_pending SET leased_until = :lease_until
+WHERE task_id = ANY(ARRAY(
+    SELECT task_id FROM tj_pending
+    WHERE task_queue_id = :task_queue_id AND leased_until < :now AND deadline > :now
+    ORDER BY priority DESC, inserted, task_id LIMIT :limit FOR UPDATE SKIP LOCKED
+))
+RETURNING task_id, run_id, priority, inserted;
+
+-- name: lease_pending [sqlite]
 UPDATE tj_pending SET leased_until = :lease_until
 WHERE task_id IN (
     SELECT task_id FROM tj_pending
     WHERE task_queue_id = :task_queue_id AND leased_until < :now AND deadline > :now
-    ORDER BY priority DESC, inserted, task_id LIMIT :limit {skip_locked}
+    ORDER BY priority DESC, inserted, task_id LIMIT :limit
 )
 RETURNING task_id, run_id, priority, inserted;
 
